@@ -1,0 +1,164 @@
+//! The binding index: which listener bindings and which replier a message
+//! name reaches.
+//!
+//! Lookups cost a handful of hash probes per word of the message name and
+//! never scan unrelated bindings: exact bindings are found by the whole name,
+//! `%` bindings by the name's parent, `*` bindings by each proper prefix
+//! (skipped entirely while no binding of that kind exists). So a bus with
+//! 100,000 bindings routes a message as fast as an empty one.
+//!
+//! Replier precedence: exact beats `%`, which beats `*`; among `*` repliers
+//! the longest prefix wins (there is at most one replier per pattern string,
+//! hence per prefix and kind).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::name::{PatternKind, any_words_prefixes, parent};
+use crate::{EndpointId, Hasher};
+
+/// Identifies one binding for its whole life (never reused on a bus).
+pub(crate) type BindingId = u64;
+
+/// One binding of an endpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct Binding {
+    /// The endpoint that bound.
+    pub endpoint: EndpointId,
+    /// The pattern as bound (`$.a.*`).
+    pub pattern: Arc<str>,
+    /// The pattern without its wildcard word (`$.a`), or the whole name.
+    pub prefix: Arc<str>,
+    /// Exact, `%` or `*`.
+    pub kind: PatternKind,
+    /// Replier or listener.
+    pub replier: bool,
+}
+
+fn slot(kind: PatternKind) -> usize {
+    match kind {
+        PatternKind::Exact => 0,
+        PatternKind::OneWord => 1,
+        PatternKind::AnyWords => 2,
+    }
+}
+
+/// The bindings of one bus, indexed for routing.
+#[derive(Debug)]
+pub(crate) struct BindingIndex {
+    bindings: HashMap<BindingId, Binding, Hasher>,
+    next_id: BindingId,
+    /// Listener bindings by kind, then prefix; in binding order.
+    listeners: [HashMap<Arc<str>, Vec<BindingId>, Hasher>; 3],
+    /// Replier bindings by kind, then prefix (at most one each).
+    repliers: [HashMap<Arc<str>, BindingId, Hasher>; 3],
+}
+
+impl BindingIndex {
+    pub(crate) fn new(hasher: &Hasher) -> Self {
+        let h = || hasher.clone();
+        BindingIndex {
+            bindings: HashMap::with_hasher(h()),
+            next_id: 1,
+            listeners: [(); 3].map(|_| HashMap::with_hasher(h())),
+            repliers: [(); 3].map(|_| HashMap::with_hasher(h())),
+        }
+    }
+
+    pub(crate) fn get(&self, id: BindingId) -> Option<&Binding> {
+        self.bindings.get(&id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bindings.len()
+    }
+
+    pub(crate) fn replier_count(&self) -> usize {
+        self.repliers.iter().map(HashMap::len).sum()
+    }
+
+    /// The replier binding for exactly this pattern, if any.
+    pub(crate) fn replier_for_pattern(&self, kind: PatternKind, prefix: &str) -> Option<BindingId> {
+        self.repliers[slot(kind)].get(prefix).copied()
+    }
+
+    /// Every replier binding, in no particular order.
+    pub(crate) fn replier_bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.repliers
+            .iter()
+            .flat_map(|m| m.values())
+            .filter_map(|id| self.bindings.get(id))
+    }
+
+    /// Adds a binding. The caller has checked replier uniqueness.
+    pub(crate) fn insert(&mut self, binding: Binding) -> BindingId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let s = slot(binding.kind);
+        if binding.replier {
+            let old = self.repliers[s].insert(binding.prefix.clone(), id);
+            debug_assert!(old.is_none(), "replier uniqueness checked by caller");
+        } else {
+            self.listeners[s]
+                .entry(binding.prefix.clone())
+                .or_default()
+                .push(id);
+        }
+        self.bindings.insert(id, binding);
+        id
+    }
+
+    /// Removes a binding.
+    pub(crate) fn remove(&mut self, id: BindingId) -> Option<Binding> {
+        let b = self.bindings.remove(&id)?;
+        let s = slot(b.kind);
+        if b.replier {
+            self.repliers[s].remove(&*b.prefix);
+        } else if let Some(v) = self.listeners[s].get_mut(&*b.prefix) {
+            v.retain(|&x| x != id);
+            if v.is_empty() {
+                self.listeners[s].remove(&*b.prefix);
+            }
+        }
+        Some(b)
+    }
+
+    /// The replier that a request to `name` reaches.
+    pub(crate) fn replier(&self, name: &str) -> Option<BindingId> {
+        if let Some(&id) = self.repliers[0].get(name) {
+            return Some(id);
+        }
+        if !self.repliers[1].is_empty() {
+            if let Some(&id) = self.repliers[1].get(parent(name)) {
+                return Some(id);
+            }
+        }
+        if !self.repliers[2].is_empty() {
+            for p in any_words_prefixes(name) {
+                if let Some(&id) = self.repliers[2].get(p) {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Appends every listener binding that matches `name` to `out`.
+    pub(crate) fn listeners(&self, name: &str, out: &mut Vec<BindingId>) {
+        if let Some(v) = self.listeners[0].get(name) {
+            out.extend_from_slice(v);
+        }
+        if !self.listeners[1].is_empty() {
+            if let Some(v) = self.listeners[1].get(parent(name)) {
+                out.extend_from_slice(v);
+            }
+        }
+        if !self.listeners[2].is_empty() {
+            for p in any_words_prefixes(name) {
+                if let Some(v) = self.listeners[2].get(p) {
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+    }
+}

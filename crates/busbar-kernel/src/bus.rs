@@ -1,0 +1,1096 @@
+//! One bus: endpoints, bindings, the serial counter, routing and delivery.
+//!
+//! Every operation either fails with no observable effect or completes
+//! entirely; a send is planned (every recipient checked) before any copy is
+//! queued, so delivery of one send is atomic.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::mem;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::binding::{Binding, BindingId, BindingIndex};
+use crate::endpoint::{Endpoint, Pending, Queued, SendState};
+use crate::message::synthetic;
+use crate::name::{PatternKind, check_message_name, parse_pattern, pattern_matches};
+use crate::{
+    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Hasher, Host,
+    Level, Message, MessageId, Nanos, Outgoing, ReplierBindEvent, SendArgs, SendOutcome,
+};
+
+/// The smallest maximum message size a bus accepts.
+pub const MIN_MAX_MESSAGE_SIZE: u32 = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The requester's copy of a reply (uses its reserved slot).
+    Requester,
+    /// The replier's copy of a request (`WANT_YOU_TO_REPLY`).
+    Replier,
+    /// A listener's copy.
+    Listener,
+    /// A listener copy that did not fit: counted as lost.
+    Lost,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Planned {
+    ep: EndpointId,
+    role: Role,
+    cause: Option<BindingId>,
+}
+
+/// What to do when a listener's queue is full.
+#[derive(Clone, Copy, Debug)]
+enum WhenFull {
+    /// Skip it, counting the loss.
+    Skip,
+    /// Fail the whole send with this error.
+    Fail(Errno),
+}
+
+/// Settings a bus starts with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BusConfig {
+    pub default_queue_limit: u32,
+    pub max_message_size: u32,
+    pub absolute_max_message_size: u32,
+    pub set_aside_limit: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Bus {
+    id: BusId,
+    hasher: Hasher,
+    config: BusConfig,
+    endpoints: HashMap<EndpointId, Endpoint, Hasher>,
+    next_endpoint: u32,
+    next_serial: u32,
+    index: BindingIndex,
+    max_message_size: u32,
+    bind_events: bool,
+    /// Replier unbind events that did not fit, oldest first.
+    set_aside: VecDeque<(EndpointId, Message)>,
+    /// The set-aside list overflowed; nothing more is kept until it empties.
+    tragic: bool,
+    /// Endpoints already given an `UnbindEventsLost` since the list went tragic.
+    tragic_told: HashSet<EndpointId, Hasher>,
+    /// Endpoints with a pending send, in the order they went pending.
+    pending: VecDeque<EndpointId>,
+    // Scratch buffers reused by every send.
+    plan: Vec<Planned>,
+    matched: Vec<BindingId>,
+}
+
+fn bus_creds() -> Credentials {
+    Credentials::default()
+}
+
+impl Bus {
+    pub(crate) fn new(id: BusId, config: BusConfig, hasher: Hasher) -> Self {
+        Bus {
+            id,
+            index: BindingIndex::new(&hasher),
+            endpoints: HashMap::with_hasher(hasher.clone()),
+            tragic_told: HashSet::with_hasher(hasher.clone()),
+            hasher,
+            config,
+            next_endpoint: 1,
+            next_serial: 1,
+            max_message_size: config.max_message_size,
+            bind_events: false,
+            set_aside: VecDeque::new(),
+            tragic: false,
+            pending: VecDeque::new(),
+            plan: Vec::new(),
+            matched: Vec::new(),
+        }
+    }
+
+    fn ep(&self, id: EndpointId) -> Result<&Endpoint, Errno> {
+        self.endpoints.get(&id).ok_or(Errno::ENOENT)
+    }
+
+    fn ep_mut(&mut self, id: EndpointId) -> Result<&mut Endpoint, Errno> {
+        self.endpoints.get_mut(&id).ok_or(Errno::ENOENT)
+    }
+
+    fn take_serial(&mut self) -> u32 {
+        let s = self.next_serial;
+        self.next_serial = match s.wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        s
+    }
+
+    fn fresh_id(&mut self) -> MessageId {
+        MessageId {
+            network: 0,
+            serial: self.take_serial(),
+        }
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    // ----- endpoints -------------------------------------------------------
+
+    pub(crate) fn open<H: Host>(
+        &mut self,
+        host: &mut H,
+        creds: Credentials,
+    ) -> Result<EndpointId, Errno> {
+        let id = EndpointId(self.next_endpoint);
+        self.next_endpoint = self.next_endpoint.checked_add(1).ok_or(Errno::ENOMEM)?;
+        let ep = Endpoint::new(creds, self.config.default_queue_limit, &self.hasher);
+        self.endpoints.insert(id, ep);
+        host.log(
+            Level::Debug,
+            format_args!(
+                "bus {} endpoint {id} open (pid {} uid {})",
+                self.id, creds.pid, creds.uid
+            ),
+        );
+        Ok(id)
+    }
+
+    /// Closes an endpoint in KBUS's order: pending send dropped, outstanding
+    /// requests forgotten, queue drained (unread requests answered
+    /// `GoneAway`), bindings removed (replier unbinds reported), set-aside
+    /// events dropped, owed requests answered `Ignored`.
+    pub(crate) fn close<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        _: (),
+    ) -> Result<(), Errno> {
+        let mut ep = self.endpoints.remove(&id).ok_or(Errno::ENOENT)?;
+        // 1 + 2: the pending send and the reservations go with the endpoint.
+        if matches!(ep.send, SendState::Pending(_)) {
+            self.pending.retain(|&e| e != id);
+        }
+        // 3: drain the queue.
+        for q in mem::take(&mut ep.queue) {
+            if q.msg.wants_us_to_reply() {
+                self.synthetic_reply(host, synthetic::GONE_AWAY, id, q.msg.from, q.msg.id);
+            }
+        }
+        // 4: remove bindings, newest first.
+        for &bid in ep.bindings.iter().rev() {
+            if let Some(b) = self.index.remove(bid) {
+                if b.replier && self.bind_events {
+                    self.bind_event_on_close(host, id, &b.pattern);
+                }
+            }
+        }
+        // 5: set-aside events addressed to it.
+        if ep.set_aside > 0 {
+            self.drop_set_aside(id);
+        }
+        // 6: owed requests, in id order.
+        let mut owed: Vec<_> = ep.owed.drain().collect();
+        owed.sort_unstable();
+        for (req, requester) in owed {
+            self.synthetic_reply(host, synthetic::IGNORED, id, requester, req);
+        }
+        host.log(
+            Level::Debug,
+            format_args!("bus {} endpoint {id} closed", self.id),
+        );
+        Ok(())
+    }
+
+    // ----- bindings --------------------------------------------------------
+
+    pub(crate) fn bind<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        args: BindArgs,
+    ) -> Result<(), Errno> {
+        self.ep(id)?;
+        let p = parse_pattern(&args.name)?;
+        let (kind, prefix) = (p.kind, p.prefix);
+        if args.replier {
+            if &*args.name == synthetic::REPLIER_BIND_EVENT {
+                return Err(Errno::EBADMSG);
+            }
+            if self.index.replier_for_pattern(kind, prefix).is_some() {
+                return Err(Errno::EADDRINUSE);
+            }
+            if self.bind_events {
+                self.broadcast_bind_event(host, true, id, &args.name)?;
+            }
+        }
+        let prefix: Arc<str> = if kind == PatternKind::Exact {
+            args.name.clone()
+        } else {
+            Arc::from(prefix)
+        };
+        let bid = self.index.insert(Binding {
+            endpoint: id,
+            pattern: args.name.clone(),
+            prefix,
+            kind,
+            replier: args.replier,
+        });
+        self.ep_mut(id)?.bindings.push(bid);
+        host.log(
+            Level::Debug,
+            format_args!(
+                "bus {} endpoint {id} bound {} as {}",
+                self.id,
+                args.name,
+                if args.replier { "replier" } else { "listener" }
+            ),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn unbind<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        args: BindArgs,
+    ) -> Result<(), Errno> {
+        let ep = self.ep(id)?;
+        parse_pattern(&args.name)?;
+        let pos = ep
+            .bindings
+            .iter()
+            .rposition(|&bid| {
+                self.index
+                    .get(bid)
+                    .is_some_and(|b| b.replier == args.replier && b.pattern == args.name)
+            })
+            .ok_or(Errno::EINVAL)?;
+        if args.replier && self.bind_events {
+            self.broadcast_bind_event(host, false, id, &args.name)?;
+        }
+        let ep = self.ep_mut(id)?;
+        let bid = ep.bindings.remove(pos);
+        self.index.remove(bid);
+        self.remove_caused_by(host, id, bid);
+        if !args.replier && pattern_matches(&args.name, synthetic::REPLIER_BIND_EVENT) {
+            let still = self.ep(id)?.bindings.iter().any(|&b| {
+                self.index.get(b).is_some_and(|b| {
+                    !b.replier && pattern_matches(&b.pattern, synthetic::REPLIER_BIND_EVENT)
+                })
+            });
+            if !still {
+                self.drop_set_aside(id);
+            }
+        }
+        self.feed_set_aside(host, id, false);
+        self.update_readiness(host, id);
+        host.log(
+            Level::Debug,
+            format_args!("bus {} endpoint {id} unbound {}", self.id, args.name),
+        );
+        Ok(())
+    }
+
+    /// Removes the queued messages `bid` put in `id`'s queue; unread requests
+    /// among them are answered `$.KBUS.Replier.Unbound`.
+    fn remove_caused_by<H: Host>(&mut self, host: &mut H, id: EndpointId, bid: BindingId) {
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        if !ep.queue.iter().any(|q| q.cause == Some(bid)) {
+            return;
+        }
+        let mut removed = Vec::new();
+        let old = mem::take(&mut ep.queue);
+        for q in old {
+            if q.cause == Some(bid) {
+                // A loss report must not vanish with the message carrying it.
+                ep.lost_unreported += q.msg.lost;
+                removed.push(q.msg);
+            } else {
+                ep.queue.push_back(q);
+            }
+        }
+        for m in removed {
+            if m.wants_us_to_reply() {
+                self.synthetic_reply(host, synthetic::UNBOUND, id, m.from, m.id);
+            }
+        }
+    }
+
+    // ----- replier bind events --------------------------------------------
+
+    fn bind_event_message(&mut self, is_bind: bool, binder: EndpointId, pattern: &str) -> Message {
+        let data = ReplierBindEvent {
+            is_bind,
+            binder,
+            name: pattern.to_owned(),
+        }
+        .encode();
+        self.synthetic_message(synthetic::REPLIER_BIND_EVENT, data, Flags::ALL_OR_FAIL)
+    }
+
+    fn synthetic_message(&mut self, name: &str, data: Bytes, flags: Flags) -> Message {
+        Message {
+            id: self.fresh_id(),
+            in_reply_to: MessageId::NONE,
+            to: EndpointId::BUS,
+            from: EndpointId::BUS,
+            orig_from: Default::default(),
+            final_to: Default::default(),
+            flags: flags.with(Flags::SYNTHETIC),
+            name: Arc::from(name),
+            data,
+            creds: bus_creds(),
+            lost: 0,
+        }
+    }
+
+    /// Sends a bind event to its listeners, all or nothing: `EAGAIN` if any is full.
+    fn broadcast_bind_event<H: Host>(
+        &mut self,
+        host: &mut H,
+        is_bind: bool,
+        binder: EndpointId,
+        pattern: &str,
+    ) -> Result<(), Errno> {
+        let mut plan = mem::take(&mut self.plan);
+        plan.clear();
+        let r = self.plan_listeners(
+            synthetic::REPLIER_BIND_EVENT,
+            WhenFull::Fail(Errno::EAGAIN),
+            &mut plan,
+        );
+        self.reset_plan(&plan, None);
+        if r.is_ok() && !plan.is_empty() {
+            let msg = self.bind_event_message(is_bind, binder, pattern);
+            self.deliver(host, msg, &plan, false);
+        }
+        self.plan = plan;
+        r
+    }
+
+    /// A replier unbind during close cannot fail: copies that do not fit go
+    /// to the set-aside list (bounded; on overflow `UnbindEventsLost`).
+    fn bind_event_on_close<H: Host>(&mut self, host: &mut H, binder: EndpointId, pattern: &str) {
+        let mut plan = mem::take(&mut self.plan);
+        plan.clear();
+        let _ = self.plan_listeners(synthetic::REPLIER_BIND_EVENT, WhenFull::Skip, &mut plan);
+        self.reset_plan(&plan, None);
+        if !plan.is_empty() {
+            let msg = self.bind_event_message(false, binder, pattern);
+            for p in &plan {
+                let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                    continue;
+                };
+                // Keep each listener's events in order: once one is set aside,
+                // later ones queue behind it.
+                if p.role == Role::Listener && ep.set_aside == 0 {
+                    self.push(host, p.ep, msg.clone(), p.cause, false);
+                } else {
+                    self.set_aside_push(host, p.ep, msg.clone());
+                }
+            }
+        }
+        self.plan = plan;
+    }
+
+    fn set_aside_push<H: Host>(&mut self, host: &mut H, id: EndpointId, msg: Message) {
+        if !self.tragic && self.set_aside.len() < self.config.set_aside_limit {
+            self.set_aside.push_back((id, msg));
+        } else {
+            self.tragic = true;
+            if !self.tragic_told.insert(id) {
+                return;
+            }
+            let lost =
+                self.synthetic_message(synthetic::UNBIND_EVENTS_LOST, Bytes::new(), Flags::empty());
+            self.set_aside.push_back((id, lost));
+        }
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            ep.set_aside += 1;
+            if !ep.readable {
+                ep.readable = true;
+                host.wake(self.id, id, true);
+            }
+        }
+    }
+
+    /// Moves the oldest set-aside event for `id` into its queue, if it has
+    /// room (or unconditionally with `force`, used when the queue is empty).
+    fn feed_set_aside<H: Host>(&mut self, host: &mut H, id: EndpointId, force: bool) {
+        let Some(ep) = self.endpoints.get(&id) else {
+            return;
+        };
+        if ep.set_aside == 0 || !(force || ep.has_room()) {
+            return;
+        }
+        let Some(pos) = self.set_aside.iter().position(|(e, _)| *e == id) else {
+            return;
+        };
+        let (_, msg) = self.set_aside.remove(pos).expect("position is in range");
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            ep.set_aside -= 1;
+        }
+        self.push(host, id, msg, None, false);
+        self.set_aside_emptied();
+    }
+
+    fn drop_set_aside(&mut self, id: EndpointId) {
+        self.set_aside.retain(|(e, _)| *e != id);
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            ep.set_aside = 0;
+        }
+        self.set_aside_emptied();
+    }
+
+    fn set_aside_emptied(&mut self) {
+        if self.set_aside.is_empty() {
+            self.tragic = false;
+            self.tragic_told.clear();
+        }
+    }
+
+    // ----- sending ----------------------------------------------------------
+
+    fn validate(&self, msg: &Outgoing) -> Result<(), Errno> {
+        if msg.flags.contains(Flags::ALL_OR_WAIT) && msg.flags.contains(Flags::ALL_OR_FAIL) {
+            return Err(Errno::EINVAL);
+        }
+        if msg.is_request() && msg.is_reply() {
+            return Err(Errno::EINVAL);
+        }
+        check_message_name(&msg.name)?;
+        if msg.name.len() + msg.data.len() > self.max_message_size as usize {
+            return Err(Errno::EMSGSIZE);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn send<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        args: SendArgs,
+    ) -> Result<MessageId, Errno> {
+        let SendArgs {
+            message: mut msg,
+            deadline,
+        } = args;
+        let sender = self.ep(from)?;
+        if matches!(sender.send, SendState::Pending(_)) {
+            return Err(Errno::EALREADY);
+        }
+        self.validate(&msg)?;
+        msg.flags = msg
+            .flags
+            .without(Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY));
+        if msg.is_request() && !sender.has_room() {
+            return Err(Errno::ENOLCK);
+        }
+        let local = msg.id.network == 0;
+        let id = if local {
+            MessageId {
+                network: 0,
+                serial: self.next_serial,
+            }
+        } else {
+            msg.id
+        };
+        match self.route(host, from, &msg, id, false) {
+            Ok(()) => {
+                if local {
+                    self.take_serial();
+                }
+                let sender = self.ep_mut(from)?;
+                sender.sent += 1;
+                sender.send = SendState::Idle;
+                Ok(id)
+            }
+            Err(Errno::EAGAIN) if msg.flags.contains(Flags::ALL_OR_WAIT) => {
+                if local {
+                    self.take_serial();
+                }
+                let request = msg.is_request();
+                let sender = self.ep_mut(from)?;
+                if request {
+                    sender.outstanding.insert(id);
+                }
+                sender.send = SendState::Pending(Pending { msg, id, deadline });
+                self.pending.push_back(from);
+                Err(Errno::EAGAIN)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Plans every copy of `msg`, then delivers them all, or fails with no effect.
+    fn route<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        msg: &Outgoing,
+        id: MessageId,
+        retry: bool,
+    ) -> Result<(), Errno> {
+        let mut plan = mem::take(&mut self.plan);
+        plan.clear();
+        let reserve = msg.is_request() && !retry;
+        if reserve {
+            // The reply slot this request will reserve counts as used.
+            self.ep_mut(from)?.planned += 1;
+        }
+        let r = self.plan_send(from, msg, &mut plan);
+        self.reset_plan(&plan, reserve.then_some(from));
+        if r.is_ok() {
+            let creds = self.ep(from)?.creds;
+            if msg.is_request() {
+                self.ep_mut(from)?.outstanding.insert(id);
+            }
+            let base = Message {
+                id,
+                in_reply_to: msg.in_reply_to,
+                to: msg.to,
+                from,
+                orig_from: msg.orig_from,
+                final_to: msg.final_to,
+                flags: msg.flags,
+                name: msg.name.clone(),
+                data: msg.data.clone(),
+                creds,
+                lost: 0,
+            };
+            if msg.is_reply() {
+                self.ep_mut(from)?.owed.remove(&msg.in_reply_to);
+            }
+            self.deliver(host, base, &plan, msg.flags.contains(Flags::URGENT));
+        }
+        self.plan = plan;
+        r
+    }
+
+    fn plan_send(
+        &mut self,
+        from: EndpointId,
+        msg: &Outgoing,
+        plan: &mut Vec<Planned>,
+    ) -> Result<(), Errno> {
+        let when_full = if msg.flags.contains(Flags::ALL_OR_WAIT) {
+            WhenFull::Fail(Errno::EAGAIN)
+        } else if msg.flags.contains(Flags::ALL_OR_FAIL) {
+            WhenFull::Fail(Errno::EBUSY)
+        } else {
+            WhenFull::Skip
+        };
+        if msg.is_reply() {
+            let requester = match self.ep(from)?.owed.get(&msg.in_reply_to) {
+                Some(&r) if r == msg.to => r,
+                _ => return Err(Errno::ECONNREFUSED),
+            };
+            let Some(ep) = self.endpoints.get_mut(&requester) else {
+                // The requester has gone: no reply can ever reach it, so the
+                // debt is cancelled (see docs/semantics.md).
+                self.ep_mut(from)?.owed.remove(&msg.in_reply_to);
+                return Err(Errno::EADDRNOTAVAIL);
+            };
+            debug_assert!(ep.outstanding.contains(&msg.in_reply_to));
+            ep.copies += 1;
+            plan.push(Planned {
+                ep: requester,
+                role: Role::Requester,
+                cause: None,
+            });
+        } else if msg.is_request() {
+            let bid = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
+            let replier = self.index.get(bid).expect("index is consistent").endpoint;
+            if msg.to != EndpointId::BUS && msg.to != replier {
+                return Err(Errno::EPIPE);
+            }
+            let ep = self
+                .endpoints
+                .get_mut(&replier)
+                .expect("bound endpoints exist");
+            if !ep.has_room() {
+                return Err(if msg.flags.contains(Flags::ALL_OR_WAIT) {
+                    Errno::EAGAIN
+                } else {
+                    Errno::EBUSY
+                });
+            }
+            ep.planned += 1;
+            ep.copies += 1;
+            plan.push(Planned {
+                ep: replier,
+                role: Role::Replier,
+                cause: Some(bid),
+            });
+        }
+        self.plan_listeners(&msg.name, when_full, plan)
+    }
+
+    /// Plans a copy for every listener binding matching `name` ("only once"
+    /// endpoints get at most one copy of the message).
+    fn plan_listeners(
+        &mut self,
+        name: &str,
+        when_full: WhenFull,
+        plan: &mut Vec<Planned>,
+    ) -> Result<(), Errno> {
+        let mut matched = mem::take(&mut self.matched);
+        matched.clear();
+        self.index.listeners(name, &mut matched);
+        let mut r = Ok(());
+        for &bid in &matched {
+            let Some(b) = self.index.get(bid) else {
+                continue;
+            };
+            let Some(ep) = self.endpoints.get_mut(&b.endpoint) else {
+                continue;
+            };
+            if ep.only_once && ep.copies > 0 {
+                continue;
+            }
+            ep.copies += 1;
+            if ep.has_room() {
+                ep.planned += 1;
+                plan.push(Planned {
+                    ep: b.endpoint,
+                    role: Role::Listener,
+                    cause: Some(bid),
+                });
+            } else {
+                match when_full {
+                    WhenFull::Skip => plan.push(Planned {
+                        ep: b.endpoint,
+                        role: Role::Lost,
+                        cause: Some(bid),
+                    }),
+                    WhenFull::Fail(e) => {
+                        // Still count it in the plan so its scratch is reset.
+                        plan.push(Planned {
+                            ep: b.endpoint,
+                            role: Role::Lost,
+                            cause: None,
+                        });
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.matched = matched;
+        r
+    }
+
+    fn reset_plan(&mut self, plan: &[Planned], also: Option<EndpointId>) {
+        for p in plan.iter().map(|p| p.ep).chain(also) {
+            if let Some(ep) = self.endpoints.get_mut(&p) {
+                ep.planned = 0;
+                ep.copies = 0;
+            }
+        }
+    }
+
+    fn deliver<H: Host>(&mut self, host: &mut H, base: Message, plan: &[Planned], urgent: bool) {
+        for p in plan {
+            match p.role {
+                Role::Lost => {
+                    if let Some(ep) = self.endpoints.get_mut(&p.ep) {
+                        ep.lost_unreported += 1;
+                        ep.lost_total += 1;
+                    }
+                }
+                Role::Requester => {
+                    if let Some(ep) = self.endpoints.get_mut(&p.ep) {
+                        ep.outstanding.remove(&base.in_reply_to);
+                    }
+                    self.push(host, p.ep, base.clone(), None, urgent);
+                }
+                Role::Replier => {
+                    let mut m = base.clone();
+                    m.flags = m.flags.with(Flags::WANT_YOU_TO_REPLY);
+                    self.push(host, p.ep, m, p.cause, urgent);
+                }
+                Role::Listener => self.push(host, p.ep, base.clone(), p.cause, urgent),
+            }
+        }
+    }
+
+    fn push<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        mut msg: Message,
+        cause: Option<BindingId>,
+        urgent: bool,
+    ) {
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        msg.lost = mem::take(&mut ep.lost_unreported);
+        let q = Queued { msg, cause };
+        if urgent {
+            ep.queue.push_front(q);
+        } else {
+            ep.queue.push_back(q);
+        }
+        ep.readable = true;
+        host.wake(self.id, id, true);
+    }
+
+    /// Queues a synthetic reply for `requester`'s request, using the slot the
+    /// request reserved. Does nothing if the requester no longer awaits it.
+    fn synthetic_reply<H: Host>(
+        &mut self,
+        host: &mut H,
+        name: &'static str,
+        from: EndpointId,
+        requester: EndpointId,
+        request: MessageId,
+    ) {
+        let Some(r) = self.endpoints.get_mut(&requester) else {
+            return;
+        };
+        if !r.outstanding.remove(&request) {
+            return;
+        }
+        let mut msg = self.synthetic_message(name, Bytes::new(), Flags::empty());
+        msg.in_reply_to = request;
+        msg.to = requester;
+        msg.from = from;
+        host.log(
+            Level::Debug,
+            format_args!(
+                "bus {} {name} to endpoint {requester} for request {request}",
+                self.id
+            ),
+        );
+        self.push(host, requester, msg, None, false);
+    }
+
+    // ----- receiving -------------------------------------------------------
+
+    fn update_readiness<H: Host>(&mut self, host: &mut H, id: EndpointId) {
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            let now = ep.is_readable();
+            if ep.readable != now {
+                ep.readable = now;
+                host.wake(self.id, id, now);
+            }
+        }
+    }
+
+    pub(crate) fn recv<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        _: (),
+    ) -> Result<Option<Message>, Errno> {
+        let ep = self.ep(id)?;
+        if ep.queue.is_empty() && ep.set_aside > 0 {
+            self.feed_set_aside(host, id, true);
+        }
+        let ep = self.ep_mut(id)?;
+        let Some(q) = ep.queue.pop_front() else {
+            return Ok(None);
+        };
+        self.after_take(host, id, &q.msg);
+        Ok(Some(q.msg))
+    }
+
+    fn after_take<H: Host>(&mut self, host: &mut H, id: EndpointId, msg: &Message) {
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            if msg.wants_us_to_reply() {
+                ep.owed.insert(msg.id, msg.from);
+            }
+            ep.received += 1;
+        }
+        self.feed_set_aside(host, id, false);
+        self.update_readiness(host, id);
+    }
+
+    pub(crate) fn take_reply<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        request: MessageId,
+    ) -> Result<Option<Message>, Errno> {
+        let ep = self.ep_mut(id)?;
+        let pos = ep
+            .queue
+            .iter()
+            .position(|q| q.cause.is_none() && q.msg.in_reply_to == request && q.msg.to == id);
+        match pos {
+            Some(pos) => {
+                let q = ep.queue.remove(pos).expect("position is in range");
+                self.after_take(host, id, &q.msg);
+                Ok(Some(q.msg))
+            }
+            None if ep.outstanding.contains(&request) => Ok(None),
+            None => Err(Errno::EINVAL),
+        }
+    }
+
+    pub(crate) fn discard_send<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        _: (),
+    ) -> Result<bool, Errno> {
+        let ep = self.ep_mut(id)?;
+        let SendState::Pending(p) = mem::take(&mut ep.send) else {
+            // Idle or Done: put back what was there.
+            return Ok(false);
+        };
+        ep.outstanding.remove(&p.id);
+        self.pending.retain(|&e| e != id);
+        self.update_readiness(host, id);
+        Ok(true)
+    }
+
+    pub(crate) fn take_send_outcome<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        _: (),
+    ) -> Result<Option<SendOutcome>, Errno> {
+        let ep = self.ep_mut(id)?;
+        let out = match mem::take(&mut ep.send) {
+            SendState::Done(o) => Some(o),
+            other => {
+                ep.send = other;
+                None
+            }
+        };
+        self.update_readiness(host, id);
+        Ok(out)
+    }
+
+    /// Retries every pending send, oldest first. Called after every
+    /// operation while any send is pending, so no chance of room is missed.
+    pub(crate) fn retry_pending<H: Host>(&mut self, host: &mut H) {
+        for _ in 0..self.pending.len() {
+            let Some(id) = self.pending.pop_front() else {
+                break;
+            };
+            let Some(ep) = self.endpoints.get_mut(&id) else {
+                continue;
+            };
+            let SendState::Pending(p) = mem::take(&mut ep.send) else {
+                continue;
+            };
+            match self.route(host, id, &p.msg, p.id, true) {
+                Ok(()) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        ep.sent += 1;
+                    }
+                    self.finish_send(
+                        host,
+                        id,
+                        SendOutcome {
+                            id: p.id,
+                            result: Ok(()),
+                        },
+                    );
+                }
+                Err(Errno::EAGAIN) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        ep.send = SendState::Pending(p);
+                    }
+                    self.pending.push_back(id);
+                }
+                Err(e) => self.fail_pending(host, id, p, e),
+            }
+        }
+    }
+
+    fn fail_pending<H: Host>(&mut self, host: &mut H, id: EndpointId, p: Pending, e: Errno) {
+        if p.msg.is_request() {
+            let name = if e == Errno::EADDRNOTAVAIL {
+                synthetic::DISAPPEARED
+            } else {
+                synthetic::ERROR_SENDING
+            };
+            self.synthetic_reply(host, name, EndpointId::BUS, id, p.id);
+        }
+        self.finish_send(
+            host,
+            id,
+            SendOutcome {
+                id: p.id,
+                result: Err(e),
+            },
+        );
+    }
+
+    fn finish_send<H: Host>(&mut self, host: &mut H, id: EndpointId, outcome: SendOutcome) {
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            ep.send = SendState::Done(outcome);
+            ep.readable = true;
+            host.wake(self.id, id, true);
+        }
+    }
+
+    /// The earliest deadline of a pending send.
+    pub(crate) fn next_deadline(&self) -> Option<Nanos> {
+        self.pending
+            .iter()
+            .filter_map(|id| match &self.endpoints.get(id)?.send {
+                SendState::Pending(p) => p.deadline,
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Ends pending sends whose deadline has passed (outcome `ETIMEDOUT`;
+    /// the message was never sent, so it gets no reply).
+    pub(crate) fn expire<H: Host>(&mut self, host: &mut H, now: Nanos) {
+        for _ in 0..self.pending.len() {
+            let Some(id) = self.pending.pop_front() else {
+                break;
+            };
+            let Some(ep) = self.endpoints.get_mut(&id) else {
+                continue;
+            };
+            match mem::take(&mut ep.send) {
+                SendState::Pending(p) if p.deadline.is_some_and(|d| d <= now) => {
+                    ep.outstanding.remove(&p.id);
+                    self.finish_send(
+                        host,
+                        id,
+                        SendOutcome {
+                            id: p.id,
+                            result: Err(Errno::ETIMEDOUT),
+                        },
+                    );
+                }
+                other => {
+                    ep.send = other;
+                    self.pending.push_back(id);
+                }
+            }
+        }
+    }
+
+    // ----- settings and queries -------------------------------------------
+
+    pub(crate) fn set_queue_limit<H: Host>(
+        &mut self,
+        _: &mut H,
+        id: EndpointId,
+        limit: u32,
+    ) -> Result<u32, Errno> {
+        if limit == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let ep = self.ep_mut(id)?;
+        Ok(mem::replace(&mut ep.limit, limit))
+    }
+
+    pub(crate) fn set_only_once<H: Host>(
+        &mut self,
+        _: &mut H,
+        id: EndpointId,
+        on: bool,
+    ) -> Result<bool, Errno> {
+        let ep = self.ep_mut(id)?;
+        Ok(mem::replace(&mut ep.only_once, on))
+    }
+
+    pub(crate) fn set_replier_bind_events<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        on: bool,
+    ) -> Result<bool, Errno> {
+        let ep = self.ep(id)?;
+        if on {
+            let n = self.index.replier_count();
+            if ep.used() + n > ep.limit as usize {
+                return Err(Errno::EBUSY);
+            }
+            let mut existing: Vec<(EndpointId, Arc<str>)> = self
+                .index
+                .replier_bindings()
+                .map(|b| (b.endpoint, b.pattern.clone()))
+                .collect();
+            existing.sort();
+            for (binder, pattern) in existing {
+                let msg = self.bind_event_message(true, binder, &pattern);
+                self.push(host, id, msg, None, false);
+            }
+        }
+        Ok(mem::replace(&mut self.bind_events, on))
+    }
+
+    pub(crate) fn set_max_message_size<H: Host>(
+        &mut self,
+        _: &mut H,
+        size: u32,
+    ) -> Result<u32, Errno> {
+        if !(MIN_MAX_MESSAGE_SIZE..=self.config.absolute_max_message_size).contains(&size) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(mem::replace(&mut self.max_message_size, size))
+    }
+
+    pub(crate) fn find_replier<H: Host>(
+        &mut self,
+        _: &mut H,
+        name: Arc<str>,
+    ) -> Result<Option<EndpointId>, Errno> {
+        check_message_name(&name)?;
+        Ok(self
+            .index
+            .replier(&name)
+            .and_then(|b| self.index.get(b))
+            .map(|b| b.endpoint))
+    }
+
+    pub(crate) fn endpoint_stats<H: Host>(
+        &mut self,
+        _: &mut H,
+        id: EndpointId,
+        _: (),
+    ) -> Result<EndpointStats, Errno> {
+        self.stats_of(id).ok_or(Errno::ENOENT)
+    }
+
+    fn stats_of(&self, id: EndpointId) -> Option<EndpointStats> {
+        let ep = self.endpoints.get(&id)?;
+        Some(EndpointStats {
+            id,
+            pid: ep.creds.pid,
+            uid: ep.creds.uid,
+            queued: ep.queue.len() as u32,
+            set_aside: ep.set_aside,
+            queue_limit: ep.limit,
+            lost: ep.lost_total,
+            sent: ep.sent,
+            received: ep.received,
+            outstanding_requests: ep.outstanding.len() as u32,
+            owed_replies: ep.owed.len() as u32,
+            bindings: ep.bindings.len() as u32,
+            only_once: ep.only_once,
+            pending_send: ep.pending_id(),
+        })
+    }
+
+    pub(crate) fn bus_stats<H: Host>(&mut self, _: &mut H, _: ()) -> Result<BusStats, Errno> {
+        let mut ids: Vec<EndpointId> = self.endpoints.keys().copied().collect();
+        ids.sort_unstable();
+        Ok(BusStats {
+            bus: self.id,
+            endpoints: self.endpoints.len() as u32,
+            bindings: self.index.len() as u32,
+            replier_bindings: self.index.replier_count() as u32,
+            next_serial: self.next_serial,
+            max_message_size: self.max_message_size,
+            replier_bind_events: self.bind_events,
+            set_aside: self.set_aside.len() as u32,
+            endpoint_stats: ids.into_iter().filter_map(|id| self.stats_of(id)).collect(),
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! One endpoint's state: its queue, its reservations and debts, its send state.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::binding::BindingId;
+use crate::{Credentials, EndpointId, Hasher, Message, MessageId, Nanos, Outgoing, SendOutcome};
+
+/// A message in a queue, with the binding that put it there (`None` for
+/// requester copies of replies, synthetic replies and bind-event dumps).
+#[derive(Clone, Debug)]
+pub(crate) struct Queued {
+    pub msg: Message,
+    pub cause: Option<BindingId>,
+}
+
+/// A send waiting for room (`ALL_OR_WAIT` that got `EAGAIN`).
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    pub msg: Outgoing,
+    pub id: MessageId,
+    pub deadline: Option<Nanos>,
+}
+
+/// Where an endpoint's send stands. Only one send can be pending at a time.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum SendState {
+    /// Nothing pending.
+    #[default]
+    Idle,
+    /// A send waits for room; retried whenever room may have appeared.
+    Pending(Pending),
+    /// A pending send finished; the outcome waits to be taken.
+    Done(SendOutcome),
+}
+
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub creds: Credentials,
+    /// Messages waiting to be received, front first.
+    pub queue: VecDeque<Queued>,
+    /// Limit on `queue.len() + outstanding.len()` (at least 1).
+    pub limit: u32,
+    pub only_once: bool,
+    /// Requests we sent whose reply has not been queued yet: each reserves a slot.
+    pub outstanding: HashSet<MessageId, Hasher>,
+    /// Requests we received as replier (and took) that we still owe a reply, by requester.
+    pub owed: HashMap<MessageId, EndpointId, Hasher>,
+    /// Our bindings, oldest first.
+    pub bindings: Vec<BindingId>,
+    /// Copies lost since the last delivered message (reported on the next one).
+    pub lost_unreported: u32,
+    pub lost_total: u64,
+    pub sent: u64,
+    pub received: u64,
+    /// Bind events set aside for us on the bus's list.
+    pub set_aside: u32,
+    pub send: SendState,
+    /// Copies planned for us by the send being routed (scratch, 0 between sends).
+    pub planned: u32,
+    /// Copies planned for us by the send being routed, lost ones included
+    /// (scratch, for "only once").
+    pub copies: u32,
+    /// The readiness last reported to the host.
+    pub readable: bool,
+}
+
+impl Endpoint {
+    pub(crate) fn new(creds: Credentials, limit: u32, hasher: &Hasher) -> Self {
+        Endpoint {
+            creds,
+            queue: VecDeque::new(),
+            limit,
+            only_once: false,
+            outstanding: HashSet::with_hasher(hasher.clone()),
+            owed: HashMap::with_hasher(hasher.clone()),
+            bindings: Vec::new(),
+            lost_unreported: 0,
+            lost_total: 0,
+            sent: 0,
+            received: 0,
+            set_aside: 0,
+            send: SendState::Idle,
+            planned: 0,
+            copies: 0,
+            readable: false,
+        }
+    }
+
+    /// Slots in use: queued messages, reserved reply slots, planned copies.
+    pub(crate) fn used(&self) -> usize {
+        self.queue.len() + self.outstanding.len() + self.planned as usize
+    }
+
+    /// Is there room for one more message?
+    pub(crate) fn has_room(&self) -> bool {
+        self.used() < self.limit as usize
+    }
+
+    /// Should a waiter see this endpoint as readable?
+    pub(crate) fn is_readable(&self) -> bool {
+        !self.queue.is_empty() || self.set_aside > 0 || matches!(self.send, SendState::Done(_))
+    }
+
+    pub(crate) fn pending_id(&self) -> Option<MessageId> {
+        match &self.send {
+            SendState::Pending(p) => Some(p.id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The one error type of busbar: [`Errno`], with stable Linux errno numbers.
+//!
+//! Every operation, on every transport, fails with one of these values and
+//! nothing else. The numbers are the x86-64/generic Linux values that KBUS
+//! used, so a C or Python binding can hand them straight to `errno` users.
+//! A failed operation has no observable effect on the bus.
+
+use core::fmt;
+
+macro_rules! errnos {
+    ($( $(#[$doc:meta])* $name:ident = $num:literal, $text:literal; )*) => {
+        /// A busbar error: a stable errno number with a fixed meaning.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(i32)]
+        #[allow(clippy::upper_case_acronyms)]
+        pub enum Errno {
+            $( $(#[$doc])* $name = $num, )*
+        }
+
+        impl Errno {
+            /// Every errno busbar can return, in numeric order.
+            pub const ALL: &'static [Errno] = &[ $( Errno::$name, )* ];
+
+            /// The errno number (`EBUSY` is 16).
+            pub const fn number(self) -> i32 {
+                self as i32
+            }
+
+            /// The errno for a number, if busbar uses it.
+            pub const fn from_number(n: i32) -> Option<Self> {
+                match n {
+                    $( $num => Some(Errno::$name), )*
+                    _ => None,
+                }
+            }
+
+            /// The symbolic name, `"EBUSY"`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Errno::$name => stringify!($name), )*
+                }
+            }
+
+            /// A plain sentence saying what went wrong, like `strerror(3)` but
+            /// with busbar's meaning of the error.
+            pub const fn strerror(self) -> &'static str {
+                match self {
+                    $( Errno::$name => $text, )*
+                }
+            }
+        }
+    };
+}
+
+errnos! {
+    /// The operation is not allowed for this caller.
+    EPERM = 1, "operation not permitted";
+    /// No such bus or endpoint.
+    ENOENT = 2, "no such bus or endpoint";
+    /// The waiter was interrupted.
+    EINTR = 4, "interrupted";
+    /// A wait for room (`ALL_OR_WAIT`) is pending, or a bind event listener is full.
+    EAGAIN = 11, "a recipient's queue is full; the send is pending (or the bind event could not be delivered)";
+    /// The bus ran out of memory.
+    ENOMEM = 12, "out of memory";
+    /// A recipient's queue is full.
+    EBUSY = 16, "a recipient's queue is full";
+    /// An argument is invalid (bad flags, no such binding, a limit out of range).
+    EINVAL = 22, "invalid argument";
+    /// A stateful request's replier is no longer the endpoint that holds the name.
+    EPIPE = 32, "the named replier is no longer the endpoint bound to this name";
+    /// A name is longer than 1000 bytes.
+    ENAMETOOLONG = 36, "message name is longer than 1000 bytes";
+    /// The reply slot for a request cannot be reserved: the sender's own queue is full.
+    ENOLCK = 37, "no room in the sender's own queue to reserve a slot for the reply";
+    /// No message is available.
+    ENOMSG = 42, "no message";
+    /// The peer broke the protocol.
+    EPROTO = 71, "protocol error";
+    /// The name is not a valid message name, or is a wildcard where one is not allowed.
+    EBADMSG = 74, "invalid message name";
+    /// The message is larger than the bus's maximum message size.
+    EMSGSIZE = 90, "message is larger than the bus's maximum message size";
+    /// The operation is not supported by this peer or version.
+    EOPNOTSUPP = 95, "operation not supported";
+    /// The name already has a replier.
+    EADDRINUSE = 98, "the name already has a replier";
+    /// Nobody can receive this: no replier for a request, or the reply's requester has gone.
+    EADDRNOTAVAIL = 99, "no replier is bound to this name (or the requester has gone)";
+    /// The bus or transport has shut down.
+    ESHUTDOWN = 108, "the bus has shut down";
+    /// A deadline passed.
+    ETIMEDOUT = 110, "timed out";
+    /// This endpoint may not reply to that message (not its replier, or already answered).
+    ECONNREFUSED = 111, "this endpoint is not the replier awaited for that request";
+    /// A send is already pending on this endpoint.
+    EALREADY = 114, "a send is already pending on this endpoint";
+    /// A quota of the receiving user would be exceeded.
+    EDQUOT = 122, "the receiver's quota would be exceeded";
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name(), self.strerror())
+    }
+}
+
+impl std::error::Error for Errno {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_are_linux_values() {
+        for &e in Errno::ALL {
+            assert_eq!(Errno::from_number(e.number()), Some(e));
+            assert!(!e.strerror().is_empty());
+        }
+        assert_eq!(Errno::EBUSY.number(), 16);
+        assert_eq!(Errno::EADDRINUSE.number(), 98);
+        assert_eq!(Errno::ENOLCK.number(), 37);
+        assert_eq!(Errno::EBADMSG.number(), 74);
+        assert_eq!(Errno::EDQUOT.number(), 122);
+        assert_eq!(Errno::ESHUTDOWN.number(), 108);
+        assert_eq!(Errno::from_number(0), None);
+        assert_eq!(
+            Errno::EPIPE.to_string(),
+            format!("EPIPE: {}", Errno::EPIPE.strerror())
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The kernel: a set of buses driven through the operation table.
+
+use crate::bus::{Bus, BusConfig, MIN_MAX_MESSAGE_SIZE};
+use crate::{BusId, EndpointId, Errno, Host, Level, Nanos, Operations, Request, Response};
+
+/// Limits a kernel starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Buses created at start (ids 0..buses). More can be created later.
+    pub buses: u32,
+    /// Queue limit of a new endpoint (at least 1).
+    pub default_queue_limit: u32,
+    /// Maximum message size (name plus data bytes) of a new bus.
+    pub max_message_size: u32,
+    /// The largest maximum message size a bus may be set to.
+    pub absolute_max_message_size: u32,
+    /// Capacity of each bus's set-aside list for replier unbind events.
+    pub set_aside_limit: usize,
+    /// The most buses a kernel will hold.
+    pub max_buses: u32,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            buses: 1,
+            default_queue_limit: 100,
+            max_message_size: 4 << 20,
+            absolute_max_message_size: 64 << 20,
+            set_aside_limit: 1000,
+            max_buses: 256,
+        }
+    }
+}
+
+impl KernelConfig {
+    /// Checks the limits make sense (`EINVAL` otherwise).
+    pub fn validate(&self) -> Result<(), Errno> {
+        let ok = self.default_queue_limit >= 1
+            && self.buses <= self.max_buses
+            && self.max_message_size >= MIN_MAX_MESSAGE_SIZE
+            && self.max_message_size <= self.absolute_max_message_size;
+        if ok { Ok(()) } else { Err(Errno::EINVAL) }
+    }
+}
+
+/// A bus kernel: sans-IO, deterministic given its host. Drive it with
+/// [`Kernel::dispatch`] (or the typed calls of [`Operations`]) and, when the
+/// host's alarm fires, [`Kernel::handle_alarm`].
+#[derive(Debug)]
+pub struct Kernel<H: Host> {
+    host: H,
+    config: KernelConfig,
+    hasher: crate::Hasher,
+    buses: Vec<Bus>,
+    alarm: Option<Nanos>,
+}
+
+macro_rules! define_dispatch {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*]; )*) => {
+        impl<H: Host> Kernel<H> {
+            /// Performs one operation for `endpoint` on `bus` (the endpoint is
+            /// ignored by kernel- and bus-scoped operations).
+            pub fn dispatch(&mut self, bus: BusId, endpoint: EndpointId, request: Request) -> Result<Response, Errno> {
+                let result = match request {
+                    $( Request::$name(args) => define_dispatch!(@call self, $scope, $method, bus, endpoint, args).map(Response::$name), )*
+                };
+                self.after_operation(bus);
+                result
+            }
+        }
+    };
+    (@call $self:ident, kernel, $method:ident, $bus:ident, $ep:ident, $args:ident) => {
+        { let _ = ($bus, $ep); $self.$method($args) }
+    };
+    (@call $self:ident, bus, $method:ident, $bus:ident, $ep:ident, $args:ident) => {
+        { let _ = $ep; $self.with_bus($bus, |b, h| b.$method(h, $args)) }
+    };
+    (@call $self:ident, endpoint, $method:ident, $bus:ident, $ep:ident, $args:ident) => {
+        $self.with_bus($bus, |b, h| b.$method(h, $ep, $args))
+    };
+}
+
+crate::operation_table!(define_dispatch);
+
+impl<H: Host> Kernel<H> {
+    /// A kernel with `config.buses` buses (ids from 0).
+    pub fn new(mut host: H, config: KernelConfig) -> Result<Self, Errno> {
+        config.validate()?;
+        let hasher = crate::Hasher::with_seed(host.entropy());
+        let mut k = Kernel {
+            host,
+            config,
+            hasher,
+            buses: Vec::new(),
+            alarm: None,
+        };
+        for _ in 0..config.buses {
+            k.create_bus(())?;
+        }
+        Ok(k)
+    }
+
+    /// The host.
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// The host, mutably.
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    /// The limits this kernel was made with.
+    pub fn config(&self) -> &KernelConfig {
+        &self.config
+    }
+
+    /// How many buses exist (ids `0..n`).
+    pub fn bus_count(&self) -> u32 {
+        self.buses.len() as u32
+    }
+
+    /// The host's alarm fired: expire pending sends whose deadline passed.
+    pub fn handle_alarm(&mut self) {
+        let now = self.host.now();
+        for b in &mut self.buses {
+            b.expire(&mut self.host, now);
+        }
+        self.alarm = None;
+        self.rearm();
+    }
+
+    fn with_bus<T>(
+        &mut self,
+        bus: BusId,
+        f: impl FnOnce(&mut Bus, &mut H) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let b = self.buses.get_mut(bus.0 as usize).ok_or(Errno::ENOENT)?;
+        f(b, &mut self.host)
+    }
+
+    fn after_operation(&mut self, bus: BusId) {
+        if let Some(b) = self.buses.get_mut(bus.0 as usize) {
+            if b.has_pending() {
+                b.retry_pending(&mut self.host);
+                self.rearm();
+            } else if self.alarm.is_some() {
+                self.rearm();
+            }
+        }
+    }
+
+    fn rearm(&mut self) {
+        let next = self.buses.iter().filter_map(Bus::next_deadline).min();
+        if next != self.alarm {
+            self.alarm = next;
+            self.host.set_alarm(next);
+        }
+    }
+
+    fn create_bus(&mut self, _: ()) -> Result<BusId, Errno> {
+        if self.buses.len() as u32 >= self.config.max_buses {
+            return Err(Errno::ENOMEM);
+        }
+        let id = BusId(self.buses.len() as u32);
+        let cfg = BusConfig {
+            default_queue_limit: self.config.default_queue_limit,
+            max_message_size: self.config.max_message_size,
+            absolute_max_message_size: self.config.absolute_max_message_size,
+            set_aside_limit: self.config.set_aside_limit,
+        };
+        self.buses.push(Bus::new(id, cfg, self.hasher.clone()));
+        self.host.log(Level::Info, format_args!("bus {id} created"));
+        Ok(id)
+    }
+}
+
+impl<H: Host> Operations for Kernel<H> {
+    fn call(
+        &mut self,
+        bus: BusId,
+        endpoint: EndpointId,
+        request: Request,
+    ) -> Result<Response, Errno> {
+        self.dispatch(bus, endpoint, request)
+    }
+}

@@ -1,0 +1,205 @@
+//! The operation table: the one place that defines every operation busbar
+//! offers (code, arguments, reply, scope, the errors it may return).
+//!
+//! [`operation_table!`] feeds a callback macro the whole table; from it the
+//! kernel derives its dispatch ([`crate::Kernel::call`]), this module derives
+//! [`Request`], [`Response`], [`OpCode`] and the typed calls of
+//! [`Operations`], and the daemon's wire format derives its op codes. The
+//! in-process and daemon paths therefore cannot drift apart.
+//!
+//! Scope says who an operation acts on: `kernel` (the whole kernel), `bus`
+//! (one bus; the endpoint is ignored) or `endpoint` (one open endpoint, which
+//! must exist: `ENOENT` otherwise).
+
+use crate::{
+    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Message, MessageId, Nanos,
+    Outgoing,
+};
+
+/// Calls `$callback!` with the operation table. Each row is
+/// `code => Variant(Args) -> Reply, scope, method, [errors];`.
+#[macro_export]
+macro_rules! operation_table {
+    ($callback:ident) => {
+        $callback! {
+            /// Creates a new bus in this kernel and returns its id.
+            1 => CreateBus(()) -> $crate::BusId, kernel, create_bus, [ENOMEM];
+            /// Opens an endpoint on a bus with the given (bus-established) credentials.
+            2 => Open($crate::Credentials) -> $crate::EndpointId, bus, open, [ENOENT, ENOMEM];
+            /// Closes an endpoint: queue drained with synthetic replies, bindings removed, owed requests answered `Ignored`.
+            3 => Close(()) -> (), endpoint, close, [ENOENT];
+            /// Binds a name (pattern) as listener or replier.
+            4 => Bind($crate::BindArgs) -> (), endpoint, bind, [ENOENT, EBADMSG, ENAMETOOLONG, EADDRINUSE, EAGAIN];
+            /// Removes the most recent matching binding and the queued messages it caused.
+            5 => Unbind($crate::BindArgs) -> (), endpoint, unbind, [ENOENT, EBADMSG, ENAMETOOLONG, EINVAL, EAGAIN];
+            /// Sends a message; returns its id. `EAGAIN` (`ALL_OR_WAIT`) leaves it pending.
+            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY];
+            /// Takes the next message, if any.
+            7 => Recv(()) -> Option<$crate::Message>, endpoint, recv, [ENOENT];
+            /// Takes the reply (real or synthetic) to one of our requests, if it has arrived.
+            8 => TakeReply($crate::MessageId) -> Option<$crate::Message>, endpoint, take_reply, [ENOENT, EINVAL];
+            /// Drops the pending send, if any; says whether there was one.
+            9 => DiscardSend(()) -> bool, endpoint, discard_send, [ENOENT];
+            /// Takes the outcome of a pending send that has finished.
+            10 => TakeSendOutcome(()) -> Option<$crate::SendOutcome>, endpoint, take_send_outcome, [ENOENT];
+            /// Sets this endpoint's queue limit (at least 1); returns the previous one.
+            11 => SetQueueLimit(u32) -> u32, endpoint, set_queue_limit, [ENOENT, EINVAL];
+            /// Sets "only once" (one copy per message however many bindings match); returns the previous value.
+            12 => SetOnlyOnce(bool) -> bool, endpoint, set_only_once, [ENOENT];
+            /// Switches the bus's replier bind events; switching on sends the caller an event per existing replier. Returns the previous value.
+            13 => SetReplierBindEvents(bool) -> bool, endpoint, set_replier_bind_events, [ENOENT, EBUSY];
+            /// Sets the bus's maximum message size (name plus data bytes); returns the previous value.
+            14 => SetMaxMessageSize(u32) -> u32, bus, set_max_message_size, [ENOENT, EINVAL];
+            /// The endpoint that would receive a request sent to this name now.
+            15 => FindReplier(std::sync::Arc<str>) -> Option<$crate::EndpointId>, bus, find_replier, [ENOENT, EBADMSG, ENAMETOOLONG];
+            /// Statistics of one endpoint.
+            16 => EndpointStats(()) -> $crate::EndpointStats, endpoint, endpoint_stats, [ENOENT];
+            /// Statistics of the bus and all its endpoints.
+            17 => BusStats(()) -> $crate::BusStats, bus, bus_stats, [ENOENT];
+        }
+    };
+}
+
+/// Arguments of `Bind` and `Unbind`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindArgs {
+    /// The name or pattern.
+    pub name: std::sync::Arc<str>,
+    /// Replier (true) or listener (false).
+    pub replier: bool,
+}
+
+/// Arguments of `Send`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendArgs {
+    /// The message.
+    pub message: Outgoing,
+    /// For `ALL_OR_WAIT`: give up (outcome `ETIMEDOUT`) if still pending at this time.
+    pub deadline: Option<Nanos>,
+}
+
+/// How a pending (`ALL_OR_WAIT`) send ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The id the message was given when it went pending.
+    pub id: MessageId,
+    /// `Ok` if it was delivered, else why not.
+    pub result: Result<(), Errno>,
+}
+
+macro_rules! define_ops {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*]; )*) => {
+        /// Stable operation codes (used on the wire).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum OpCode {
+            $( $(#[$doc])* $name = $code, )*
+        }
+
+        /// Who an operation acts on.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Scope {
+            /// The whole kernel.
+            Kernel,
+            /// One bus.
+            Bus,
+            /// One endpoint.
+            Endpoint,
+        }
+
+        impl OpCode {
+            /// Every operation, in code order.
+            pub const ALL: &'static [OpCode] = &[ $( OpCode::$name, )* ];
+
+            /// The code for a number.
+            pub fn from_u16(n: u16) -> Option<Self> {
+                match n { $( $code => Some(OpCode::$name), )* _ => None }
+            }
+            /// The operation's name.
+            pub fn name(self) -> &'static str {
+                match self { $( OpCode::$name => stringify!($name), )* }
+            }
+            /// What the operation acts on.
+            pub fn scope(self) -> Scope {
+                match self { $( OpCode::$name => define_ops!(@scope $scope), )* }
+            }
+            /// The errors the operation may return (besides `ESHUTDOWN`/`EPROTO` from transports).
+            pub fn errors(self) -> &'static [Errno] {
+                match self { $( OpCode::$name => &[$(Errno::$err),*], )* }
+            }
+        }
+
+        /// An operation with its arguments.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum Request {
+            $( $(#[$doc])* $name($args), )*
+        }
+
+        /// An operation's successful result.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum Response {
+            $( $(#[$doc])* $name($reply), )*
+        }
+
+        impl Request {
+            /// The operation code.
+            pub fn code(&self) -> OpCode {
+                match self { $( Request::$name(_) => OpCode::$name, )* }
+            }
+        }
+
+        impl Response {
+            /// The operation code this is a result of.
+            pub fn code(&self) -> OpCode {
+                match self { $( Response::$name(_) => OpCode::$name, )* }
+            }
+        }
+
+        /// Typed calls derived from the table. Implement [`Operations::call`]
+        /// (one untyped entry point: in-process, over a socket, ...) and get a
+        /// typed method per operation. A response of the wrong kind is `EPROTO`.
+        pub trait Operations {
+            /// Performs one operation for `endpoint` on `bus`.
+            fn call(&mut self, bus: BusId, endpoint: EndpointId, request: Request) -> Result<Response, Errno>;
+
+            $(
+                $(#[$doc])*
+                fn $method(&mut self, bus: BusId, endpoint: EndpointId, args: $args) -> Result<$reply, Errno> {
+                    match self.call(bus, endpoint, Request::$name(args))? {
+                        Response::$name(r) => Ok(r),
+                        _ => Err(Errno::EPROTO),
+                    }
+                }
+            )*
+        }
+    };
+    (@scope kernel) => { Scope::Kernel };
+    (@scope bus) => { Scope::Bus };
+    (@scope endpoint) => { Scope::Endpoint };
+}
+
+operation_table!(define_ops);
+
+// The types named in the table, re-checked here so the table cannot refer to
+// something that does not exist.
+const _: fn(BusStats, EndpointStats, Message, Credentials) = |_, _, _, _| {};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &op in OpCode::ALL {
+            assert!(seen.insert(op as u16));
+            assert_eq!(OpCode::from_u16(op as u16), Some(op));
+            assert!(!op.name().is_empty());
+        }
+        assert_eq!(OpCode::from_u16(0), None);
+        assert_eq!(OpCode::Send.scope(), Scope::Endpoint);
+        assert!(OpCode::Send.errors().contains(&Errno::ENOLCK));
+    }
+}

@@ -1,0 +1,59 @@
+//! Statistics: what an operator needs to see who fills whom.
+
+use crate::{BusId, EndpointId, MessageId};
+
+/// Counters and levels of one endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// The endpoint.
+    pub id: EndpointId,
+    /// Owner's process id (as established by the bus).
+    pub pid: u32,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Messages waiting in the queue.
+    pub queued: u32,
+    /// Replier bind events set aside for this endpoint (waiting for room).
+    pub set_aside: u32,
+    /// The queue limit (queued messages plus reserved reply slots).
+    pub queue_limit: u32,
+    /// Messages this endpoint lost because its queue was full.
+    pub lost: u64,
+    /// Messages sent successfully.
+    pub sent: u64,
+    /// Messages taken from the queue.
+    pub received: u64,
+    /// Requests sent whose reply has not arrived yet (each reserves a queue slot).
+    pub outstanding_requests: u32,
+    /// Requests this endpoint took as replier and has not answered yet.
+    pub owed_replies: u32,
+    /// Bindings held.
+    pub bindings: u32,
+    /// "Only once" is on.
+    pub only_once: bool,
+    /// The id of the send waiting for room (`ALL_OR_WAIT`), if any.
+    pub pending_send: Option<MessageId>,
+}
+
+/// Counters of one bus, with every endpoint's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// The bus.
+    pub bus: BusId,
+    /// Open endpoints.
+    pub endpoints: u32,
+    /// Bindings (listener and replier).
+    pub bindings: u32,
+    /// Replier bindings.
+    pub replier_bindings: u32,
+    /// The serial the next message will get.
+    pub next_serial: u32,
+    /// Maximum message size (name plus data bytes).
+    pub max_message_size: u32,
+    /// Replier bind events are on.
+    pub replier_bind_events: bool,
+    /// Unbind events waiting in the set-aside list.
+    pub set_aside: u32,
+    /// Each open endpoint, by id.
+    pub endpoint_stats: Vec<EndpointStats>,
+}
