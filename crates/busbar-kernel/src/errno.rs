@@ -57,6 +57,8 @@ errnos! {
     EPERM = 1, "operation not permitted";
     /// No such bus or endpoint.
     ENOENT = 2, "no such bus or endpoint";
+    /// The OS refused a resource the bus needed (an fd, a socket).
+    EIO = 5, "I/O error";
     /// The waiter was interrupted.
     EINTR = 4, "interrupted";
     /// A wait for room (`ALL_OR_WAIT`) is pending, or a bind event listener is full.
@@ -87,6 +89,8 @@ errnos! {
     EADDRINUSE = 98, "the name already has a replier";
     /// Nobody can receive this: no replier for a request, or the reply's requester has gone.
     EADDRNOTAVAIL = 99, "no replier is bound to this name (or the requester has gone)";
+    /// The connection to the daemon was lost.
+    ECONNRESET = 104, "connection to the bus was lost";
     /// The bus or transport has shut down.
     ESHUTDOWN = 108, "the bus has shut down";
     /// A deadline passed.
@@ -124,6 +128,7 @@ mod tests {
         assert_eq!(Errno::EDQUOT.number(), 122);
         assert_eq!(Errno::ESHUTDOWN.number(), 108);
         assert_eq!(Errno::from_number(0), None);
+        assert!(Errno::ALL.windows(2).all(|w| w[0].number() < w[1].number()));
         assert_eq!(
             Errno::EPIPE.to_string(),
             format!("EPIPE: {}", Errno::EPIPE.strerror())

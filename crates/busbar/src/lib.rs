@@ -1,1 +1,53 @@
-//! placeholder
+//! # busbar
+//!
+//! A message bus for Linux with kernel-grade guarantees: named messages
+//! (`$.sensors.camera.frame`), any number of listeners, exactly one replier
+//! per name, a reply that is guaranteed (the bus answers for a replier that
+//! goes away), one total order that every receiver sees, and explicit, never
+//! silent, behaviour when a queue is full.
+//!
+//! ```
+//! use std::time::Duration;
+//! use busbar::Bus;
+//!
+//! let bus = Bus::in_process();
+//! let replier = bus.open()?;
+//! replier.bind_replier("$.clock.time")?;
+//! let listener = bus.open()?;
+//! listener.bind("$.clock.*")?;
+//!
+//! let client = bus.open()?;
+//! let request = client.request("$.clock.time", "what time is it?")?;
+//!
+//! let req = replier.recv()?;
+//! assert!(req.wants_us_to_reply());
+//! replier.reply(&req, "noon")?;
+//!
+//! let reply = client.wait_reply(request, Some(Duration::from_secs(5)))?;
+//! assert_eq!(&reply.data[..], b"noon");
+//! // The listener saw the request and then the reply, in bus order.
+//! assert_eq!(listener.try_recv()?.unwrap().id, request);
+//! assert_eq!(listener.try_recv()?.unwrap().in_reply_to, request);
+//! # Ok::<(), busbar::Errno>(())
+//! ```
+//!
+//! The rules are in `docs/semantics.md`; errors are [`Errno`] values with
+//! stable numbers ([`Errno::number`]) and texts ([`Errno::strerror`]).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bus;
+mod endpoint;
+mod local;
+mod transport;
+
+pub use bus::Bus;
+pub use endpoint::Endpoint;
+
+pub use busbar_kernel::{
+    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, KernelConfig,
+    MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing, ReplierBindEvent,
+    SendOutcome, synthetic,
+};
+pub use bytes::Bytes;

@@ -1,0 +1,283 @@
+//! [`Endpoint`]: one open connection to a bus. It can send, listen and reply.
+
+use std::fmt;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use busbar_kernel::{
+    BindArgs, EndpointId, EndpointStats, Errno, Message, MessageId, Operations, Outgoing, SendArgs,
+    SendOutcome,
+};
+use bytes::Bytes;
+
+use crate::Bus;
+use crate::transport::{Link, ViaLink};
+
+/// One open connection to a bus (KBUS's Ksock). Closed on drop (or with
+/// [`Endpoint::close`] to see the result).
+///
+/// All methods take `&self`; an endpoint may be shared between threads
+/// (each call is one atomic operation on the bus).
+pub struct Endpoint {
+    bus: Bus,
+    link: Box<dyn Link>,
+    id: EndpointId,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("bus", &self.bus.id())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl Endpoint {
+    pub(crate) fn new(bus: Bus, link: Box<dyn Link>) -> Self {
+        let id = link.endpoint();
+        Endpoint { bus, link, id }
+    }
+
+    fn calls(&self) -> ViaLink<'_> {
+        ViaLink(&*self.link)
+    }
+
+    /// This endpoint's id on its bus (from 1, never reused).
+    pub fn id(&self) -> EndpointId {
+        self.id
+    }
+
+    /// The bus this endpoint is on.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    // ----- bindings --------------------------------------------------------
+
+    /// Listens to messages matching `pattern` (`$.a.b`, `$.a.*`, `$.a.%`).
+    /// Binding the same pattern twice gives two copies of each message
+    /// (unless "only once" is on).
+    pub fn bind(&self, pattern: &str) -> Result<(), Errno> {
+        let args = BindArgs {
+            name: pattern.into(),
+            replier: false,
+        };
+        self.calls().bind(self.bus.id(), self.id, args)
+    }
+
+    /// Becomes the replier for `pattern` (`EADDRINUSE` if it has one).
+    pub fn bind_replier(&self, pattern: &str) -> Result<(), Errno> {
+        let args = BindArgs {
+            name: pattern.into(),
+            replier: true,
+        };
+        self.calls().bind(self.bus.id(), self.id, args)
+    }
+
+    /// Removes the most recent listener binding of `pattern`, and the queued
+    /// messages it brought (`EINVAL` if there is none).
+    pub fn unbind(&self, pattern: &str) -> Result<(), Errno> {
+        let args = BindArgs {
+            name: pattern.into(),
+            replier: false,
+        };
+        self.calls().unbind(self.bus.id(), self.id, args)
+    }
+
+    /// Stops being the replier for `pattern`; unread requests it brought are
+    /// removed and answered `$.KBUS.Replier.Unbound`.
+    pub fn unbind_replier(&self, pattern: &str) -> Result<(), Errno> {
+        let args = BindArgs {
+            name: pattern.into(),
+            replier: true,
+        };
+        self.calls().unbind(self.bus.id(), self.id, args)
+    }
+
+    // ----- sending ----------------------------------------------------------
+
+    /// Sends a message without waiting; returns its id. With
+    /// [`busbar_kernel::Flags::ALL_OR_WAIT`] and a full recipient this fails
+    /// with `EAGAIN` and the send stays pending: see
+    /// [`Endpoint::take_send_outcome`], [`Endpoint::discard_send`], or use
+    /// [`Endpoint::send_wait`].
+    pub fn send(&self, message: Outgoing) -> Result<MessageId, Errno> {
+        let args = SendArgs {
+            message,
+            deadline: None,
+        };
+        self.calls().send(self.bus.id(), self.id, args)
+    }
+
+    /// Sends a message, waiting (up to `timeout`, `None` = forever) while an
+    /// `ALL_OR_WAIT` send is pending for room. On timeout the send is
+    /// discarded and the result is `ETIMEDOUT`.
+    pub fn send_wait(
+        &self,
+        message: Outgoing,
+        timeout: Option<Duration>,
+    ) -> Result<MessageId, Errno> {
+        let deadline = deadline(timeout);
+        match self.send(message) {
+            Err(Errno::EAGAIN) => {}
+            other => return other,
+        }
+        loop {
+            let seen = self.link.generation();
+            if let Some(o) = self.take_send_outcome()? {
+                return o.result.map(|()| o.id);
+            }
+            if !self.link.wait_change(seen, deadline)? && self.discard_send()? {
+                return Err(Errno::ETIMEDOUT);
+            }
+        }
+    }
+
+    /// Sends an announcement to every listener of `name`.
+    pub fn announce(&self, name: &str, data: impl Into<Bytes>) -> Result<MessageId, Errno> {
+        self.send(Outgoing::announcement(name, data))
+    }
+
+    /// Sends a request to the replier of `name`; the reply (real or
+    /// synthetic) will arrive in this endpoint's queue. See also [`Endpoint::call`].
+    pub fn request(&self, name: &str, data: impl Into<Bytes>) -> Result<MessageId, Errno> {
+        self.send(Outgoing::request(name, data))
+    }
+
+    /// Replies to `request`, which this endpoint received as its replier.
+    pub fn reply(&self, request: &Message, data: impl Into<Bytes>) -> Result<MessageId, Errno> {
+        self.send(Outgoing::reply_to(request, data))
+    }
+
+    /// Sends a request and waits for its reply (up to `timeout`; `None` =
+    /// forever). The reply may be synthetic (`$.KBUS.Replier.GoneAway`, ...):
+    /// check [`Message::is_synthetic`]. On `ETIMEDOUT` the reply still comes
+    /// later, into the ordinary queue.
+    pub fn call(
+        &self,
+        name: &str,
+        data: impl Into<Bytes>,
+        timeout: Option<Duration>,
+    ) -> Result<Message, Errno> {
+        let deadline = deadline(timeout);
+        let id = self.send(Outgoing::request(name, data))?;
+        self.wait_reply_until(id, deadline)
+    }
+
+    /// Waits for the reply to our request `request` (up to `timeout`),
+    /// leaving other messages queued.
+    pub fn wait_reply(
+        &self,
+        request: MessageId,
+        timeout: Option<Duration>,
+    ) -> Result<Message, Errno> {
+        self.wait_reply_until(request, deadline(timeout))
+    }
+
+    fn wait_reply_until(
+        &self,
+        request: MessageId,
+        deadline: Option<Instant>,
+    ) -> Result<Message, Errno> {
+        loop {
+            let seen = self.link.generation();
+            if let Some(m) = self.take_reply(request)? {
+                return Ok(m);
+            }
+            if !self.link.wait_change(seen, deadline)? {
+                return Err(Errno::ETIMEDOUT);
+            }
+        }
+    }
+
+    /// Takes the reply to our request `request` if it has arrived (`EINVAL`
+    /// if we have no such request outstanding).
+    pub fn take_reply(&self, request: MessageId) -> Result<Option<Message>, Errno> {
+        self.calls().take_reply(self.bus.id(), self.id, request)
+    }
+
+    /// Drops the pending (`ALL_OR_WAIT`) send; false if there was none.
+    pub fn discard_send(&self) -> Result<bool, Errno> {
+        self.calls().discard_send(self.bus.id(), self.id, ())
+    }
+
+    /// How the pending send ended, once it has.
+    pub fn take_send_outcome(&self) -> Result<Option<SendOutcome>, Errno> {
+        self.calls().take_send_outcome(self.bus.id(), self.id, ())
+    }
+
+    // ----- receiving -------------------------------------------------------
+
+    /// Takes the next message if there is one.
+    pub fn try_recv(&self) -> Result<Option<Message>, Errno> {
+        self.calls().recv(self.bus.id(), self.id, ())
+    }
+
+    /// Waits for the next message.
+    pub fn recv(&self) -> Result<Message, Errno> {
+        loop {
+            if let Some(m) = self.recv_timeout(None)? {
+                return Ok(m);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for the next message.
+    pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Option<Message>, Errno> {
+        let deadline = deadline(timeout);
+        loop {
+            let seen = self.link.generation();
+            if let Some(m) = self.try_recv()? {
+                return Ok(Some(m));
+            }
+            if !self.link.wait_change(seen, deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// An fd that `poll`/`epoll` report readable while this endpoint has a
+    /// message (or a send outcome) to take. Level-triggered; owned by the
+    /// endpoint.
+    pub fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
+        self.link.readiness_fd()
+    }
+
+    // ----- settings and queries -------------------------------------------
+
+    /// Sets the queue limit (at least 1; queued messages plus reserved reply
+    /// slots). Returns the previous limit.
+    pub fn set_queue_limit(&self, limit: u32) -> Result<u32, Errno> {
+        self.calls().set_queue_limit(self.bus.id(), self.id, limit)
+    }
+
+    /// Turns "only once" on or off (one copy per message however many of
+    /// our bindings match). Returns the previous value.
+    pub fn set_only_once(&self, on: bool) -> Result<bool, Errno> {
+        self.calls().set_only_once(self.bus.id(), self.id, on)
+    }
+
+    /// Turns the bus's replier bind events on or off. Turning them on queues
+    /// for us an event per existing replier (`EBUSY` if they do not fit).
+    /// Returns the previous value.
+    pub fn set_replier_bind_events(&self, on: bool) -> Result<bool, Errno> {
+        self.calls()
+            .set_replier_bind_events(self.bus.id(), self.id, on)
+    }
+
+    /// This endpoint's statistics.
+    pub fn stats(&self) -> Result<EndpointStats, Errno> {
+        self.calls().endpoint_stats(self.bus.id(), self.id, ())
+    }
+
+    /// Closes the endpoint: unread requests are answered `GoneAway`, taken
+    /// but unanswered ones `Ignored`, bindings removed.
+    pub fn close(self) -> Result<(), Errno> {
+        self.link.close()
+    }
+}

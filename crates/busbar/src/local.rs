@@ -1,0 +1,267 @@
+//! The in-process transport: the kernel linked into the application, hosted
+//! by the std host.
+//!
+//! Calls run on the caller's thread under one mutex per kernel (no hand-off
+//! thread). Wake-ups go to a per-endpoint [`Signal`]: an atomic generation
+//! counter that blocking waiters sleep on (a futex-backed condvar, touched
+//! only when someone waits), plus an optional eventfd that mirrors the
+//! endpoint's readiness level for `poll`/`epoll`. A steady stream of messages
+//! with nobody blocked costs no syscall.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher as _, RandomState};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use busbar_kernel::{
+    BusId, Credentials, EndpointId, Errno, Host, Kernel, KernelConfig, Level, Nanos, Request,
+    Response,
+};
+use busbar_sys::ReadinessFd;
+
+use crate::transport::{Connector, Link};
+
+/// Wake-up state of one endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    generation: AtomicU64,
+    waiters: AtomicU32,
+    /// The readiness level last reported by the kernel (changed under the kernel lock).
+    level: AtomicBool,
+    lock: Mutex<()>,
+    cond: Condvar,
+    fd: OnceLock<ReadinessFd>,
+}
+
+impl Signal {
+    fn wake(&self, readable: bool) {
+        if readable {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                self.cond.notify_all();
+            }
+        }
+        let was = self.level.swap(readable, Ordering::SeqCst);
+        if was != readable {
+            if let Some(fd) = self.fd.get() {
+                // Failing to flip an eventfd we own can only mean the process
+                // is out of resources; waiters then fall back to timeouts.
+                let _ = if readable { fd.set() } else { fd.clear() };
+            }
+        }
+    }
+
+    /// Wakes every waiter without a new message (used at close).
+    fn poke(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.cond.notify_all();
+    }
+
+    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = loop {
+            if self.generation.load(Ordering::SeqCst) != seen {
+                break true;
+            }
+            match deadline {
+                None => g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break false;
+                    }
+                    g = self
+                        .cond
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        };
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        changed
+    }
+}
+
+/// The std host: real monotonic time, the alarm serviced on the next call
+/// into the kernel (and by waiters' own timeouts), wake-ups to [`Signal`]s,
+/// logs to stderr at or above a threshold, entropy from std's random keys.
+pub(crate) struct StdHost {
+    epoch: Instant,
+    alarm: Option<Nanos>,
+    signals: HashMap<(BusId, EndpointId), Arc<Signal>>,
+    log_level: Option<Level>,
+}
+
+impl fmt::Debug for StdHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StdHost")
+            .field("alarm", &self.alarm)
+            .field("endpoints", &self.signals.len())
+            .finish()
+    }
+}
+
+impl Host for StdHost {
+    fn now(&mut self) -> Nanos {
+        self.epoch.elapsed().as_nanos() as Nanos
+    }
+
+    fn set_alarm(&mut self, at: Option<Nanos>) {
+        self.alarm = at;
+    }
+
+    fn wake(&mut self, bus: BusId, endpoint: EndpointId, readable: bool) {
+        if let Some(s) = self.signals.get(&(bus, endpoint)) {
+            s.wake(readable);
+        }
+    }
+
+    fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
+        if self.log_level.is_some_and(|max| level <= max) {
+            eprintln!("busbar[{level:?}]: {message}");
+        }
+    }
+
+    fn entropy(&mut self) -> u64 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(self.epoch.elapsed().as_nanos() as u64);
+        h.finish()
+    }
+}
+
+/// An in-process kernel shared by every `Bus` and `Endpoint` made from it.
+#[derive(Debug)]
+pub(crate) struct LocalKernel {
+    kernel: Mutex<Kernel<StdHost>>,
+    creds: Credentials,
+}
+
+impl LocalKernel {
+    pub(crate) fn new(config: KernelConfig) -> Result<Arc<Self>, Errno> {
+        let host = StdHost {
+            epoch: Instant::now(),
+            alarm: None,
+            signals: HashMap::new(),
+            log_level: std::env::var_os("BUSBAR_KERNEL_LOG").map(|_| Level::Debug),
+        };
+        let c = busbar_sys::process_credentials();
+        Ok(Arc::new(LocalKernel {
+            kernel: Mutex::new(Kernel::new(host, config)?),
+            creds: Credentials {
+                pid: c.pid,
+                uid: c.uid,
+                gid: c.gid,
+            },
+        }))
+    }
+
+    /// Locks the kernel, servicing an alarm that has come due.
+    fn lock(&self) -> MutexGuard<'_, Kernel<StdHost>> {
+        // A panic while holding the lock would be a kernel bug; the state is
+        // still consistent between operations, so carry on.
+        let mut k = self.kernel.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = k.host().alarm {
+            if k.host_mut().now() >= at {
+                k.handle_alarm();
+            }
+        }
+        k
+    }
+}
+
+impl Connector for Arc<LocalKernel> {
+    fn open(&self, bus: BusId) -> Result<Box<dyn Link>, Errno> {
+        let mut k = self.lock();
+        let resp = k.dispatch(bus, EndpointId::BUS, Request::Open(self.creds))?;
+        let Response::Open(endpoint) = resp else {
+            return Err(Errno::EPROTO);
+        };
+        let signal = Arc::new(Signal::default());
+        k.host_mut().signals.insert((bus, endpoint), signal.clone());
+        Ok(Box::new(LocalLink {
+            kernel: self.clone(),
+            bus,
+            endpoint,
+            signal,
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    fn call(&self, bus: BusId, request: Request) -> Result<Response, Errno> {
+        self.lock().dispatch(bus, EndpointId::BUS, request)
+    }
+}
+
+#[derive(Debug)]
+struct LocalLink {
+    kernel: Arc<LocalKernel>,
+    bus: BusId,
+    endpoint: EndpointId,
+    signal: Arc<Signal>,
+    closed: AtomicBool,
+}
+
+impl Link for LocalLink {
+    fn endpoint(&self) -> EndpointId {
+        self.endpoint
+    }
+
+    fn call(&self, request: Request) -> Result<Response, Errno> {
+        self.kernel
+            .lock()
+            .dispatch(self.bus, self.endpoint, request)
+    }
+
+    fn generation(&self) -> u64 {
+        self.signal.generation.load(Ordering::SeqCst)
+    }
+
+    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> Result<bool, Errno> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Errno::ENOENT);
+        }
+        Ok(self.signal.wait_change(seen, deadline))
+    }
+
+    fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
+        if self.signal.fd.get().is_none() {
+            // Create under the kernel lock so the level cannot change between
+            // reading it and mirroring it into the fd.
+            let _k = self.kernel.lock();
+            if self.signal.fd.get().is_none() {
+                let fd = ReadinessFd::new().map_err(|_| Errno::EIO)?;
+                if self.signal.level.load(Ordering::SeqCst) {
+                    fd.set().map_err(|_| Errno::EIO)?;
+                }
+                let _ = self.signal.fd.set(fd);
+            }
+        }
+        Ok(self.signal.fd.get().expect("initialised above").as_fd())
+    }
+
+    fn close(&self) -> Result<(), Errno> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut k = self.kernel.lock();
+        let r = k.dispatch(self.bus, self.endpoint, Request::Close(()));
+        k.host_mut().signals.remove(&(self.bus, self.endpoint));
+        drop(k);
+        self.signal.poke();
+        r.map(|_| ())
+    }
+}
+
+impl Drop for LocalLink {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

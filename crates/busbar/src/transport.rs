@@ -1,0 +1,56 @@
+//! How a [`crate::Bus`] reaches its kernel. One trait pair, two
+//! implementations: in-process (the kernel linked in, [`crate::local`]) and,
+//! later, the daemon client. Everything above this seam (the whole public
+//! API) is shared, so a program moves between them by changing the line that
+//! makes the `Bus`.
+
+use std::fmt::Debug;
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use busbar_kernel::{BusId, EndpointId, Errno, Operations, Request, Response};
+
+/// A way to reach a kernel's buses.
+pub(crate) trait Connector: Send + Sync + Debug {
+    /// Opens an endpoint on `bus`.
+    fn open(&self, bus: BusId) -> Result<Box<dyn Link>, Errno>;
+    /// Performs a kernel- or bus-scoped operation.
+    fn call(&self, bus: BusId, request: Request) -> Result<Response, Errno>;
+}
+
+/// One open endpoint's connection to its bus.
+pub(crate) trait Link: Send + Sync + Debug {
+    /// The endpoint's id.
+    fn endpoint(&self) -> EndpointId;
+    /// Performs an operation as this endpoint.
+    fn call(&self, request: Request) -> Result<Response, Errno>;
+    /// A counter that changes whenever something arrives for this endpoint.
+    /// Read it *before* an operation that found nothing, then wait for it to
+    /// change: no wake-up can be missed in between.
+    fn generation(&self) -> u64;
+    /// Waits until the generation differs from `seen` (true) or `deadline`
+    /// passes (false).
+    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> Result<bool, Errno>;
+    /// An fd that polls readable while the endpoint has something to take.
+    fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno>;
+    /// Closes the endpoint (idempotent).
+    fn close(&self) -> Result<(), Errno>;
+}
+
+/// The table's typed calls ([`Operations`]) over a connector.
+pub(crate) struct ViaConnector<'a>(pub &'a dyn Connector);
+
+impl Operations for ViaConnector<'_> {
+    fn call(&mut self, bus: BusId, _: EndpointId, request: Request) -> Result<Response, Errno> {
+        self.0.call(bus, request)
+    }
+}
+
+/// The table's typed calls ([`Operations`]) over an endpoint's link.
+pub(crate) struct ViaLink<'a>(pub &'a dyn Link);
+
+impl Operations for ViaLink<'_> {
+    fn call(&mut self, _: BusId, _: EndpointId, request: Request) -> Result<Response, Errno> {
+        self.0.call(request)
+    }
+}
