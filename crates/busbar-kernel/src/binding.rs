@@ -20,6 +20,10 @@ use crate::{EndpointId, Hasher};
 /// Identifies one binding for its whole life (never reused on a bus).
 pub(crate) type BindingId = u64;
 
+/// A binding and the endpoint it delivers to (what routing needs, without a
+/// second lookup).
+pub(crate) type Target = (BindingId, EndpointId);
+
 /// One binding of an endpoint.
 #[derive(Clone, Debug)]
 pub(crate) struct Binding {
@@ -49,9 +53,9 @@ pub(crate) struct BindingIndex {
     bindings: HashMap<BindingId, Binding, Hasher>,
     next_id: BindingId,
     /// Listener bindings by kind, then prefix; in binding order.
-    listeners: [HashMap<Arc<str>, Vec<BindingId>, Hasher>; 3],
+    listeners: [HashMap<Arc<str>, Vec<Target>, Hasher>; 3],
     /// Replier bindings by kind, then prefix (at most one each).
-    repliers: [HashMap<Arc<str>, BindingId, Hasher>; 3],
+    repliers: [HashMap<Arc<str>, Target, Hasher>; 3],
 }
 
 impl BindingIndex {
@@ -78,7 +82,7 @@ impl BindingIndex {
     }
 
     /// The replier binding for exactly this pattern, if any.
-    pub(crate) fn replier_for_pattern(&self, kind: PatternKind, prefix: &str) -> Option<BindingId> {
+    pub(crate) fn replier_for_pattern(&self, kind: PatternKind, prefix: &str) -> Option<Target> {
         self.repliers[slot(kind)].get(prefix).copied()
     }
 
@@ -87,7 +91,7 @@ impl BindingIndex {
         self.repliers
             .iter()
             .flat_map(|m| m.values())
-            .filter_map(|id| self.bindings.get(id))
+            .filter_map(|(id, _)| self.bindings.get(id))
     }
 
     /// Adds a binding. The caller has checked replier uniqueness.
@@ -95,14 +99,15 @@ impl BindingIndex {
         let id = self.next_id;
         self.next_id += 1;
         let s = slot(binding.kind);
+        let target = (id, binding.endpoint);
         if binding.replier {
-            let old = self.repliers[s].insert(binding.prefix.clone(), id);
+            let old = self.repliers[s].insert(binding.prefix.clone(), target);
             debug_assert!(old.is_none(), "replier uniqueness checked by caller");
         } else {
             self.listeners[s]
                 .entry(binding.prefix.clone())
                 .or_default()
-                .push(id);
+                .push(target);
         }
         self.bindings.insert(id, binding);
         id
@@ -115,7 +120,7 @@ impl BindingIndex {
         if b.replier {
             self.repliers[s].remove(&*b.prefix);
         } else if let Some(v) = self.listeners[s].get_mut(&*b.prefix) {
-            v.retain(|&x| x != id);
+            v.retain(|&(x, _)| x != id);
             if v.is_empty() {
                 self.listeners[s].remove(&*b.prefix);
             }
@@ -124,7 +129,7 @@ impl BindingIndex {
     }
 
     /// The replier that a request to `name` reaches.
-    pub(crate) fn replier(&self, name: &str) -> Option<BindingId> {
+    pub(crate) fn replier(&self, name: &str) -> Option<Target> {
         if let Some(&id) = self.repliers[0].get(name) {
             return Some(id);
         }
@@ -144,7 +149,7 @@ impl BindingIndex {
     }
 
     /// Appends every listener binding that matches `name` to `out`.
-    pub(crate) fn listeners(&self, name: &str, out: &mut Vec<BindingId>) {
+    pub(crate) fn listeners(&self, name: &str, out: &mut Vec<Target>) {
         if let Some(v) = self.listeners[0].get(name) {
             out.extend_from_slice(v);
         }

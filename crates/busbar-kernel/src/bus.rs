@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::binding::{Binding, BindingId, BindingIndex};
+use crate::binding::{Binding, BindingId, BindingIndex, Target};
 use crate::endpoint::{Endpoint, Pending, Queued, SendState};
 use crate::message::synthetic;
 use crate::name::{PatternKind, check_message_name, parse_pattern, pattern_matches};
@@ -80,7 +80,7 @@ pub(crate) struct Bus {
     pending: VecDeque<EndpointId>,
     // Scratch buffers reused by every send.
     plan: Vec<Planned>,
-    matched: Vec<BindingId>,
+    matched: Vec<Target>,
 }
 
 fn bus_creds() -> Credentials {
@@ -108,10 +108,12 @@ impl Bus {
         }
     }
 
+    #[inline]
     fn ep(&self, id: EndpointId) -> Result<&Endpoint, Errno> {
         self.endpoints.get(&id).ok_or(Errno::ENOENT)
     }
 
+    #[inline]
     fn ep_mut(&mut self, id: EndpointId) -> Result<&mut Endpoint, Errno> {
         self.endpoints.get_mut(&id).ok_or(Errno::ENOENT)
     }
@@ -363,7 +365,7 @@ impl Bus {
             WhenFull::Fail(Errno::EAGAIN),
             &mut plan,
         );
-        self.reset_plan(&plan, None);
+        self.reset_plan(&plan);
         if r.is_ok() && !plan.is_empty() {
             let msg = self.bind_event_message(is_bind, binder, pattern);
             self.deliver(host, msg, &plan, false);
@@ -378,7 +380,7 @@ impl Bus {
         let mut plan = mem::take(&mut self.plan);
         plan.clear();
         let _ = self.plan_listeners(synthetic::REPLIER_BIND_EVENT, WhenFull::Skip, &mut plan);
-        self.reset_plan(&plan, None);
+        self.reset_plan(&plan);
         if !plan.is_empty() {
             let msg = self.bind_event_message(false, binder, pattern);
             for p in &plan {
@@ -490,6 +492,7 @@ impl Bus {
         if msg.is_request() && !sender.has_room() {
             return Err(Errno::ENOLCK);
         }
+        let creds = sender.creds;
         let local = msg.id.network == 0;
         let id = if local {
             MessageId {
@@ -499,7 +502,7 @@ impl Bus {
         } else {
             msg.id
         };
-        match self.route(host, from, &msg, id, false) {
+        match self.route(host, from, creds, &msg, id, false) {
             Ok(()) => {
                 if local {
                     self.take_serial();
@@ -531,41 +534,54 @@ impl Bus {
         &mut self,
         host: &mut H,
         from: EndpointId,
+        creds: Credentials,
         msg: &Outgoing,
         id: MessageId,
         retry: bool,
     ) -> Result<(), Errno> {
         let mut plan = mem::take(&mut self.plan);
         plan.clear();
+        // A new request's reply slot counts as used while its copies are planned.
         let reserve = msg.is_request() && !retry;
         if reserve {
-            // The reply slot this request will reserve counts as used.
-            self.ep_mut(from)?.planned += 1;
+            if let Some(s) = self.endpoints.get_mut(&from) {
+                s.planned += 1;
+            }
         }
         let r = self.plan_send(from, msg, &mut plan);
-        self.reset_plan(&plan, reserve.then_some(from));
-        if r.is_ok() {
-            let creds = self.ep(from)?.creds;
-            if msg.is_request() {
-                self.ep_mut(from)?.outstanding.insert(id);
+        if reserve {
+            if let Some(s) = self.endpoints.get_mut(&from) {
+                s.planned = 0;
+                s.copies = 0;
             }
-            let base = Message {
-                id,
-                in_reply_to: msg.in_reply_to,
-                to: msg.to,
-                from,
-                orig_from: msg.orig_from,
-                final_to: msg.final_to,
-                flags: msg.flags,
-                name: msg.name.clone(),
-                data: msg.data.clone(),
-                creds,
-                lost: 0,
-            };
-            if msg.is_reply() {
-                self.ep_mut(from)?.owed.remove(&msg.in_reply_to);
+        }
+        match r {
+            Ok(()) => {
+                if msg.is_request() || msg.is_reply() {
+                    if let Some(s) = self.endpoints.get_mut(&from) {
+                        if msg.is_request() {
+                            s.outstanding.insert(id);
+                        } else {
+                            s.owed.remove(&msg.in_reply_to);
+                        }
+                    }
+                }
+                let base = Message {
+                    id,
+                    in_reply_to: msg.in_reply_to,
+                    to: msg.to,
+                    from,
+                    orig_from: msg.orig_from,
+                    final_to: msg.final_to,
+                    flags: msg.flags,
+                    name: msg.name.clone(),
+                    data: msg.data.clone(),
+                    creds,
+                    lost: 0,
+                };
+                self.deliver(host, base, &plan, msg.flags.contains(Flags::URGENT));
             }
-            self.deliver(host, base, &plan, msg.flags.contains(Flags::URGENT));
+            Err(_) => self.reset_plan(&plan),
         }
         self.plan = plan;
         r
@@ -603,8 +619,7 @@ impl Bus {
                 cause: None,
             });
         } else if msg.is_request() {
-            let bid = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
-            let replier = self.index.get(bid).expect("index is consistent").endpoint;
+            let (bid, replier) = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
             if msg.to != EndpointId::BUS && msg.to != replier {
                 return Err(Errno::EPIPE);
             }
@@ -631,7 +646,8 @@ impl Bus {
     }
 
     /// Plans a copy for every listener binding matching `name` ("only once"
-    /// endpoints get at most one copy of the message).
+    /// endpoints get at most one copy of the message). On failure the plan
+    /// still names every endpoint whose scratch counters were touched.
     fn plan_listeners(
         &mut self,
         name: &str,
@@ -642,79 +658,76 @@ impl Bus {
         matched.clear();
         self.index.listeners(name, &mut matched);
         let mut r = Ok(());
-        for &bid in &matched {
-            let Some(b) = self.index.get(bid) else {
-                continue;
-            };
-            let Some(ep) = self.endpoints.get_mut(&b.endpoint) else {
+        for &(bid, target) in &matched {
+            let Some(ep) = self.endpoints.get_mut(&target) else {
                 continue;
             };
             if ep.only_once && ep.copies > 0 {
                 continue;
             }
             ep.copies += 1;
-            if ep.has_room() {
+            let role = if ep.has_room() {
                 ep.planned += 1;
-                plan.push(Planned {
-                    ep: b.endpoint,
-                    role: Role::Listener,
-                    cause: Some(bid),
-                });
+                Role::Listener
+            } else if let WhenFull::Fail(e) = when_full {
+                r = Err(e);
+                Role::Lost
             } else {
-                match when_full {
-                    WhenFull::Skip => plan.push(Planned {
-                        ep: b.endpoint,
-                        role: Role::Lost,
-                        cause: Some(bid),
-                    }),
-                    WhenFull::Fail(e) => {
-                        // Still count it in the plan so its scratch is reset.
-                        plan.push(Planned {
-                            ep: b.endpoint,
-                            role: Role::Lost,
-                            cause: None,
-                        });
-                        r = Err(e);
-                        break;
-                    }
-                }
+                Role::Lost
+            };
+            plan.push(Planned {
+                ep: target,
+                role,
+                cause: Some(bid),
+            });
+            if r.is_err() {
+                break;
             }
         }
         self.matched = matched;
         r
     }
 
-    fn reset_plan(&mut self, plan: &[Planned], also: Option<EndpointId>) {
-        for p in plan.iter().map(|p| p.ep).chain(also) {
-            if let Some(ep) = self.endpoints.get_mut(&p) {
+    /// Clears the scratch counters of every endpoint in a plan that will not
+    /// be delivered (delivery clears them itself).
+    fn reset_plan(&mut self, plan: &[Planned]) {
+        for p in plan {
+            if let Some(ep) = self.endpoints.get_mut(&p.ep) {
                 ep.planned = 0;
                 ep.copies = 0;
             }
         }
     }
 
+    /// Queues every planned copy of `base` (and clears the scratch counters).
     fn deliver<H: Host>(&mut self, host: &mut H, base: Message, plan: &[Planned], urgent: bool) {
-        for p in plan {
-            match p.role {
-                Role::Lost => {
-                    if let Some(ep) = self.endpoints.get_mut(&p.ep) {
-                        ep.lost_unreported += 1;
-                        ep.lost_total += 1;
-                    }
-                }
-                Role::Requester => {
-                    if let Some(ep) = self.endpoints.get_mut(&p.ep) {
-                        ep.outstanding.remove(&base.in_reply_to);
-                    }
-                    self.push(host, p.ep, base.clone(), None, urgent);
-                }
-                Role::Replier => {
-                    let mut m = base.clone();
-                    m.flags = m.flags.with(Flags::WANT_YOU_TO_REPLY);
-                    self.push(host, p.ep, m, p.cause, urgent);
-                }
-                Role::Listener => self.push(host, p.ep, base.clone(), p.cause, urgent),
+        let bus = self.id;
+        let mut base = Some(base);
+        let last = plan.len().saturating_sub(1);
+        for (i, p) in plan.iter().enumerate() {
+            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                continue;
+            };
+            ep.planned = 0;
+            ep.copies = 0;
+            if p.role == Role::Lost {
+                ep.lost_unreported += 1;
+                ep.lost_total += 1;
+                continue;
             }
+            let mut m = if i == last {
+                base.take().expect("the last copy takes the original")
+            } else {
+                base.clone().expect("copies before the last clone it")
+            };
+            match p.role {
+                Role::Requester => {
+                    ep.outstanding.remove(&m.in_reply_to);
+                }
+                Role::Replier => m.flags = m.flags.with(Flags::WANT_YOU_TO_REPLY),
+                Role::Listener | Role::Lost => {}
+            }
+            push_into(ep, host, bus, p.ep, m, p.cause, urgent);
         }
     }
 
@@ -722,22 +735,14 @@ impl Bus {
         &mut self,
         host: &mut H,
         id: EndpointId,
-        mut msg: Message,
+        msg: Message,
         cause: Option<BindingId>,
         urgent: bool,
     ) {
-        let Some(ep) = self.endpoints.get_mut(&id) else {
-            return;
-        };
-        msg.lost = mem::take(&mut ep.lost_unreported);
-        let q = Queued { msg, cause };
-        if urgent {
-            ep.queue.push_front(q);
-        } else {
-            ep.queue.push_back(q);
+        let bus = self.id;
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            push_into(ep, host, bus, id, msg, cause, urgent);
         }
-        ep.readable = true;
-        host.wake(self.id, id, true);
     }
 
     /// Queues a synthetic reply for `requester`'s request, using the slot the
@@ -788,27 +793,64 @@ impl Bus {
         id: EndpointId,
         _: (),
     ) -> Result<Option<Message>, Errno> {
-        let ep = self.ep(id)?;
-        if ep.queue.is_empty() && ep.set_aside > 0 {
-            self.feed_set_aside(host, id, true);
-        }
         let ep = self.ep_mut(id)?;
-        let Some(q) = ep.queue.pop_front() else {
-            return Ok(None);
+        let q = match ep.queue.pop_front() {
+            Some(q) => q,
+            None if ep.set_aside > 0 => {
+                self.feed_set_aside(host, id, true);
+                match self.ep_mut(id)?.queue.pop_front() {
+                    Some(q) => q,
+                    None => return Ok(None),
+                }
+            }
+            None => return Ok(None),
         };
-        self.after_take(host, id, &q.msg);
+        self.taken(host, id, &q.msg);
         Ok(Some(q.msg))
     }
 
-    fn after_take<H: Host>(&mut self, host: &mut H, id: EndpointId, msg: &Message) {
-        if let Some(ep) = self.endpoints.get_mut(&id) {
-            if msg.wants_us_to_reply() {
-                ep.owed.insert(msg.id, msg.from);
-            }
-            ep.received += 1;
+    pub(crate) fn recv_batch<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        max: u32,
+    ) -> Result<Vec<Message>, Errno> {
+        if max == 0 {
+            return Err(Errno::EINVAL);
         }
-        self.feed_set_aside(host, id, false);
-        self.update_readiness(host, id);
+        let ep = self.ep(id)?;
+        let n = (max as usize).min(ep.queue.len() + ep.set_aside as usize);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < max as usize {
+            match self.recv(host, id, ())? {
+                Some(m) => out.push(m),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bookkeeping after `msg` left `id`'s queue: a replier's request
+    /// becomes owed; a set-aside event may move in; readiness is updated.
+    fn taken<H: Host>(&mut self, host: &mut H, id: EndpointId, msg: &Message) {
+        let bus = self.id;
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        if msg.wants_us_to_reply() {
+            ep.owed.insert(msg.id, msg.from);
+        }
+        ep.received += 1;
+        if ep.set_aside > 0 {
+            self.feed_set_aside(host, id, false);
+            self.update_readiness(host, id);
+            return;
+        }
+        let now = ep.is_readable();
+        if ep.readable != now {
+            ep.readable = now;
+            host.wake(bus, id, now);
+        }
     }
 
     pub(crate) fn take_reply<H: Host>(
@@ -825,7 +867,7 @@ impl Bus {
         match pos {
             Some(pos) => {
                 let q = ep.queue.remove(pos).expect("position is in range");
-                self.after_take(host, id, &q.msg);
+                self.taken(host, id, &q.msg);
                 Ok(Some(q.msg))
             }
             None if ep.outstanding.contains(&request) => Ok(None),
@@ -881,7 +923,8 @@ impl Bus {
             let SendState::Pending(p) = mem::take(&mut ep.send) else {
                 continue;
             };
-            match self.route(host, id, &p.msg, p.id, true) {
+            let creds = ep.creds;
+            match self.route(host, id, creds, &p.msg, p.id, true) {
                 Ok(()) => {
                     if let Some(ep) = self.endpoints.get_mut(&id) {
                         ep.sent += 1;
@@ -1042,11 +1085,7 @@ impl Bus {
         name: Arc<str>,
     ) -> Result<Option<EndpointId>, Errno> {
         check_message_name(&name)?;
-        Ok(self
-            .index
-            .replier(&name)
-            .and_then(|b| self.index.get(b))
-            .map(|b| b.endpoint))
+        Ok(self.index.replier(&name).map(|(_, ep)| ep))
     }
 
     pub(crate) fn endpoint_stats<H: Host>(
@@ -1093,4 +1132,26 @@ impl Bus {
             endpoint_stats: ids.into_iter().filter_map(|id| self.stats_of(id)).collect(),
         })
     }
+}
+
+/// Queues `msg` on `ep` (front if urgent), attaching its unreported losses,
+/// and wakes its waiter.
+fn push_into<H: Host>(
+    ep: &mut Endpoint,
+    host: &mut H,
+    bus: BusId,
+    id: EndpointId,
+    mut msg: Message,
+    cause: Option<BindingId>,
+    urgent: bool,
+) {
+    msg.lost = mem::take(&mut ep.lost_unreported);
+    let q = Queued { msg, cause };
+    if urgent {
+        ep.queue.push_front(q);
+    } else {
+        ep.queue.push_back(q);
+    }
+    ep.readable = true;
+    host.wake(bus, id, true);
 }

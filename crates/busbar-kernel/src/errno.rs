@@ -57,10 +57,10 @@ errnos! {
     EPERM = 1, "operation not permitted";
     /// No such bus or endpoint.
     ENOENT = 2, "no such bus or endpoint";
-    /// The OS refused a resource the bus needed (an fd, a socket).
-    EIO = 5, "I/O error";
     /// The waiter was interrupted.
     EINTR = 4, "interrupted";
+    /// The OS refused a resource the bus needed (an fd, a socket).
+    EIO = 5, "I/O error";
     /// A wait for room (`ALL_OR_WAIT`) is pending, or a bind event listener is full.
     EAGAIN = 11, "a recipient's queue is full; the send is pending (or the bind event could not be delivered)";
     /// The bus ran out of memory.

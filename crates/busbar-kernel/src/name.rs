@@ -78,9 +78,49 @@ fn check(name: &str, allow_wildcard: bool) -> Result<PatternKind, Errno> {
     Ok(kind)
 }
 
-/// Checks a name a message can be sent to (no wildcards).
+/// Byte classes for [`check_message_name`]: 0 invalid, 1 letter or digit, 2 dot.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphanumeric() {
+            1
+        } else if b == b'.' {
+            2
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
+/// Checks a name a message can be sent to (no wildcards). This runs on
+/// every send, so it is one table lookup per byte with no branches; it
+/// accepts exactly what the general grammar check accepts (a unit test
+/// compares them exhaustively on short strings).
 pub fn check_message_name(name: &str) -> Result<(), Errno> {
-    check(name, false).map(|_| ())
+    let b = name.as_bytes();
+    if b.len() > MAX_NAME_LEN {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if b.len() < 3 || b[0] != b'$' || b[1] != b'.' {
+        return Err(Errno::EBADMSG);
+    }
+    // `prev` starts as "dot" so a leading dot is caught as an empty word.
+    let mut prev = 2u8;
+    let mut bad = 0u8;
+    for &c in &b[2..] {
+        let k = CLASS[c as usize];
+        // Invalid byte, or a dot right after a dot.
+        bad |= (k == 0) as u8 | (k & prev & 2);
+        prev = k;
+    }
+    if bad != 0 || prev == 2 {
+        return Err(Errno::EBADMSG);
+    }
+    Ok(())
 }
 
 /// Parses a binding pattern (a name whose last word may be `*` or `%`).
@@ -161,6 +201,24 @@ mod tests {
             "$.%", "$.a.*", "$.é",
         ] {
             assert_eq!(check_message_name(n), Err(Errno::EBADMSG), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn fast_check_agrees_with_grammar() {
+        let alphabet = [b'$', b'.', b'a', b'Z', b'0', b'*', b'%', b'-', b' '];
+        // Every string of up to 6 bytes over a small alphabet.
+        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+        while let Some(v) = stack.pop() {
+            let s = std::str::from_utf8(&v).unwrap();
+            assert_eq!(check_message_name(s), check(s, false).map(|_| ()), "{s:?}");
+            if v.len() < 6 {
+                for &c in &alphabet {
+                    let mut w = v.clone();
+                    w.push(c);
+                    stack.push(w);
+                }
+            }
         }
     }
 

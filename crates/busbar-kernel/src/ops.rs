@@ -56,6 +56,8 @@ macro_rules! operation_table {
             16 => EndpointStats(()) -> $crate::EndpointStats, endpoint, endpoint_stats, [ENOENT];
             /// Statistics of the bus and all its endpoints.
             17 => BusStats(()) -> $crate::BusStats, bus, bus_stats, [ENOENT];
+            /// Takes up to this many queued messages at once (at least 1), in queue order.
+            18 => RecvBatch(u32) -> Vec<$crate::Message>, endpoint, recv_batch, [ENOENT, EINVAL];
         }
     };
 }

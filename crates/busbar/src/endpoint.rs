@@ -218,6 +218,13 @@ impl Endpoint {
         self.calls().recv(self.bus.id(), self.id, ())
     }
 
+    /// Takes up to `max` queued messages at once (at least 1: `EINVAL` for
+    /// 0), in queue order, without waiting. One bus operation however many
+    /// it returns: the way to drain a busy queue.
+    pub fn try_recv_batch(&self, max: u32) -> Result<Vec<Message>, Errno> {
+        self.calls().recv_batch(self.bus.id(), self.id, max)
+    }
+
     /// Waits for the next message.
     pub fn recv(&self) -> Result<Message, Errno> {
         loop {

@@ -51,3 +51,8 @@ pub use busbar_kernel::{
     SendOutcome, synthetic,
 };
 pub use bytes::Bytes;
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -96,7 +96,7 @@ impl Signal {
 pub(crate) struct StdHost {
     epoch: Instant,
     alarm: Option<Nanos>,
-    signals: HashMap<(BusId, EndpointId), Arc<Signal>>,
+    signals: HashMap<(BusId, EndpointId), Arc<Signal>, foldhash::fast::RandomState>,
     log_level: Option<Level>,
 }
 
@@ -149,7 +149,7 @@ impl LocalKernel {
         let host = StdHost {
             epoch: Instant::now(),
             alarm: None,
-            signals: HashMap::new(),
+            signals: HashMap::default(),
             log_level: std::env::var_os("BUSBAR_KERNEL_LOG").map(|_| Level::Debug),
         };
         let c = busbar_sys::process_credentials();
