@@ -15,8 +15,9 @@ use crate::endpoint::{Endpoint, Pending, Queued, SendState};
 use crate::message::synthetic;
 use crate::name::{PatternKind, check_message_name, parse_pattern, pattern_matches};
 use crate::{
-    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Hasher, Host,
-    Level, Message, MessageId, Nanos, Outgoing, ReplierBindEvent, SendArgs, SendOutcome,
+    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Hasher,
+    Header, Host, Level, Message, MessageId, Nanos, Outgoing, ReplierBindEvent, SendArgs,
+    SendOutcome,
 };
 
 /// The smallest maximum message size a bus accepts.
@@ -335,19 +336,37 @@ impl Bus {
     }
 
     fn synthetic_message(&mut self, name: &str, data: Bytes, flags: Flags) -> Message {
-        Message {
+        self.synthetic(
+            name,
+            data,
+            flags,
+            MessageId::NONE,
+            EndpointId::BUS,
+            EndpointId::BUS,
+        )
+    }
+
+    fn synthetic(
+        &mut self,
+        name: &str,
+        data: Bytes,
+        flags: Flags,
+        in_reply_to: MessageId,
+        to: EndpointId,
+        from: EndpointId,
+    ) -> Message {
+        let header = Header {
             id: self.fresh_id(),
-            in_reply_to: MessageId::NONE,
-            to: EndpointId::BUS,
-            from: EndpointId::BUS,
+            in_reply_to,
+            to,
+            from,
             orig_from: Default::default(),
             final_to: Default::default(),
-            flags: flags.with(Flags::SYNTHETIC),
             name: Arc::from(name),
             data,
             creds: bus_creds(),
-            lost: 0,
-        }
+        };
+        Message::new(header, flags.with(Flags::SYNTHETIC))
     }
 
     /// Sends a bind event to its listeners, all or nothing: `EAGAIN` if any is full.
@@ -529,6 +548,19 @@ impl Bus {
         }
     }
 
+    pub(crate) fn send_batch<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        batch: Vec<SendArgs>,
+    ) -> Result<Vec<crate::SendResult>, Errno> {
+        self.ep(from)?;
+        Ok(batch
+            .into_iter()
+            .map(|args| self.send(host, from, args))
+            .collect())
+    }
+
     /// Plans every copy of `msg`, then delivers them all, or fails with no effect.
     fn route<H: Host>(
         &mut self,
@@ -566,19 +598,18 @@ impl Bus {
                         }
                     }
                 }
-                let base = Message {
+                let header = Header {
                     id,
                     in_reply_to: msg.in_reply_to,
                     to: msg.to,
                     from,
                     orig_from: msg.orig_from,
                     final_to: msg.final_to,
-                    flags: msg.flags,
                     name: msg.name.clone(),
                     data: msg.data.clone(),
                     creds,
-                    lost: 0,
                 };
+                let base = Message::new(header, msg.flags);
                 self.deliver(host, base, &plan, msg.flags.contains(Flags::URGENT));
             }
             Err(_) => self.reset_plan(&plan),
@@ -761,10 +792,7 @@ impl Bus {
         if !r.outstanding.remove(&request) {
             return;
         }
-        let mut msg = self.synthetic_message(name, Bytes::new(), Flags::empty());
-        msg.in_reply_to = request;
-        msg.to = requester;
-        msg.from = from;
+        let msg = self.synthetic(name, Bytes::new(), Flags::empty(), request, requester, from);
         host.log(
             Level::Debug,
             format_args!(

@@ -62,11 +62,13 @@ pub use errno::Errno;
 pub use host::{Host, Level, Nanos};
 pub use kernel::{Kernel, KernelConfig};
 pub use message::{
-    BusId, Credentials, EndpointId, Flags, Message, MessageId, OrigFrom, Outgoing,
+    BusId, Credentials, EndpointId, Flags, Header, Message, MessageId, OrigFrom, Outgoing,
     ReplierBindEvent, synthetic,
 };
 pub use name::MAX_NAME_LEN;
-pub use ops::{BindArgs, OpCode, Operations, Request, Response, Scope, SendArgs, SendOutcome};
+pub use ops::{
+    BindArgs, OpCode, Operations, Request, Response, Scope, SendArgs, SendOutcome, SendResult,
+};
 pub use stats::{BusStats, EndpointStats};
 
 /// The hasher of every table in the kernel, seeded from host entropy (so a

@@ -58,6 +58,8 @@ macro_rules! operation_table {
             17 => BusStats(()) -> $crate::BusStats, bus, bus_stats, [ENOENT];
             /// Takes up to this many queued messages at once (at least 1), in queue order.
             18 => RecvBatch(u32) -> Vec<$crate::Message>, endpoint, recv_batch, [ENOENT, EINVAL];
+            /// Sends several messages in order, as if by one `Send` each; one result per message.
+            19 => SendBatch(Vec<$crate::SendArgs>) -> Vec<$crate::SendResult>, endpoint, send_batch, [ENOENT];
         }
     };
 }
@@ -79,6 +81,9 @@ pub struct SendArgs {
     /// For `ALL_OR_WAIT`: give up (outcome `ETIMEDOUT`) if still pending at this time.
     pub deadline: Option<Nanos>,
 }
+
+/// The result of one send in a `SendBatch`.
+pub type SendResult = Result<MessageId, Errno>;
 
 /// How a pending (`ALL_OR_WAIT`) send ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use busbar_kernel::{
     BindArgs, EndpointId, EndpointStats, Errno, Message, MessageId, Operations, Outgoing, SendArgs,
-    SendOutcome,
+    SendOutcome, SendResult,
 };
 use bytes::Bytes;
 
@@ -112,6 +112,20 @@ impl Endpoint {
             deadline: None,
         };
         self.calls().send(self.bus.id(), self.id, args)
+    }
+
+    /// Sends several messages in order as one bus operation (one round trip
+    /// through the daemon); one result per message, as if each were sent by
+    /// [`Endpoint::send`]. After an `EAGAIN` (pending) the rest get `EALREADY`.
+    pub fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<SendResult>, Errno> {
+        let batch = messages
+            .into_iter()
+            .map(|message| SendArgs {
+                message,
+                deadline: None,
+            })
+            .collect();
+        self.calls().send_batch(self.bus.id(), self.id, batch)
     }
 
     /// Sends a message, waiting (up to `timeout`, `None` = forever) while an

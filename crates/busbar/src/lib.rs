@@ -46,9 +46,9 @@ pub use bus::Bus;
 pub use endpoint::Endpoint;
 
 pub use busbar_kernel::{
-    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, KernelConfig,
+    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Header, KernelConfig,
     MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing, ReplierBindEvent,
-    SendOutcome, synthetic,
+    SendOutcome, SendResult, synthetic,
 };
 pub use bytes::Bytes;
 
