@@ -77,6 +77,8 @@ pub(crate) struct Bus {
     tragic: bool,
     /// Endpoints already given an `UnbindEventsLost` since the list went tragic.
     tragic_told: HashSet<EndpointId, Hasher>,
+    /// Endpoints that monitor the bus, in the order they asked.
+    monitors: Vec<EndpointId>,
     /// Endpoints with a pending send, in the order they went pending.
     pending: VecDeque<EndpointId>,
     // Scratch buffers reused by every send.
@@ -104,6 +106,7 @@ impl Bus {
             set_aside: VecDeque::new(),
             tragic: false,
             pending: VecDeque::new(),
+            monitors: Vec::new(),
             plan: Vec::new(),
             matched: Vec::new(),
         }
@@ -171,6 +174,9 @@ impl Bus {
         _: (),
     ) -> Result<(), Errno> {
         let mut ep = self.endpoints.remove(&id).ok_or(Errno::ENOENT)?;
+        if ep.monitor {
+            self.monitors.retain(|&m| m != id);
+        }
         // 1 + 2: the pending send and the reservations go with the endpoint.
         if matches!(ep.send, SendState::Pending(_)) {
             self.pending.retain(|&e| e != id);
@@ -402,6 +408,7 @@ impl Bus {
         self.reset_plan(&plan);
         if !plan.is_empty() {
             let msg = self.bind_event_message(false, binder, pattern);
+            self.copy_to_monitors(host, &msg);
             for p in &plan {
                 let Some(ep) = self.endpoints.get_mut(&p.ep) else {
                     continue;
@@ -732,6 +739,7 @@ impl Bus {
 
     /// Queues every planned copy of `base` (and clears the scratch counters).
     fn deliver<H: Host>(&mut self, host: &mut H, base: Message, plan: &[Planned], urgent: bool) {
+        self.copy_to_monitors(host, &base);
         let bus = self.id;
         let mut base = Some(base);
         let last = plan.len().saturating_sub(1);
@@ -760,6 +768,38 @@ impl Bus {
             }
             push_into(ep, host, bus, p.ep, m, p.cause, urgent);
         }
+    }
+
+    /// Gives every monitor its copy of `msg` (or counts it lost if full).
+    fn copy_to_monitors<H: Host>(&mut self, host: &mut H, msg: &Message) {
+        if self.monitors.is_empty() {
+            return;
+        }
+        let bus = self.id;
+        for &id in &self.monitors {
+            let Some(ep) = self.endpoints.get_mut(&id) else {
+                continue;
+            };
+            if ep.has_room() {
+                let mut m = msg.clone();
+                m.flags = m.flags.without(Flags::WANT_YOU_TO_REPLY);
+                push_into(ep, host, bus, id, m, None, false);
+            } else {
+                ep.lost_unreported += 1;
+                ep.lost_total += 1;
+            }
+        }
+    }
+
+    pub(crate) fn set_monitor<H: Host>(&mut self, _: &mut H, id: EndpointId, on: bool) -> Result<bool, Errno> {
+        let ep = self.ep_mut(id)?;
+        let was = mem::replace(&mut ep.monitor, on);
+        if on && !was {
+            self.monitors.push(id);
+        } else if !on && was {
+            self.monitors.retain(|&m| m != id);
+        }
+        Ok(was)
     }
 
     fn push<H: Host>(
@@ -793,6 +833,7 @@ impl Bus {
             return;
         }
         let msg = self.synthetic(name, Bytes::new(), Flags::empty(), request, requester, from);
+        self.copy_to_monitors(host, &msg);
         host.log(
             Level::Debug,
             format_args!(

@@ -41,6 +41,8 @@ pub(crate) struct Endpoint {
     /// Limit on `queue.len() + outstanding.len()` (at least 1).
     pub limit: u32,
     pub only_once: bool,
+    /// Gets a copy of everything queued on the bus.
+    pub monitor: bool,
     /// Requests we sent whose reply has not been queued yet: each reserves a slot.
     pub outstanding: HashSet<MessageId, Hasher>,
     /// Requests we received as replier (and took) that we still owe a reply, by requester.
@@ -71,6 +73,7 @@ impl Endpoint {
             queue: VecDeque::new(),
             limit,
             only_once: false,
+            monitor: false,
             outstanding: HashSet::with_hasher(hasher.clone()),
             owed: HashMap::with_hasher(hasher.clone()),
             bindings: Vec::new(),

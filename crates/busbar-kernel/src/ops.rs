@@ -60,6 +60,8 @@ macro_rules! operation_table {
             18 => RecvBatch(u32) -> Vec<$crate::Message>, endpoint, recv_batch, [ENOENT, EINVAL];
             /// Sends several messages in order, as if by one `Send` each; one result per message.
             19 => SendBatch(Vec<$crate::SendArgs>) -> Vec<$crate::SendResult>, endpoint, send_batch, [ENOENT];
+            /// Makes this endpoint a monitor: it gets a copy of every message the bus queues for anyone (synthetic ones included). Returns the previous value.
+            20 => SetMonitor(bool) -> bool, endpoint, set_monitor, [ENOENT];
         }
     };
 }

@@ -8,6 +8,13 @@
 
 #![warn(missing_docs)]
 
+mod unix;
+
+pub use unix::{
+    Epoll, Interest, Ready, SIGINT, SIGTERM, default_socket_path, group_id, open_fd_count,
+    peer_credentials, set_group, set_mode, signal_pipe,
+};
+
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;

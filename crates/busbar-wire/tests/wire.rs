@@ -182,6 +182,7 @@ fn samples() -> Vec<(Request, Response)> {
                 Err(Errno::EBUSY),
             ]),
         ),
+        (Request::SetMonitor(true), Response::SetMonitor(false)),
     ];
     // Every operation has a sample.
     let mut codes: Vec<OpCode> = v.iter().map(|(r, _)| r.code()).collect();
@@ -334,7 +335,7 @@ proptest! {
     }
 
     #[test]
-    fn corrupted_valid_frames_never_panic(i in 0usize..19, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+    fn corrupted_valid_frames_never_panic(i in 0usize..20, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
         let (req, resp) = samples().swap_remove(i);
         for response in [false, true] {
             let mut out = Vec::new();

@@ -291,6 +291,13 @@ impl Endpoint {
             .set_replier_bind_events(self.bus.id(), self.id, on)
     }
 
+    /// Turns monitoring on or off: a monitor gets a copy of every message
+    /// the bus queues for anyone, synthetic replies included (copies that do
+    /// not fit are counted lost). Returns the previous value.
+    pub fn set_monitor(&self, on: bool) -> Result<bool, Errno> {
+        self.calls().set_monitor(self.bus.id(), self.id, on)
+    }
+
     /// This endpoint's statistics.
     pub fn stats(&self) -> Result<EndpointStats, Errno> {
         self.calls().endpoint_stats(self.bus.id(), self.id, ())

@@ -1,0 +1,197 @@
+//! Unix-socket and event-loop wrappers for the daemon and its clients.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::event::epoll;
+
+use crate::ProcessCredentials;
+
+/// `getsockopt(fd, SOL_SOCKET, SO_PEERCRED)`—The credentials of the process
+/// at the other end of a Unix socket, as the kernel recorded them at
+/// `connect`/`socketpair` time (the peer cannot forge them).
+///
+/// # References
+/// - [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html)
+#[doc(alias = "SO_PEERCRED")]
+pub fn peer_credentials(fd: impl AsFd) -> io::Result<ProcessCredentials> {
+    let c = rustix::net::sockopt::socket_peercred(fd)?;
+    Ok(ProcessCredentials {
+        pid: c.pid.as_raw_nonzero().get() as u32,
+        uid: c.uid.as_raw(),
+        gid: c.gid.as_raw(),
+    })
+}
+
+/// Interest in readability and/or writability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interest {
+    /// Wake when readable.
+    pub read: bool,
+    /// Wake when writable.
+    pub write: bool,
+}
+
+impl Interest {
+    fn flags(self) -> epoll::EventFlags {
+        let mut f = epoll::EventFlags::RDHUP;
+        if self.read {
+            f |= epoll::EventFlags::IN;
+        }
+        if self.write {
+            f |= epoll::EventFlags::OUT;
+        }
+        f
+    }
+}
+
+/// What an fd is ready for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready {
+    /// The token it was registered with.
+    pub token: u64,
+    /// Readable (or peer hung up: a read will say so).
+    pub read: bool,
+    /// Writable.
+    pub write: bool,
+    /// Error or hang-up.
+    pub hangup: bool,
+}
+
+/// `epoll(7)`—A level-triggered readiness set.
+///
+/// # References
+/// - [`epoll(7)`](https://man7.org/linux/man-pages/man7/epoll.7.html)
+#[doc(alias = "epoll_create1")]
+pub struct Epoll {
+    fd: OwnedFd,
+    events: Vec<epoll::Event>,
+}
+
+impl std::fmt::Debug for Epoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoll").field("fd", &self.fd).finish()
+    }
+}
+
+impl Epoll {
+    /// `epoll_create1(EPOLL_CLOEXEC)`.
+    pub fn new() -> io::Result<Self> {
+        Ok(Epoll {
+            fd: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            events: Vec::with_capacity(256),
+        })
+    }
+
+    /// `epoll_ctl(EPOLL_CTL_ADD)`.
+    pub fn add(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        epoll::add(&self.fd, fd, epoll::EventData::new_u64(token), interest.flags())?;
+        Ok(())
+    }
+
+    /// `epoll_ctl(EPOLL_CTL_MOD)`.
+    pub fn modify(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        epoll::modify(&self.fd, fd, epoll::EventData::new_u64(token), interest.flags())?;
+        Ok(())
+    }
+
+    /// `epoll_ctl(EPOLL_CTL_DEL)`.
+    pub fn delete(&self, fd: impl AsFd) -> io::Result<()> {
+        epoll::delete(&self.fd, fd)?;
+        Ok(())
+    }
+
+    /// `epoll_wait`—Waits up to `timeout` (`None`: forever) and appends what
+    /// is ready to `out`.
+    pub fn wait(&mut self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> io::Result<()> {
+        let ts = timeout.map(|d| rustix::event::Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        self.events.clear();
+        loop {
+            match epoll::wait(&self.fd, rustix::buffer::spare_capacity(&mut self.events), ts.as_ref()) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for e in &self.events {
+            let f = e.flags;
+            out.push(Ready {
+                token: e.data.u64(),
+                read: f.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP),
+                write: f.contains(epoll::EventFlags::OUT),
+                hangup: f.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for Epoll {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A pipe whose read end becomes readable when one of `signals` arrives
+/// (a self-pipe registered with `signal-hook`). Returns the read end.
+pub fn signal_pipe(signals: &[i32]) -> io::Result<UnixStream> {
+    let (read, write) = UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    for &s in signals {
+        signal_hook::low_level::pipe::register(s, write.try_clone()?)?;
+    }
+    Ok(read)
+}
+
+/// `SIGTERM`.
+pub const SIGTERM: i32 = signal_hook::consts::SIGTERM;
+/// `SIGINT`.
+pub const SIGINT: i32 = signal_hook::consts::SIGINT;
+
+/// Where busbar's socket lives unless told otherwise: `$BUSBAR_SOCKET`, else
+/// `$XDG_RUNTIME_DIR/busbar/bus.sock`, else `/tmp/busbar-<uid>/bus.sock`.
+/// Daemon and clients resolve it the same way.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BUSBAR_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return Path::new(&d).join("busbar").join("bus.sock");
+    }
+    let uid = rustix::process::geteuid().as_raw();
+    PathBuf::from(format!("/tmp/busbar-{uid}/bus.sock"))
+}
+
+/// `chmod(path, mode)`.
+pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode))?;
+    Ok(())
+}
+
+/// `chown(path, -1, gid)`—Sets a file's group.
+pub fn set_group(path: &Path, gid: u32) -> io::Result<()> {
+    rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))?;
+    Ok(())
+}
+
+/// The gid of a group name, from `/etc/group`.
+pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+    let text = std::fs::read_to_string("/etc/group")?;
+    Ok(text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.next()?;
+        f.next()?.parse().ok()
+    }))
+}
+
+/// Counts this process's open fds (entries of `/proc/self/fd`).
+pub fn open_fd_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count())
+}
