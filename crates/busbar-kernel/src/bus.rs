@@ -791,7 +791,12 @@ impl Bus {
         }
     }
 
-    pub(crate) fn set_monitor<H: Host>(&mut self, _: &mut H, id: EndpointId, on: bool) -> Result<bool, Errno> {
+    pub(crate) fn set_monitor<H: Host>(
+        &mut self,
+        _: &mut H,
+        id: EndpointId,
+        on: bool,
+    ) -> Result<bool, Errno> {
         let ep = self.ep_mut(id)?;
         let was = mem::replace(&mut ep.monitor, on);
         if on && !was {

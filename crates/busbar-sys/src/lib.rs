@@ -11,8 +11,8 @@
 mod unix;
 
 pub use unix::{
-    Epoll, Interest, Ready, SIGINT, SIGTERM, default_socket_path, group_id, open_fd_count,
-    peer_credentials, set_group, set_mode, signal_pipe,
+    Epoll, Interest, Ready, SIGINT, SIGTERM, default_socket_path, forward_signals, group_id,
+    open_fd_count, peer_credentials, set_group, set_mode,
 };
 
 use std::io;

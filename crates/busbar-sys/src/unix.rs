@@ -68,7 +68,6 @@ pub struct Ready {
 #[doc(alias = "epoll_create1")]
 pub struct Epoll {
     fd: OwnedFd,
-    events: Vec<epoll::Event>,
 }
 
 impl std::fmt::Debug for Epoll {
@@ -82,19 +81,28 @@ impl Epoll {
     pub fn new() -> io::Result<Self> {
         Ok(Epoll {
             fd: epoll::create(epoll::CreateFlags::CLOEXEC)?,
-            events: Vec::with_capacity(256),
         })
     }
 
     /// `epoll_ctl(EPOLL_CTL_ADD)`.
     pub fn add(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
-        epoll::add(&self.fd, fd, epoll::EventData::new_u64(token), interest.flags())?;
+        epoll::add(
+            &self.fd,
+            fd,
+            epoll::EventData::new_u64(token),
+            interest.flags(),
+        )?;
         Ok(())
     }
 
     /// `epoll_ctl(EPOLL_CTL_MOD)`.
     pub fn modify(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
-        epoll::modify(&self.fd, fd, epoll::EventData::new_u64(token), interest.flags())?;
+        epoll::modify(
+            &self.fd,
+            fd,
+            epoll::EventData::new_u64(token),
+            interest.flags(),
+        )?;
         Ok(())
     }
 
@@ -106,20 +114,24 @@ impl Epoll {
 
     /// `epoll_wait`—Waits up to `timeout` (`None`: forever) and appends what
     /// is ready to `out`.
-    pub fn wait(&mut self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> io::Result<()> {
+    pub fn wait(&self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> io::Result<()> {
         let ts = timeout.map(|d| rustix::event::Timespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(d.subsec_nanos()),
         });
-        self.events.clear();
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
         loop {
-            match epoll::wait(&self.fd, rustix::buffer::spare_capacity(&mut self.events), ts.as_ref()) {
+            match epoll::wait(
+                &self.fd,
+                rustix::buffer::spare_capacity(&mut events),
+                ts.as_ref(),
+            ) {
                 Ok(_) => break,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        for e in &self.events {
+        for e in &events {
             let f = e.flags;
             out.push(Ready {
                 token: e.data.u64(),
@@ -138,15 +150,13 @@ impl AsFd for Epoll {
     }
 }
 
-/// A pipe whose read end becomes readable when one of `signals` arrives
-/// (a self-pipe registered with `signal-hook`). Returns the read end.
-pub fn signal_pipe(signals: &[i32]) -> io::Result<UnixStream> {
-    let (read, write) = UnixStream::pair()?;
-    read.set_nonblocking(true)?;
+/// Makes `signals` write a byte to `to` when they arrive (a self-pipe,
+/// registered with `signal-hook`), instead of their default action.
+pub fn forward_signals(signals: &[i32], to: &UnixStream) -> io::Result<()> {
     for &s in signals {
-        signal_hook::low_level::pipe::register(s, write.try_clone()?)?;
+        signal_hook::low_level::pipe::register(s, to.try_clone()?)?;
     }
-    Ok(read)
+    Ok(())
 }
 
 /// `SIGTERM`.

@@ -1,13 +1,16 @@
 //! [`Bus`]: a handle on one bus, however it is reached.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use busbar_kernel::{BusId, BusStats, EndpointId, Errno, KernelConfig, Operations};
 
 use crate::Endpoint;
 use crate::local::LocalKernel;
+use crate::remote::RemoteConnector;
 use crate::transport::{Connector, ViaConnector};
+pub use busbar_sys::default_socket_path;
 
 /// A handle on one bus. Cheap to clone; every clone reaches the same bus.
 ///
@@ -18,6 +21,9 @@ use crate::transport::{Connector, ViaConnector};
 pub struct Bus {
     connector: Arc<dyn Connector>,
     id: BusId,
+    /// Something that must live as long as any handle on this bus (a test's
+    /// private daemon).
+    keepalive: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl fmt::Debug for Bus {
@@ -41,11 +47,37 @@ impl Bus {
         Ok(Bus {
             connector: Arc::new(LocalKernel::new(config)?),
             id: BusId(0),
+            keepalive: None,
         })
     }
 
     fn calls(&self) -> ViaConnector<'_> {
         ViaConnector(&*self.connector)
+    }
+
+    /// Bus 0 of the daemon listening at `path` (see `busbar daemon`).
+    /// `ENOENT` if there is no socket there, `ECONNREFUSED` if nothing
+    /// answers on it.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Bus, Errno> {
+        Ok(Bus {
+            connector: Arc::new(RemoteConnector::connect(path.as_ref())?),
+            id: BusId(0),
+            keepalive: None,
+        })
+    }
+
+    /// Bus 0 of the daemon at the default socket: `$BUSBAR_SOCKET`, else
+    /// `$XDG_RUNTIME_DIR/busbar/bus.sock`, else `/tmp/busbar-<uid>/bus.sock`.
+    pub fn connect_default() -> Result<Bus, Errno> {
+        Self::connect(default_socket_path())
+    }
+
+    /// Keeps `guard` alive as long as any handle on this bus or its
+    /// endpoints exists (for tests that run a private daemon per bus).
+    #[doc(hidden)]
+    pub fn with_keepalive(mut self, guard: Arc<dyn std::any::Any + Send + Sync>) -> Bus {
+        self.keepalive = Some(guard);
+        self
     }
 
     /// This bus's id.
@@ -59,6 +91,7 @@ impl Bus {
         Bus {
             connector: self.connector.clone(),
             id,
+            keepalive: self.keepalive.clone(),
         }
     }
 

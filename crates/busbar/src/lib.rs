@@ -40,9 +40,10 @@
 mod bus;
 mod endpoint;
 mod local;
+mod remote;
 mod transport;
 
-pub use bus::Bus;
+pub use bus::{Bus, default_socket_path};
 pub use endpoint::Endpoint;
 
 pub use busbar_kernel::{

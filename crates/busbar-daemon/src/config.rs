@@ -1,0 +1,129 @@
+//! Daemon configuration: defaults, the TOML file (unknown keys rejected),
+//! and command-line overrides.
+
+use std::path::{Path, PathBuf};
+
+use busbar_kernel::KernelConfig;
+use serde::Deserialize;
+
+/// Everything the daemon needs to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// The socket to serve on.
+    pub socket: PathBuf,
+    /// Kernel limits (buses, default queue limit, message size).
+    pub kernel: KernelConfig,
+    /// The most client connections served at once.
+    pub max_connections: usize,
+    /// The socket file's permission bits (default `0o600`: user only).
+    pub socket_mode: u32,
+    /// The socket file's group, if it should be changed.
+    pub socket_group: Option<u32>,
+}
+
+impl DaemonConfig {
+    /// Defaults: the default socket path, one bus, kernel defaults, 4096
+    /// connections, mode `0600`.
+    pub fn new(socket: PathBuf) -> Self {
+        DaemonConfig {
+            socket,
+            kernel: KernelConfig {
+                max_buses: 1024,
+                ..KernelConfig::default()
+            },
+            max_connections: 4096,
+            socket_mode: 0o600,
+            socket_group: None,
+        }
+    }
+
+    /// Applies a TOML config file on top of `self`.
+    ///
+    /// ```toml
+    /// buses = 2                    # buses created at start
+    /// default_queue_limit = 100    # queue limit of a new endpoint
+    /// max_message_size = 4194304   # bytes (name + data) per message
+    /// max_connections = 4096
+    /// socket_mode = "0660"         # octal permission bits of the socket
+    /// socket_group = "busbar"      # group name or number
+    /// ```
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        self.apply_toml(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Applies TOML text on top of `self`.
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), String> {
+        let f: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(n) = f.buses {
+            self.kernel.buses = n;
+        }
+        if let Some(n) = f.default_queue_limit {
+            self.kernel.default_queue_limit = n;
+        }
+        if let Some(n) = f.max_message_size {
+            self.kernel.max_message_size = n;
+            self.kernel.absolute_max_message_size = self.kernel.absolute_max_message_size.max(n);
+        }
+        if let Some(n) = f.max_connections {
+            if n == 0 {
+                return Err("max_connections must be at least 1".into());
+            }
+            self.max_connections = n;
+        }
+        if let Some(m) = f.socket_mode {
+            self.socket_mode = u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| format!("socket_mode {m:?} is not an octal mode like \"0660\""))?;
+        }
+        if let Some(g) = f.socket_group {
+            self.socket_group = Some(match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => busbar_sys::group_id(&g)
+                    .map_err(|e| format!("cannot read /etc/group: {e}"))?
+                    .ok_or_else(|| format!("no group named {g:?}"))?,
+            });
+        }
+        self.kernel.validate().map_err(|_| {
+            "inconsistent limits (queue limit ≥ 1, message size ≥ 100, buses ≤ 1024)".to_string()
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    buses: Option<u32>,
+    default_queue_limit: Option<u32>,
+    max_message_size: Option<u32>,
+    max_connections: Option<usize>,
+    socket_mode: Option<String>,
+    socket_group: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_applies_and_unknown_keys_are_rejected() {
+        let mut c = DaemonConfig::new("/x".into());
+        c.apply_toml("buses = 3\ndefault_queue_limit = 7\nsocket_mode = \"0660\"\nsocket_group = \"0\"\nmax_connections = 9")
+            .unwrap();
+        assert_eq!(c.kernel.buses, 3);
+        assert_eq!(c.kernel.default_queue_limit, 7);
+        assert_eq!(c.socket_mode, 0o660);
+        assert_eq!(c.socket_group, Some(0));
+        assert_eq!(c.max_connections, 9);
+        assert!(c.apply_toml("bogus = 1").unwrap_err().contains("bogus"));
+        assert!(c.apply_toml("socket_mode = \"999\"").is_err());
+        assert!(c.apply_toml("default_queue_limit = 0").is_err());
+        assert!(
+            c.apply_toml("socket_group = \"no-such-group-here\"")
+                .is_err()
+        );
+    }
+}
