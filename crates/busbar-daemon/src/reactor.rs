@@ -621,6 +621,10 @@ impl Daemon {
 
 /// Binds and runs a daemon until SIGTERM/SIGINT.
 pub fn run_daemon(config: DaemonConfig) -> io::Result<()> {
+    match busbar_sys::raise_fd_limit() {
+        Ok(n) => tracing::debug!(fds = n, "open file limit"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     let d = Daemon::bind(config)?;
     d.stop_on_signals()?;
     d.run()

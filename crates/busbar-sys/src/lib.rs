@@ -12,7 +12,7 @@ mod unix;
 
 pub use unix::{
     Epoll, Interest, Ready, SIGINT, SIGTERM, default_socket_path, forward_signals, group_id,
-    open_fd_count, peer_credentials, set_group, set_mode,
+    open_fd_count, peer_credentials, raise_fd_limit, set_group, set_mode,
 };
 
 use std::io;

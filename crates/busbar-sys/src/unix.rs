@@ -205,3 +205,19 @@ pub fn group_id(name: &str) -> io::Result<Option<u32>> {
 pub fn open_fd_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())
 }
+
+/// `setrlimit(RLIMIT_NOFILE)`—Raises this process's soft limit on open fds
+/// to its hard limit (a daemon serving thousands of clients needs it).
+/// Returns the new soft limit.
+#[doc(alias = "setrlimit")]
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if let Some(max) = l.maximum {
+        if l.current.is_none_or(|c| c < max) {
+            l.current = Some(max);
+            setrlimit(Resource::Nofile, l.clone())?;
+        }
+    }
+    Ok(l.current.unwrap_or(u64::MAX))
+}

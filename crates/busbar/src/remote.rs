@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{BusId, EndpointId, Errno, Request, Response};
@@ -219,8 +219,8 @@ impl Connector for RemoteConnector {
             bus,
             endpoint,
             generation: AtomicU64::new(0),
-            level,
-            epoll,
+            readable: AtomicBool::new(false),
+            readiness: OnceLock::new(),
             closed: AtomicBool::new(false),
         }))
     }
@@ -236,8 +236,11 @@ struct RemoteLink {
     bus: BusId,
     endpoint: EndpointId,
     generation: AtomicU64,
-    level: ReadinessFd,
-    epoll: Epoll,
+    /// The last readiness level learnt from the daemon.
+    readable: AtomicBool,
+    /// Made on first use of `readiness_fd`: an eventfd mirroring `readable`,
+    /// and an epoll set holding it and the socket.
+    readiness: OnceLock<(ReadinessFd, Epoll)>,
     /// A second fd for the socket, to sleep on without holding the lock.
     wait_fd: UnixStream,
     closed: AtomicBool,
@@ -255,12 +258,13 @@ impl RemoteLink {
             Some(f) => Some(f & FLAG_READABLE != 0),
             None => (new > 0).then_some(true),
         };
-        // Failing to flip our own eventfd only degrades poll() to the socket.
-        let _ = match level {
-            Some(true) => self.level.set(),
-            Some(false) => self.level.clear(),
-            None => Ok(()),
-        };
+        if let Some(level) = level {
+            self.readable.store(level, Ordering::SeqCst);
+            if let Some((fd, _)) = self.readiness.get() {
+                // Failing to flip our own eventfd only degrades poll() to the socket.
+                let _ = if level { fd.set() } else { fd.clear() };
+            }
+        }
     }
 }
 
@@ -317,7 +321,25 @@ impl Link for RemoteLink {
     }
 
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
-        Ok(self.epoll.as_fd())
+        if self.readiness.get().is_none() {
+            // Under the connection lock, so the level cannot change meanwhile.
+            let _conn = lock(&self.conn);
+            if self.readiness.get().is_none() {
+                let level = ReadinessFd::new().map_err(|_| Errno::EIO)?;
+                let epoll = Epoll::new().map_err(|_| Errno::EIO)?;
+                let read = Interest {
+                    read: true,
+                    write: false,
+                };
+                epoll.add(&self.wait_fd, 0, read).map_err(|_| Errno::EIO)?;
+                epoll.add(&level, 1, read).map_err(|_| Errno::EIO)?;
+                if self.readable.load(Ordering::SeqCst) {
+                    level.set().map_err(|_| Errno::EIO)?;
+                }
+                let _ = self.readiness.set((level, epoll));
+            }
+        }
+        Ok(self.readiness.get().expect("initialised above").1.as_fd())
     }
 
     fn close(&self) -> Result<(), Errno> {

@@ -1,0 +1,437 @@
+//! `busbar`: run the daemon and talk to it from the shell.
+
+mod bench;
+mod format;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use busbar::{Bus, BusId, Errno, Flags, Message, Outgoing};
+use clap::{Args, Parser, Subcommand};
+
+/// busbar: a message bus for Linux with kernel-grade guarantees.
+///
+/// Start a daemon with `busbar daemon`, then use the other commands from
+/// any terminal of the same user. The socket is `--socket PATH`, else
+/// `$BUSBAR_SOCKET`, else `$XDG_RUNTIME_DIR/busbar/bus.sock`, else
+/// `/tmp/busbar-<uid>/bus.sock`.
+///
+/// Exit status: 0 success; 1 an operation failed (the errno and a sentence
+/// are printed on stderr); 2 bad command line; 3 `call` got a synthetic
+/// reply (the replier went away, ignored or unbound).
+#[derive(Debug, Parser)]
+#[command(name = "busbar", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Where to find the daemon, and which bus.
+#[derive(Debug, Args)]
+struct Target {
+    /// The daemon's socket (default: $BUSBAR_SOCKET, $XDG_RUNTIME_DIR/busbar/bus.sock, /tmp/busbar-<uid>/bus.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The bus to use.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    bus: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the daemon: serve buses on a Unix socket until SIGTERM/SIGINT.
+    ///
+    /// Logs go to stderr; the level comes from RUST_LOG (default "info").
+    Daemon {
+        /// The socket to serve on (default as for every command).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Buses to create at start (more can be created at run time).
+        #[arg(long, value_name = "N")]
+        buses: Option<u32>,
+        /// A TOML config file: buses, default_queue_limit, max_message_size,
+        /// max_connections, socket_mode ("0660"), socket_group (unknown keys are errors).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Send a message and print its id.
+    Send {
+        #[command(flatten)]
+        target: Target,
+        /// The message name, e.g. $.sensors.temperature.
+        name: String,
+        /// The data (default: empty).
+        data: Option<String>,
+        /// Put it at the front of every recipient's queue.
+        #[arg(long)]
+        urgent: bool,
+        /// Deliver to everyone or nobody; fail with EBUSY if a queue is full.
+        #[arg(long, conflicts_with = "all_or_wait")]
+        all_or_fail: bool,
+        /// Deliver to everyone or nobody; wait while a queue is full.
+        #[arg(long)]
+        all_or_wait: bool,
+        /// With --all-or-wait: give up after this many seconds (ETIMEDOUT).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Print a JSON object instead of the id.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a request and print the reply's data.
+    Call {
+        #[command(flatten)]
+        target: Target,
+        /// The request name.
+        name: String,
+        /// The request data (default: empty).
+        data: Option<String>,
+        /// Give up after this many seconds (ETIMEDOUT); default: wait for the reply.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Print the whole reply as a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print messages matching the patterns as they arrive.
+    Listen {
+        #[command(flatten)]
+        target: Target,
+        /// Patterns to listen to, e.g. '$.sensors.*'.
+        #[arg(required = true)]
+        patterns: Vec<String>,
+        /// Exit after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Be the replier for a name and answer each request.
+    Reply {
+        #[command(flatten)]
+        target: Target,
+        /// The name (or pattern) to answer.
+        name: String,
+        /// Reply with the request's own data.
+        #[arg(long, group = "how", required = true)]
+        echo: bool,
+        /// Reply with this data.
+        #[arg(long, value_name = "D", group = "how")]
+        data: Option<String>,
+        /// Run this shell command with the request data on stdin; reply with its stdout.
+        #[arg(long, value_name = "CMD", group = "how")]
+        exec: Option<String>,
+        /// Exit after answering this many requests.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Show everything queued on the bus, synthetic messages included.
+    Monitor {
+        #[command(flatten)]
+        target: Target,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show endpoints, bindings, queue depths and limits, counters.
+    Stats {
+        #[command(flatten)]
+        target: Target,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the daemon against raw Unix sockets, in one run.
+    Bench(bench::BenchArgs),
+}
+
+/// A failure to report: what we were doing and the errno.
+struct Failure {
+    what: String,
+    errno: Errno,
+}
+
+fn fail(what: impl Into<String>) -> impl FnOnce(Errno) -> Failure {
+    let what = what.into();
+    move |errno| Failure { what, errno }
+}
+
+fn socket_of(t: &Target) -> PathBuf {
+    t.socket.clone().unwrap_or_else(busbar::default_socket_path)
+}
+
+/// Connects to the daemon and picks the bus.
+fn connect(t: &Target) -> Result<Bus, Failure> {
+    let path = socket_of(t);
+    let bus = Bus::connect(&path).map_err(|errno| Failure {
+        what: match errno {
+            Errno::ENOENT | Errno::ECONNREFUSED => {
+                format!("no busbar daemon at {}", path.display())
+            }
+            _ => format!("cannot connect to {}", path.display()),
+        },
+        errno,
+    })?;
+    Ok(bus.bus(BusId(t.bus)))
+}
+
+fn timeout(secs: Option<f64>) -> Result<Option<Duration>, Failure> {
+    match secs {
+        None => Ok(None),
+        Some(s) => Duration::try_from_secs_f64(s)
+            .map(Some)
+            .map_err(|_| Failure {
+                what: format!("bad timeout {s}"),
+                errno: Errno::EINVAL,
+            }),
+    }
+}
+
+fn print_line(line: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|_| Failure {
+            what: "stdout closed".into(),
+            errno: Errno::EIO,
+        })
+}
+
+fn print_message(m: &Message, json: bool) -> Result<(), Failure> {
+    if json {
+        print_line(&format::message_json(m).to_string())
+    } else {
+        print_line(&format::message_line(m))
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Cmd::Daemon {
+            socket,
+            buses,
+            config,
+        } => {
+            let socket = busbar_daemon::resolve_socket(socket);
+            let mut cfg = busbar_daemon::DaemonConfig::new(socket);
+            if let Some(f) = config {
+                cfg.apply_file(&f).map_err(|what| Failure {
+                    what,
+                    errno: Errno::EINVAL,
+                })?;
+            }
+            if let Some(n) = buses {
+                cfg.kernel.buses = n;
+            }
+            busbar_daemon::run_daemon(cfg).map_err(|e| Failure {
+                what: e.to_string(),
+                errno: Errno::EIO,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Send {
+            target,
+            name,
+            data,
+            urgent,
+            all_or_fail,
+            all_or_wait,
+            timeout: secs,
+            json,
+        } => {
+            let bus = connect(&target)?;
+            let ep = bus.open().map_err(fail("open"))?;
+            let mut flags = Flags::empty();
+            if urgent {
+                flags = flags | Flags::URGENT;
+            }
+            if all_or_fail {
+                flags = flags | Flags::ALL_OR_FAIL;
+            }
+            if all_or_wait {
+                flags = flags | Flags::ALL_OR_WAIT;
+            }
+            let msg = Outgoing::announcement(&name, data.unwrap_or_default()).with_flags(flags);
+            let id = if all_or_wait {
+                ep.send_wait(msg, timeout(secs)?)
+            } else {
+                ep.send(msg)
+            }
+            .map_err(fail(format!("send {name}")))?;
+            if json {
+                print_line(&serde_json::json!({ "id": [id.network, id.serial] }).to_string())?;
+            } else {
+                print_line(&id.to_string())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Call {
+            target,
+            name,
+            data,
+            timeout: secs,
+            json,
+        } => {
+            let bus = connect(&target)?;
+            let ep = bus.open().map_err(fail("open"))?;
+            let reply = ep
+                .call(&name, data.unwrap_or_default(), timeout(secs)?)
+                .map_err(fail(format!("call {name}")))?;
+            if json {
+                print_message(&reply, true)?;
+            } else if !reply.is_synthetic() {
+                let mut out = io::stdout().lock();
+                let _ = out.write_all(&reply.data);
+                if !reply.data.ends_with(b"\n") {
+                    let _ = out.write_all(b"\n");
+                }
+            }
+            if reply.is_synthetic() {
+                eprintln!(
+                    "busbar: call {name}: no real reply: the bus answered {} (from endpoint {})",
+                    reply.name, reply.from
+                );
+                return Ok(ExitCode::from(3));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Listen {
+            target,
+            patterns,
+            count,
+            json,
+        } => {
+            let bus = connect(&target)?;
+            let ep = bus.open().map_err(fail("open"))?;
+            for p in &patterns {
+                ep.bind(p).map_err(fail(format!("listen {p}")))?;
+            }
+            let mut seen = 0;
+            while count.is_none_or(|c| seen < c) {
+                let m = ep.recv().map_err(fail("receive"))?;
+                print_message(&m, json)?;
+                seen += 1;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Reply {
+            target,
+            name,
+            echo,
+            data,
+            exec,
+            count,
+        } => {
+            let bus = connect(&target)?;
+            let ep = bus.open().map_err(fail("open"))?;
+            ep.bind_replier(&name)
+                .map_err(fail(format!("reply {name}")))?;
+            let mut answered = 0;
+            while count.is_none_or(|c| answered < c) {
+                let m = ep.recv().map_err(fail("receive"))?;
+                if !m.wants_us_to_reply() {
+                    continue;
+                }
+                let answer: Vec<u8> = if echo {
+                    m.data.to_vec()
+                } else if let Some(d) = &data {
+                    d.clone().into_bytes()
+                } else {
+                    run_exec(exec.as_deref().unwrap_or("cat"), &m.data)
+                };
+                match ep.reply(&m, answer) {
+                    // The requester went away meanwhile: nothing to answer.
+                    Ok(_) | Err(Errno::EADDRNOTAVAIL) => {}
+                    Err(e) => return Err(fail("reply")(e)),
+                }
+                answered += 1;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Monitor { target, json } => {
+            let bus = connect(&target)?;
+            let ep = bus.open().map_err(fail("open"))?;
+            ep.set_queue_limit(100_000)
+                .map_err(fail("set queue limit"))?;
+            ep.set_monitor(true).map_err(fail("monitor"))?;
+            loop {
+                let m = ep.recv().map_err(fail("receive"))?;
+                print_message(&m, json)?;
+            }
+        }
+        Cmd::Stats { target, json } => {
+            let bus = connect(&target)?;
+            let s = bus.stats().map_err(fail("stats"))?;
+            if json {
+                print_line(&format::stats_json(&s).to_string())?;
+            } else {
+                print!("{}", format::stats_table(&s));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench(args) => bench::run(args).map_err(|what| Failure {
+            what,
+            errno: Errno::EIO,
+        }),
+    }
+}
+
+/// Runs `sh -c cmd` with `input` on stdin; its stdout (or, if it cannot
+/// run, an error text) is the reply.
+fn run_exec(cmd: &str, input: &[u8]) -> Vec<u8> {
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return format!("busbar reply --exec: cannot run {cmd:?}: {e}").into_bytes(),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        // Feed stdin from a thread so a command that writes before reading
+        // all its input cannot deadlock with us.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    match child.wait_with_output() {
+        Ok(o) => o.stdout,
+        Err(e) => format!("busbar reply --exec: {cmd:?} failed: {e}").into_bytes(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Cmd::Daemon { .. }) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_writer(io::stderr)
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .init();
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) if f.what.starts_with("no busbar daemon") => {
+            eprintln!("busbar: {} ({})", f.what, f.errno.name());
+            ExitCode::FAILURE
+        }
+        Err(f) => {
+            eprintln!(
+                "busbar: {}: {} ({})",
+                f.what,
+                f.errno.strerror(),
+                f.errno.name()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
