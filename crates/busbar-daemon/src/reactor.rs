@@ -18,15 +18,16 @@ use std::io::{self, Read, Write};
 use std::mem;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use busbar_kernel::{
-    BusId, Credentials, EndpointId, Errno, Kernel, OpCode, Request, Response, Scope,
+    BusId, Credentials, EndpointId, Errno, Kernel, MessageId, OpCode, Request, Response, Scope,
 };
 use busbar_sys::{Epoll, Interest, ProcessCredentials, Ready};
 use busbar_wire::{
-    FLAG_READABLE, Frame, FrameReader, GOODBYE, VERSION, WAKE, Welcome, WireError, emit_frame,
-    emit_response, emit_welcome, parse_hello, parse_request,
+    FLAG_LAST_REQUEST, FLAG_READABLE, FLAG_WAIT, Frame, FrameReader, GOODBYE, VERSION,
+    WAIT_FOREVER, WAKE, Welcome, WireError, can_wait, emit_frame, emit_response, emit_welcome,
+    is_empty_result, parse_hello, parse_request,
 };
 
 use crate::DaemonConfig;
@@ -62,36 +63,51 @@ struct Conn {
     /// Bytes of `out` already written.
     sent: usize,
     state: State,
-    /// Endpoints opened through this connection, with whether a `Wake` may
-    /// be sent for them (re-armed by every request on them).
-    endpoints: Vec<(BusId, EndpointId, bool)>,
+    /// Endpoints opened through this connection.
+    endpoints: Vec<Owned>,
     /// Registered for readability (false while backpressured or closing).
     reading: bool,
     /// Registered for writability (while output is stuck).
     writing: bool,
 }
 
+/// An endpoint a connection opened.
+#[derive(Debug)]
+struct Owned {
+    bus: BusId,
+    ep: EndpointId,
+    /// A `Wake` may be sent (re-armed by every request on the endpoint).
+    armed: bool,
+    /// The request the endpoint's last `Send` sent, if that is what it did:
+    /// what `TakeReply` of id `{0,0}` waits for (pipelined calls).
+    last_request: Option<MessageId>,
+}
+
 impl Conn {
+    fn owned(&mut self, bus: BusId, ep: EndpointId) -> Option<&mut Owned> {
+        self.endpoints
+            .iter_mut()
+            .find(|o| o.bus == bus && o.ep == ep)
+    }
+
     fn pending(&self) -> usize {
         self.out.len() - self.sent
     }
 
     fn owns(&self, bus: BusId, ep: EndpointId) -> bool {
-        self.endpoints.iter().any(|&(b, e, _)| b == bus && e == ep)
+        self.endpoints.iter().any(|o| o.bus == bus && o.ep == ep)
     }
 
     fn arm(&mut self, bus: BusId, ep: EndpointId) {
-        if let Some(x) = self.endpoints.iter_mut().find(|x| x.0 == bus && x.1 == ep) {
-            x.2 = true;
+        if let Some(o) = self.owned(bus, ep) {
+            o.armed = true;
         }
     }
 
     /// Takes the right to send a `Wake` for this endpoint.
     fn disarm(&mut self, bus: BusId, ep: EndpointId) -> bool {
-        match self.endpoints.iter_mut().find(|x| x.0 == bus && x.1 == ep) {
-            Some(x) => mem::replace(&mut x.2, false),
-            None => false,
-        }
+        self.owned(bus, ep)
+            .is_some_and(|o| mem::replace(&mut o.armed, false))
     }
 
     fn interest(&self) -> Interest {
@@ -100,6 +116,17 @@ impl Conn {
             write: self.writing,
         }
     }
+}
+
+/// A waiting request (`FLAG_WAIT`) that found nothing yet. It is retried
+/// whenever its endpoint is woken, and answered with whatever it finds then,
+/// or with the empty result at its deadline.
+#[derive(Debug)]
+struct Parked {
+    token: u64,
+    seq: u32,
+    request: Request,
+    deadline: Option<Instant>,
 }
 
 /// Stops a running daemon from another thread (as SIGTERM would).
@@ -126,6 +153,7 @@ pub struct Daemon {
     stop_tx: UnixStream,
     conns: HashMap<u64, Conn, foldhash::fast::RandomState>,
     owners: HashMap<(BusId, EndpointId), u64, foldhash::fast::RandomState>,
+    parked: HashMap<(BusId, EndpointId), Vec<Parked>, foldhash::fast::RandomState>,
     next_token: u64,
     max_frame: usize,
     scratch: Vec<u8>,
@@ -204,6 +232,7 @@ impl Daemon {
             stop_tx,
             conns: HashMap::default(),
             owners: HashMap::default(),
+            parked: HashMap::default(),
             next_token: FIRST_CONN,
             max_frame,
             scratch: vec![0; 256 * 1024],
@@ -266,14 +295,83 @@ impl Daemon {
                 self.kernel.handle_alarm();
                 self.deliver_wakes(None);
             }
+            self.expire_parked();
             self.flush_all();
         }
     }
 
+    /// How long epoll may sleep: until the kernel's alarm or the earliest
+    /// parked request's deadline.
     fn alarm_timeout(&mut self) -> Option<Duration> {
-        let at = self.kernel.host().alarm?;
-        let now = self.kernel.host().now_ns();
-        Some(Duration::from_nanos(at.saturating_sub(now)))
+        let now_ns = self.kernel.host().now_ns();
+        let alarm = self
+            .kernel
+            .host()
+            .alarm
+            .map(|at| Duration::from_nanos(at.saturating_sub(now_ns)));
+        let now = Instant::now();
+        let parked = self
+            .parked
+            .values()
+            .flatten()
+            .filter_map(|p| p.deadline)
+            .min()
+            .map(|d| d.saturating_duration_since(now));
+        match (alarm, parked) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
+    }
+
+    /// Answers parked requests whose deadline has passed.
+    fn expire_parked(&mut self) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<(BusId, EndpointId)> = self
+            .parked
+            .iter()
+            .filter(|(_, v)| v.iter().any(|p| p.deadline.is_some_and(|d| d <= now)))
+            .map(|(k, _)| *k)
+            .collect();
+        for (bus, ep) in due {
+            self.retry_parked(bus, ep, Some(now));
+        }
+        self.deliver_wakes(None);
+    }
+
+    /// Retries the parked requests of one endpoint, oldest first; answers
+    /// those that find something (or fail, or are past `expired_at`).
+    /// Returns whether the endpoint had parked requests.
+    fn retry_parked(&mut self, bus: BusId, ep: EndpointId, expired_at: Option<Instant>) -> bool {
+        let Some(list) = self.parked.remove(&(bus, ep)) else {
+            return false;
+        };
+        let mut keep = Vec::new();
+        for p in list {
+            if !self.conns.contains_key(&p.token) {
+                continue;
+            }
+            let op = p.request.code();
+            let result = self.kernel.dispatch(bus, ep, p.request.clone());
+            let expired = expired_at.is_some_and(|now| p.deadline.is_some_and(|d| d <= now));
+            if is_empty_result(&result) && !expired {
+                keep.push(p);
+                continue;
+            }
+            let readable = self.kernel.host().readable(bus, ep);
+            if let Some(conn) = self.conns.get_mut(&p.token) {
+                conn.arm(bus, ep);
+                let flags = if readable { FLAG_READABLE } else { 0 };
+                emit_response(&mut conn.out, p.seq, op, flags, &result);
+                self.to_flush.push(p.token);
+            }
+        }
+        if !keep.is_empty() {
+            self.parked.insert((bus, ep), keep);
+        }
+        true
     }
 
     fn accept_all(&mut self) {
@@ -432,11 +530,27 @@ impl Daemon {
         let (bus, ep) = (BusId(wire.bus), EndpointId(wire.endpoint));
         let op = wire.request.code();
         let mut request = wire.request;
+        if let Request::TakeReply(id) = &mut request {
+            if frame.header.flags & FLAG_LAST_REQUEST != 0 {
+                // Pipelined call: the request this endpoint's last Send sent.
+                *id = conn
+                    .owned(bus, ep)
+                    .and_then(|o| o.last_request)
+                    .unwrap_or(MessageId::NONE);
+            }
+        }
+        let wait = (frame.header.flags & FLAG_WAIT != 0 && can_wait(op)).then(|| {
+            let ms = frame.header.status as u32;
+            let deadline =
+                (ms != WAIT_FOREVER).then(|| Instant::now() + Duration::from_millis(u64::from(ms)));
+            (request.clone(), deadline)
+        });
         let result = if op.scope() == Scope::Endpoint && !conn.owns(bus, ep) {
             Err(Errno::EPERM)
         } else if op == OpCode::Open && conn.endpoints.len() >= MAX_ENDPOINTS_PER_CONNECTION {
             Err(Errno::EBUSY)
         } else {
+            let sends_request = matches!(&request, Request::Send(a) if a.message.is_request());
             if let Request::Open(c) = &mut request {
                 // Credentials come from SO_PEERCRED, never from the client.
                 *c = Credentials {
@@ -445,13 +559,28 @@ impl Daemon {
                     gid: conn.creds.gid,
                 };
             }
-            self.kernel.dispatch(bus, ep, request)
+            let r = self.kernel.dispatch(bus, ep, request);
+            if op == OpCode::Send {
+                let sent = match &r {
+                    Ok(Response::Send(id)) if sends_request => Some(*id),
+                    _ => None,
+                };
+                if let Some(o) = self.conns.get_mut(&t).and_then(|c| c.owned(bus, ep)) {
+                    o.last_request = sent;
+                }
+            }
+            r
         };
         match &result {
             Ok(Response::Open(new)) => {
                 self.owners.insert((bus, *new), t);
                 if let Some(c) = self.conns.get_mut(&t) {
-                    c.endpoints.push((bus, *new, true));
+                    c.endpoints.push(Owned {
+                        bus,
+                        ep: *new,
+                        armed: true,
+                        last_request: None,
+                    });
                 }
             }
             Ok(Response::Close(())) => self.forget_endpoint(t, bus, ep),
@@ -465,42 +594,69 @@ impl Daemon {
             return;
         };
         conn.arm(bus, ep);
+        if let Some((request, deadline)) = wait {
+            let live = deadline.is_none_or(|d| d > Instant::now());
+            if live && is_empty_result(&result) {
+                self.parked.entry((bus, ep)).or_default().push(Parked {
+                    token: t,
+                    seq,
+                    request,
+                    deadline,
+                });
+                return;
+            }
+        }
         let flags = if readable { FLAG_READABLE } else { 0 };
         emit_response(&mut conn.out, seq, op, flags, &result);
     }
 
     fn forget_endpoint(&mut self, t: u64, bus: BusId, ep: EndpointId) {
+        self.retry_parked(bus, ep, None);
         self.owners.remove(&(bus, ep));
         self.kernel.host_mut().levels.remove(&(bus, ep));
         if let Some(c) = self.conns.get_mut(&t) {
-            c.endpoints.retain(|&(b, e, _)| !(b == bus && e == ep));
+            c.endpoints.retain(|o| !(o.bus == bus && o.ep == ep));
         }
     }
 
-    /// Turns the kernel's wake-ups into `Wake` frames (at most one per
-    /// endpoint between two of its requests).
+    /// Handles the kernel's wake-ups: parked requests of a woken endpoint are
+    /// retried; an endpoint with none gets a `Wake` frame (at most one
+    /// between two of its requests). Retries can wake others in turn, so this
+    /// runs until nothing is left.
     fn deliver_wakes(&mut self, except: Option<(BusId, EndpointId)>) {
-        let mut woken = mem::take(&mut self.kernel.host_mut().woken);
-        for &(bus, ep) in &woken {
-            if Some((bus, ep)) == except {
-                continue;
+        loop {
+            let mut woken = mem::take(&mut self.kernel.host_mut().woken);
+            if woken.is_empty() {
+                self.kernel.host_mut().woken = woken;
+                return;
             }
-            let Some(&t) = self.owners.get(&(bus, ep)) else {
-                continue;
-            };
-            let Some(conn) = self.conns.get_mut(&t) else {
-                continue;
-            };
-            if conn.state == State::Serving && conn.disarm(bus, ep) {
-                emit_frame(&mut conn.out, WAKE, 0, 0, 0, |b| {
-                    b.extend_from_slice(&bus.0.to_le_bytes());
-                    b.extend_from_slice(&ep.0.to_le_bytes());
-                });
-                self.to_flush.push(t);
+            woken.sort_unstable();
+            woken.dedup();
+            for &(bus, ep) in &woken {
+                // Parked requests are retried even for the requester (another
+                // thread of it may be waiting); only its Wake is left to the
+                // response flag.
+                if self.retry_parked(bus, ep, None) || Some((bus, ep)) == except {
+                    continue;
+                }
+                let Some(&t) = self.owners.get(&(bus, ep)) else {
+                    continue;
+                };
+                let Some(conn) = self.conns.get_mut(&t) else {
+                    continue;
+                };
+                if conn.state == State::Serving && conn.disarm(bus, ep) {
+                    emit_frame(&mut conn.out, WAKE, 0, 0, 0, |b| {
+                        b.extend_from_slice(&bus.0.to_le_bytes());
+                        b.extend_from_slice(&ep.0.to_le_bytes());
+                    });
+                    self.to_flush.push(t);
+                }
             }
+            woken.clear();
+            let fresh = mem::replace(&mut self.kernel.host_mut().woken, woken);
+            self.kernel.host_mut().woken.extend(fresh);
         }
-        woken.clear();
-        self.kernel.host_mut().woken = woken;
     }
 
     /// A protocol violation: answer the request if it can be addressed,
@@ -586,13 +742,17 @@ impl Daemon {
             return;
         };
         let _ = self.epoll.delete(&conn.stream);
+        for list in self.parked.values_mut() {
+            list.retain(|p| p.token != t);
+        }
+        self.parked.retain(|_, v| !v.is_empty());
         tracing::debug!(
             token = t,
             pid = conn.creds.pid,
             endpoints = conn.endpoints.len(),
             "client gone: {why}"
         );
-        for &(bus, ep, _) in &conn.endpoints {
+        for &Owned { bus, ep, .. } in &conn.endpoints {
             self.owners.remove(&(bus, ep));
             let _ = self.kernel.dispatch(bus, ep, Request::Close(()));
             self.kernel.host_mut().levels.remove(&(bus, ep));

@@ -933,6 +933,9 @@ impl Bus {
         id: EndpointId,
         request: MessageId,
     ) -> Result<Option<Message>, Errno> {
+        if request.is_none() {
+            return Err(Errno::EINVAL);
+        }
         let ep = self.ep_mut(id)?;
         let pos = ep
             .queue

@@ -5,8 +5,11 @@
 //!  0     4    len     whole frame length, header included (16..=max_frame)
 //!  4     2    kind    op code (request), 0x8000|op code (response), or a control kind
 //!  6     2    flags   responses: bit 0 = the endpoint is readable after the operation
+//!                      requests: bit 1 = wait (park the request until it finds something)
+//!                                bit 2 = `TakeReply` of the request the last `Send` sent
 //!  8     4    seq     request number, echoed by its response (0 for control frames)
 //! 12     4    status  responses: 0, or the errno the operation failed with
+//!                      requests with the wait flag: the wait in milliseconds (u32::MAX = no limit)
 //! ```
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -39,6 +42,41 @@ pub const GOODBYE: u16 = 0x4003;
 
 /// Response flag: the endpoint has something to take after this operation.
 pub const FLAG_READABLE: u16 = 1;
+/// Request flag: if `Recv`, `RecvBatch`, `TakeReply` or `TakeSendOutcome`
+/// finds nothing, the daemon parks the request and answers it as soon as it
+/// would find something, or when the wait (header `status` field, in ms;
+/// `u32::MAX` = no limit) runs out, with the empty result.
+pub const FLAG_WAIT: u16 = 2;
+/// Request flag on `TakeReply`: ignore its id and take the reply to the
+/// request that this endpoint's previous `Send` on this connection sent
+/// (`EINVAL` if that send failed or was not a request). Lets a client write
+/// a request and the wait for its reply in one go.
+pub const FLAG_LAST_REQUEST: u16 = 4;
+/// `status` of a waiting request that has no time limit.
+pub const WAIT_FOREVER: u32 = u32::MAX;
+
+/// Can this operation wait (with [`FLAG_WAIT`])?
+pub fn can_wait(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::Recv | OpCode::RecvBatch | OpCode::TakeReply | OpCode::TakeSendOutcome
+    )
+}
+
+/// Is this the "found nothing" result of a waitable operation?
+pub fn is_empty_result(r: &Result<Response, Errno>) -> bool {
+    r.as_ref().is_ok_and(is_empty_response)
+}
+
+/// Is this the "found nothing" response of a waitable operation?
+pub fn is_empty_response(r: &Response) -> bool {
+    match r {
+        Response::Recv(m) | Response::TakeReply(m) => m.is_none(),
+        Response::TakeSendOutcome(o) => o.is_none(),
+        Response::RecvBatch(v) => v.is_empty(),
+        _ => false,
+    }
+}
 
 /// A decoded frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,10 +281,16 @@ pub struct WireRequest {
 
 macro_rules! define_wire {
     ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*]; )*) => {
-        /// Appends a request frame (body: `u32 bus, u32 endpoint`, then the arguments).
-        pub fn emit_request(out: &mut Vec<u8>, seq: u32, bus: u32, endpoint: u32, request: &Request) {
+        /// Appends a request frame (body: `u32 bus, u32 endpoint`, then the
+        /// arguments). `wait_ms`: set [`FLAG_WAIT`] with this wait. `flags`:
+        /// further request flags ([`FLAG_LAST_REQUEST`]).
+        pub fn emit_request(out: &mut Vec<u8>, seq: u32, bus: u32, endpoint: u32, request: &Request, wait_ms: Option<u32>, flags: u16) {
             let kind = request.code() as u16;
-            emit_frame(out, kind, 0, seq, 0, |b| {
+            let (flags, status) = match wait_ms {
+                Some(ms) => (flags | FLAG_WAIT, ms as i32),
+                None => (flags, 0),
+            };
+            emit_frame(out, kind, flags, seq, status, |b| {
                 bus.encode(b);
                 endpoint.encode(b);
                 match request { $( Request::$name(a) => a.encode(b), )* }

@@ -204,7 +204,7 @@ fn every_operation_round_trips() {
     for (seq, (req, resp)) in samples().into_iter().enumerate() {
         let seq = seq as u32 + 1;
         let mut out = Vec::new();
-        emit_request(&mut out, seq, 2, 9, &req);
+        emit_request(&mut out, seq, 2, 9, &req, None, 0);
         let f = one_frame(&out);
         assert_eq!(f.header.seq, seq);
         let w = parse_request(&f).unwrap();
@@ -248,7 +248,7 @@ fn handshake_round_trips_and_checks_magic() {
 fn frames_split_across_reads_and_back_to_back() {
     let mut bytes = Vec::new();
     for (i, (req, _)) in samples().into_iter().enumerate() {
-        emit_request(&mut bytes, i as u32, 0, 1, &req);
+        emit_request(&mut bytes, i as u32, 0, 1, &req, Some(7), 0);
     }
     let mut r = FrameReader::new(1 << 20);
     let mut got = 0;
@@ -295,7 +295,7 @@ fn hostile_collection_lengths_do_not_allocate() {
 fn every_truncation_of_every_sample_fails_cleanly() {
     for (req, resp) in samples() {
         let mut out = Vec::new();
-        emit_request(&mut out, 1, 0, 1, &req);
+        emit_request(&mut out, 1, 0, 1, &req, None, 0);
         for cut in HEADER_LEN..out.len() {
             let mut f = out[..cut].to_vec();
             f[0..4].copy_from_slice(&(cut as u32).to_le_bytes());
@@ -342,7 +342,7 @@ proptest! {
             if response {
                 emit_response(&mut out, 1, req.code(), 0, &Ok(resp.clone()));
             } else {
-                emit_request(&mut out, 1, 0, 1, &req);
+                emit_request(&mut out, 1, 0, 1, &req, None, 0);
             }
             for &(at, x) in &flips {
                 let at = HEADER_LEN + at % (out.len() - HEADER_LEN).max(1);

@@ -5,8 +5,8 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
-    BindArgs, EndpointId, EndpointStats, Errno, Message, MessageId, Operations, Outgoing, SendArgs,
-    SendOutcome, SendResult,
+    BindArgs, EndpointId, EndpointStats, Errno, Message, MessageId, Operations, Outgoing, Request,
+    Response, SendArgs, SendOutcome, SendResult,
 };
 use bytes::Bytes;
 
@@ -142,11 +142,15 @@ impl Endpoint {
             other => return other,
         }
         loop {
-            let seen = self.link.generation();
-            if let Some(o) = self.take_send_outcome()? {
+            let outcome = self.wait_for(Request::TakeSendOutcome(()), deadline, |r| match r {
+                Response::TakeSendOutcome(o) => Ok(o),
+                _ => Err(Errno::EPROTO),
+            })?;
+            if let Some(o) = outcome {
                 return o.result.map(|()| o.id);
             }
-            if !self.link.wait_change(seen, deadline)? && self.discard_send()? {
+            // Deadline: give up, unless it finished meanwhile (then take it).
+            if self.discard_send()? {
                 return Err(Errno::ETIMEDOUT);
             }
         }
@@ -178,9 +182,8 @@ impl Endpoint {
         data: impl Into<Bytes>,
         timeout: Option<Duration>,
     ) -> Result<Message, Errno> {
-        let deadline = deadline(timeout);
-        let id = self.send(Outgoing::request(name, data))?;
-        self.wait_reply_until(id, deadline)
+        self.link
+            .send_and_wait_reply(Outgoing::request(name, data), deadline(timeout))
     }
 
     /// Waits for the reply to our request `request` (up to `timeout`),
@@ -198,15 +201,21 @@ impl Endpoint {
         request: MessageId,
         deadline: Option<Instant>,
     ) -> Result<Message, Errno> {
-        loop {
-            let seen = self.link.generation();
-            if let Some(m) = self.take_reply(request)? {
-                return Ok(m);
-            }
-            if !self.link.wait_change(seen, deadline)? {
-                return Err(Errno::ETIMEDOUT);
-            }
-        }
+        self.wait_for(Request::TakeReply(request), deadline, |r| match r {
+            Response::TakeReply(m) => Ok(m),
+            _ => Err(Errno::EPROTO),
+        })?
+        .ok_or(Errno::ETIMEDOUT)
+    }
+
+    /// A waitable operation with a deadline, unpacked.
+    fn wait_for<T>(
+        &self,
+        request: Request,
+        deadline: Option<Instant>,
+        unpack: impl FnOnce(Response) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        unpack(self.link.call_wait(request, deadline)?)
     }
 
     /// Takes the reply to our request `request` if it has arrived (`EINVAL`
@@ -250,16 +259,24 @@ impl Endpoint {
 
     /// Waits up to `timeout` (`None` = forever) for the next message.
     pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Option<Message>, Errno> {
-        let deadline = deadline(timeout);
-        loop {
-            let seen = self.link.generation();
-            if let Some(m) = self.try_recv()? {
-                return Ok(Some(m));
-            }
-            if !self.link.wait_change(seen, deadline)? {
-                return Ok(None);
-            }
-        }
+        self.wait_for(Request::Recv(()), deadline(timeout), |r| match r {
+            Response::Recv(m) => Ok(m),
+            _ => Err(Errno::EPROTO),
+        })
+    }
+
+    /// Waits up to `timeout` (`None` = forever) until there is at least one
+    /// message, then takes up to `max` at once (an empty result means the
+    /// timeout passed). `EINVAL` for `max` 0.
+    pub fn recv_batch_timeout(
+        &self,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Message>, Errno> {
+        self.wait_for(Request::RecvBatch(max), deadline(timeout), |r| match r {
+            Response::RecvBatch(v) => Ok(v),
+            _ => Err(Errno::EPROTO),
+        })
     }
 
     /// An fd that `poll`/`epoll` report readable while this endpoint has a

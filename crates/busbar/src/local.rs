@@ -17,8 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use busbar_kernel::{
-    BusId, Credentials, EndpointId, Errno, Host, Kernel, KernelConfig, Level, Nanos, Request,
-    Response,
+    BusId, Credentials, EndpointId, Errno, Host, Kernel, KernelConfig, Level, Message, Nanos,
+    Outgoing, Request, Response, SendArgs,
 };
 use busbar_sys::ReadinessFd;
 
@@ -220,15 +220,41 @@ impl Link for LocalLink {
             .dispatch(self.bus, self.endpoint, request)
     }
 
-    fn generation(&self) -> u64 {
-        self.signal.generation.load(Ordering::SeqCst)
+    fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
+        loop {
+            // Read the generation before looking: a message queued after the
+            // look bumps it, so the wait below cannot sleep through it.
+            let seen = self.signal.generation.load(Ordering::SeqCst);
+            let r = self.call(request.clone())?;
+            if !busbar_wire::is_empty_response(&r) {
+                return Ok(r);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Errno::ENOENT);
+            }
+            if !self.signal.wait_change(seen, deadline) {
+                return Ok(r);
+            }
+        }
     }
 
-    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> Result<bool, Errno> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Errno::ENOENT);
+    fn send_and_wait_reply(
+        &self,
+        request: Outgoing,
+        deadline: Option<Instant>,
+    ) -> Result<Message, Errno> {
+        let id = match self.call(Request::Send(SendArgs {
+            message: request,
+            deadline: None,
+        }))? {
+            Response::Send(id) => id,
+            _ => return Err(Errno::EPROTO),
+        };
+        match self.call_wait(Request::TakeReply(id), deadline)? {
+            Response::TakeReply(Some(m)) => Ok(m),
+            Response::TakeReply(None) => Err(Errno::ETIMEDOUT),
+            _ => Err(Errno::EPROTO),
         }
-        Ok(self.signal.wait_change(seen, deadline))
     }
 
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {

@@ -12,19 +12,22 @@
 //! in it) and a local eventfd that mirrors the last readiness the daemon
 //! reported in a response: level-triggered, like the in-process one.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
-use busbar_kernel::{BusId, EndpointId, Errno, Request, Response};
+use busbar_kernel::{
+    BusId, EndpointId, Errno, Message, MessageId, Outgoing, Request, Response, SendArgs,
+};
 use busbar_sys::{Epoll, Interest, ReadinessFd};
 use busbar_wire::{
-    FLAG_READABLE, Frame, FrameReader, GOODBYE, RESPONSE, VERSION, WAKE, emit_hello, emit_request,
-    parse_response, parse_welcome,
+    FLAG_LAST_REQUEST, FLAG_READABLE, FrameReader, GOODBYE, RESPONSE, VERSION, WAIT_FOREVER, WAKE,
+    emit_hello, emit_request, parse_response, parse_welcome,
 };
 
 use crate::transport::{Connector, Link};
@@ -41,13 +44,34 @@ fn io_errno(e: &io::Error) -> Errno {
     }
 }
 
-/// One connection to the daemon.
+/// One connection to the daemon, shared by every thread using it.
+///
+/// Requests are written whole under the lock; responses may come back in
+/// any order (waiting requests are parked by the daemon). Whichever caller
+/// finds no reader active becomes the reader: it reads from the socket
+/// *without* the lock, files each response under its sequence number and
+/// wakes the others (leader/follower), so a thread blocked in `recv` never
+/// stops another thread's `send` on the same endpoint.
 #[derive(Debug)]
 struct Conn {
+    state: Mutex<ConnState>,
+    cond: Condvar,
+    /// The socket, for reading without the lock.
+    read_side: UnixStream,
+    /// The reader's buffer (only the current reader touches it).
+    read_buf: Mutex<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct ConnState {
     stream: UnixStream,
     reader: FrameReader,
     out: Vec<u8>,
     seq: u32,
+    /// Responses read but not yet collected by their caller.
+    done: HashMap<u32, (Result<Response, Errno>, u16)>,
+    /// Some thread is reading the socket.
+    reading: bool,
     /// `Wake` frames seen.
     wakes: u64,
     /// The daemon said goodbye (or the connection broke): every call fails with this.
@@ -56,21 +80,60 @@ struct Conn {
     max_frame: usize,
 }
 
+impl ConnState {
+    fn die(&mut self, e: Errno) -> Errno {
+        *self.dead.get_or_insert(e)
+    }
+
+    /// Files every complete frame in the buffer.
+    fn file_frames(&mut self) {
+        loop {
+            let f = match self.reader.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(_) => {
+                    self.die(Errno::EPROTO);
+                    return;
+                }
+            };
+            match f.header.kind {
+                WAKE => self.wakes += 1,
+                GOODBYE => {
+                    self.die(Errno::from_number(f.header.status).unwrap_or(Errno::ESHUTDOWN));
+                }
+                k if k & RESPONSE != 0 => match parse_response(&f) {
+                    Ok(r) => {
+                        self.done.insert(f.header.seq, (r, f.header.flags));
+                    }
+                    Err(_) => {
+                        self.die(Errno::EPROTO);
+                    }
+                },
+                _ => {
+                    self.die(Errno::EPROTO);
+                }
+            }
+        }
+    }
+}
+
 impl Conn {
     fn connect(path: &Path) -> Result<Conn, Errno> {
-        let stream = UnixStream::connect(path).map_err(|e| io_errno(&e))?;
-        let mut c = Conn {
-            stream,
-            reader: FrameReader::new(CLIENT_MAX_FRAME),
-            out: Vec::new(),
-            seq: 0,
-            wakes: 0,
-            dead: None,
-            max_frame: 0,
+        let mut stream = UnixStream::connect(path).map_err(|e| io_errno(&e))?;
+        let mut out = Vec::new();
+        emit_hello(&mut out);
+        stream.write_all(&out).map_err(|_| Errno::ECONNRESET)?;
+        let mut reader = FrameReader::new(CLIENT_MAX_FRAME);
+        let f = loop {
+            if let Some(f) = reader.next_frame().map_err(|_| Errno::EPROTO)? {
+                break f;
+            }
+            let mut buf = [0u8; 4096];
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return Err(Errno::ECONNRESET),
+                Ok(n) => reader.buffer().extend_from_slice(&buf[..n]),
+            }
         };
-        emit_hello(&mut c.out);
-        c.write_out()?;
-        let f = c.read_frame()?;
         if f.header.kind == GOODBYE {
             return Err(Errno::from_number(f.header.status).unwrap_or(Errno::EPROTO));
         }
@@ -78,101 +141,131 @@ impl Conn {
         if w.version != VERSION {
             return Err(Errno::EOPNOTSUPP);
         }
-        c.max_frame = w.max_frame as usize;
-        Ok(c)
+        let read_side = stream.try_clone().map_err(|_| Errno::EIO)?;
+        Ok(Conn {
+            state: Mutex::new(ConnState {
+                stream,
+                reader,
+                out,
+                seq: 0,
+                done: HashMap::new(),
+                reading: false,
+                wakes: 0,
+                dead: None,
+                max_frame: w.max_frame as usize,
+            }),
+            cond: Condvar::new(),
+            read_side,
+            read_buf: Mutex::new(vec![0; 64 * 1024]),
+        })
     }
 
-    fn write_out(&mut self) -> Result<(), Errno> {
-        let r = self.stream.write_all(&self.out);
-        self.out.clear();
-        r.map_err(|_| self.die(Errno::ECONNRESET))
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn die(&mut self, e: Errno) -> Errno {
-        *self.dead.get_or_insert(e)
-    }
-
-    /// Reads until a whole frame is buffered (blocking).
-    fn read_frame(&mut self) -> Result<Frame, Errno> {
-        loop {
-            match self.reader.next_frame() {
-                Ok(Some(f)) => return Ok(f),
-                Ok(None) => {}
-                Err(_) => return Err(self.die(Errno::EPROTO)),
-            }
-            let mut buf = [0u8; 64 * 1024];
-            match self.stream.read(&mut buf) {
-                Ok(0) => return Err(self.die(Errno::ECONNRESET)),
-                Ok(n) => self.reader.buffer().extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(self.die(Errno::ECONNRESET)),
-            }
-        }
-    }
-
-    /// Handles a frame that is not the response being waited for.
-    fn unsolicited(&mut self, f: &Frame) -> Result<(), Errno> {
-        match f.header.kind {
-            WAKE => {
-                self.wakes += 1;
-                Ok(())
-            }
-            GOODBYE => {
-                let why = Errno::from_number(f.header.status).unwrap_or(Errno::ESHUTDOWN);
-                Err(self.die(why))
-            }
-            _ => Err(self.die(Errno::EPROTO)),
-        }
-    }
-
-    /// Performs one operation; returns the result and the response flags.
+    /// Performs one operation; `wait`: let the daemon park it until it finds
+    /// something or the deadline. Returns the result and the response flags.
     fn call(
-        &mut self,
+        &self,
         bus: BusId,
         ep: EndpointId,
         request: &Request,
+        wait: Option<Option<Instant>>,
     ) -> Result<(Result<Response, Errno>, u16), Errno> {
-        if let Some(e) = self.dead {
+        let mut v = self.call_many(bus, ep, &[(request, wait, 0)])?;
+        Ok(v.pop().expect("one request, one response"))
+    }
+
+    /// Writes several requests in one write (the daemon handles them in
+    /// order) and collects their responses.
+    fn call_many(
+        &self,
+        bus: BusId,
+        ep: EndpointId,
+        requests: &[(&Request, Option<Option<Instant>>, u16)],
+    ) -> Result<Vec<(Result<Response, Errno>, u16)>, Errno> {
+        let mut st = self.lock();
+        if let Some(e) = st.dead {
             return Err(e);
         }
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        emit_request(&mut self.out, seq, bus.0, ep.0, request);
-        if self.out.len() > self.max_frame {
-            self.out.clear();
-            return Ok((Err(Errno::EMSGSIZE), 0));
-        }
-        self.write_out()?;
-        loop {
-            let f = self.read_frame()?;
-            if f.header.kind & RESPONSE != 0 && f.header.seq == seq {
-                let r = parse_response(&f).map_err(|_| self.die(Errno::EPROTO))?;
-                return Ok((r, f.header.flags));
+        let mut out = std::mem::take(&mut st.out);
+        out.clear();
+        let first = st.seq.wrapping_add(1);
+        for (request, wait, flags) in requests {
+            st.seq = st.seq.wrapping_add(1);
+            let wait_ms = wait.map(|deadline| match deadline {
+                None => WAIT_FOREVER,
+                Some(d) => {
+                    // Round up, so the daemon never answers before the deadline.
+                    let ms = d
+                        .saturating_duration_since(Instant::now())
+                        .as_nanos()
+                        .div_ceil(1_000_000);
+                    ms.min(u128::from(WAIT_FOREVER - 1)) as u32
+                }
+            });
+            let start = out.len();
+            emit_request(&mut out, st.seq, bus.0, ep.0, request, wait_ms, *flags);
+            if out.len() - start > st.max_frame {
+                st.out = out;
+                return Ok(requests.iter().map(|_| (Err(Errno::EMSGSIZE), 0)).collect());
             }
-            self.unsolicited(&f)?;
+        }
+        let w = st.stream.write_all(&out);
+        st.out = out;
+        if w.is_err() {
+            return Err(st.die(Errno::ECONNRESET));
+        }
+        let mut results = Vec::with_capacity(requests.len());
+        let mut seq = first;
+        loop {
+            while results.len() < requests.len() {
+                match st.done.remove(&seq) {
+                    Some(r) => {
+                        results.push(r);
+                        seq = seq.wrapping_add(1);
+                    }
+                    None => break,
+                }
+            }
+            if results.len() == requests.len() {
+                return Ok(results);
+            }
+            if let Some(e) = st.dead {
+                return Err(e);
+            }
+            if st.reading {
+                st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.reading = true;
+            drop(st);
+            let mut buf = self.read_buf.lock().unwrap_or_else(|e| e.into_inner());
+            let got = loop {
+                match (&self.read_side).read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            st = self.lock();
+            st.reading = false;
+            match got {
+                Ok(0) | Err(_) => {
+                    st.die(Errno::ECONNRESET);
+                }
+                Ok(n) => {
+                    st.reader.buffer().extend_from_slice(&buf[..n]);
+                    st.file_frames();
+                }
+            }
+            drop(buf);
+            self.cond.notify_all();
         }
     }
 
-    /// Processes whatever frames can be read without blocking.
-    fn pump(&mut self) -> Result<(), Errno> {
-        loop {
-            match self.reader.next_frame() {
-                Ok(Some(f)) => {
-                    self.unsolicited(&f)?;
-                    continue;
-                }
-                Ok(None) => {}
-                Err(_) => return Err(self.die(Errno::EPROTO)),
-            }
-            let mut buf = [0u8; 16 * 1024];
-            match rustix::net::recv(&self.stream, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
-                Ok((0, _)) => return Err(self.die(Errno::ECONNRESET)),
-                Ok((n, _)) => self.reader.buffer().extend_from_slice(&buf[..n]),
-                Err(rustix::io::Errno::AGAIN) => return Ok(()),
-                Err(rustix::io::Errno::INTR) => {}
-                Err(_) => return Err(self.die(Errno::ECONNRESET)),
-            }
-        }
+    fn shutdown(&self) {
+        let _ = self.read_side.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -180,45 +273,35 @@ impl Conn {
 #[derive(Debug)]
 pub(crate) struct RemoteConnector {
     path: PathBuf,
-    control: Mutex<Conn>,
+    control: Conn,
 }
 
 impl RemoteConnector {
     pub(crate) fn connect(path: &Path) -> Result<Self, Errno> {
         Ok(RemoteConnector {
             path: path.to_owned(),
-            control: Mutex::new(Conn::connect(path)?),
+            control: Conn::connect(path)?,
         })
     }
 }
 
-fn lock(m: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Connector for RemoteConnector {
     fn open(&self, bus: BusId) -> Result<Box<dyn Link>, Errno> {
-        let mut conn = Conn::connect(&self.path)?;
+        let conn = Conn::connect(&self.path)?;
         // The daemon stamps SO_PEERCRED credentials over these.
-        let (r, _) = conn.call(bus, EndpointId::BUS, &Request::Open(Default::default()))?;
+        let (r, _) = conn.call(
+            bus,
+            EndpointId::BUS,
+            &Request::Open(Default::default()),
+            None,
+        )?;
         let Response::Open(endpoint) = r? else {
             return Err(Errno::EPROTO);
         };
-        let level = ReadinessFd::new().map_err(|_| Errno::EIO)?;
-        let epoll = Epoll::new().map_err(|_| Errno::EIO)?;
-        let read = Interest {
-            read: true,
-            write: false,
-        };
-        epoll.add(&conn.stream, 0, read).map_err(|_| Errno::EIO)?;
-        epoll.add(&level, 1, read).map_err(|_| Errno::EIO)?;
-        let wait_fd = conn.stream.try_clone().map_err(|_| Errno::EIO)?;
         Ok(Box::new(RemoteLink {
-            wait_fd,
-            conn: Mutex::new(conn),
+            conn,
             bus,
             endpoint,
-            generation: AtomicU64::new(0),
             readable: AtomicBool::new(false),
             readiness: OnceLock::new(),
             closed: AtomicBool::new(false),
@@ -226,44 +309,41 @@ impl Connector for RemoteConnector {
     }
 
     fn call(&self, bus: BusId, request: Request) -> Result<Response, Errno> {
-        lock(&self.control).call(bus, EndpointId::BUS, &request)?.0
+        self.control.call(bus, EndpointId::BUS, &request, None)?.0
     }
 }
 
 #[derive(Debug)]
 struct RemoteLink {
-    conn: Mutex<Conn>,
+    conn: Conn,
     bus: BusId,
     endpoint: EndpointId,
-    generation: AtomicU64,
     /// The last readiness level learnt from the daemon.
     readable: AtomicBool,
     /// Made on first use of `readiness_fd`: an eventfd mirroring `readable`,
-    /// and an epoll set holding it and the socket.
+    /// and an epoll set holding it and the socket (where a `Wake` arrives).
     readiness: OnceLock<(ReadinessFd, Epoll)>,
-    /// A second fd for the socket, to sleep on without holding the lock.
-    wait_fd: UnixStream,
     closed: AtomicBool,
 }
 
 impl RemoteLink {
-    /// Publishes what a locked connection learnt: new wakes bump the
-    /// generation; a response's flag (or a new wake) sets the readiness level.
-    fn learn(&self, conn: &Conn, wakes_before: u64, flags: Option<u16>) {
-        let new = conn.wakes - wakes_before;
-        if new > 0 {
-            self.generation.fetch_add(new, Ordering::SeqCst);
-        }
-        let level = match flags {
-            Some(f) => Some(f & FLAG_READABLE != 0),
-            None => (new > 0).then_some(true),
-        };
-        if let Some(level) = level {
-            self.readable.store(level, Ordering::SeqCst);
-            if let Some((fd, _)) = self.readiness.get() {
-                // Failing to flip our own eventfd only degrades poll() to the socket.
-                let _ = if level { fd.set() } else { fd.clear() };
-            }
+    fn call_with(
+        &self,
+        request: Request,
+        wait: Option<Option<Instant>>,
+    ) -> Result<Response, Errno> {
+        let (r, flags) = self.conn.call(self.bus, self.endpoint, &request, wait)?;
+        self.learn(flags);
+        r
+    }
+
+    /// Mirrors the readiness a response reported.
+    fn learn(&self, flags: u16) {
+        let level = flags & FLAG_READABLE != 0;
+        self.readable.store(level, Ordering::SeqCst);
+        if let Some((fd, _)) = self.readiness.get() {
+            // Failing to flip our own eventfd only degrades poll() to the socket.
+            let _ = if level { fd.set() } else { fd.clear() };
         }
     }
 }
@@ -274,56 +354,52 @@ impl Link for RemoteLink {
     }
 
     fn call(&self, request: Request) -> Result<Response, Errno> {
-        let mut conn = lock(&self.conn);
-        let before = conn.wakes;
-        let (r, flags) = conn.call(self.bus, self.endpoint, &request)?;
-        self.learn(&conn, before, Some(flags));
-        r
+        self.call_with(request, None)
     }
 
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+    fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return self.call_with(request, None);
+        }
+        self.call_with(request, Some(deadline))
     }
 
-    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> Result<bool, Errno> {
-        loop {
-            if self.generation.load(Ordering::SeqCst) != seen {
-                return Ok(true);
-            }
-            {
-                let mut conn = lock(&self.conn);
-                let before = conn.wakes;
-                let r = conn.pump();
-                self.learn(&conn, before, None);
-                r?;
-            }
-            if self.generation.load(Ordering::SeqCst) != seen {
-                return Ok(true);
-            }
-            let timeout = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Ok(false),
-                },
-            };
-            // Sleep until the socket has something (a Wake), without the lock
-            // so other threads can use the endpoint meanwhile.
-            let woke = busbar_sys::wait_readable(
-                self.wait_fd.as_fd(),
-                timeout.map(|t| t.min(Duration::from_secs(3600))),
-            )
-            .map_err(|_| Errno::EIO)?;
-            if !woke && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
+    fn send_and_wait_reply(
+        &self,
+        request: Outgoing,
+        deadline: Option<Instant>,
+    ) -> Result<Message, Errno> {
+        // One write: the request, then "wait for the reply to the request
+        // just sent" (TakeReply of id {0,0}), which the daemon parks.
+        let send = Request::Send(SendArgs {
+            message: request,
+            deadline: None,
+        });
+        let take = Request::TakeReply(MessageId::NONE);
+        let wait = (!deadline.is_some_and(|d| d <= Instant::now())).then_some(deadline);
+        let mut rs = self.conn.call_many(
+            self.bus,
+            self.endpoint,
+            &[(&send, None, 0), (&take, wait, FLAG_LAST_REQUEST)],
+        )?;
+        let (taken, flags) = rs.pop().expect("two responses");
+        let (sent, _) = rs.pop().expect("two responses");
+        self.learn(flags);
+        match sent? {
+            Response::Send(_) => {}
+            _ => return Err(Errno::EPROTO),
+        }
+        match taken? {
+            Response::TakeReply(Some(m)) => Ok(m),
+            Response::TakeReply(None) => Err(Errno::ETIMEDOUT),
+            _ => Err(Errno::EPROTO),
         }
     }
 
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
         if self.readiness.get().is_none() {
             // Under the connection lock, so the level cannot change meanwhile.
-            let _conn = lock(&self.conn);
+            let _st = self.conn.lock();
             if self.readiness.get().is_none() {
                 let level = ReadinessFd::new().map_err(|_| Errno::EIO)?;
                 let epoll = Epoll::new().map_err(|_| Errno::EIO)?;
@@ -331,7 +407,9 @@ impl Link for RemoteLink {
                     read: true,
                     write: false,
                 };
-                epoll.add(&self.wait_fd, 0, read).map_err(|_| Errno::EIO)?;
+                epoll
+                    .add(&self.conn.read_side, 0, read)
+                    .map_err(|_| Errno::EIO)?;
                 epoll.add(&level, 1, read).map_err(|_| Errno::EIO)?;
                 if self.readable.load(Ordering::SeqCst) {
                     level.set().map_err(|_| Errno::EIO)?;
@@ -346,13 +424,11 @@ impl Link for RemoteLink {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let mut conn = lock(&self.conn);
-        let r = conn.call(self.bus, self.endpoint, &Request::Close(()));
-        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-        match r {
-            Ok((r, _)) => r.map(|_| ()),
-            Err(e) => Err(e),
-        }
+        let r = self
+            .conn
+            .call(self.bus, self.endpoint, &Request::Close(()), None);
+        self.conn.shutdown();
+        r?.0.map(|_| ())
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
-use busbar_kernel::{BusId, EndpointId, Errno, Operations, Request, Response};
+use busbar_kernel::{BusId, EndpointId, Errno, Message, Operations, Outgoing, Request, Response};
 
 /// A way to reach a kernel's buses.
 pub(crate) trait Connector: Send + Sync + Debug {
@@ -24,13 +24,18 @@ pub(crate) trait Link: Send + Sync + Debug {
     fn endpoint(&self) -> EndpointId;
     /// Performs an operation as this endpoint.
     fn call(&self, request: Request) -> Result<Response, Errno>;
-    /// A counter that changes whenever something arrives for this endpoint.
-    /// Read it *before* an operation that found nothing, then wait for it to
-    /// change: no wake-up can be missed in between.
-    fn generation(&self) -> u64;
-    /// Waits until the generation differs from `seen` (true) or `deadline`
-    /// passes (false).
-    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> Result<bool, Errno>;
+    /// Performs a waitable operation (`Recv`, `RecvBatch`, `TakeReply`,
+    /// `TakeSendOutcome`): if it finds nothing, waits until it would find
+    /// something, or until `deadline` (then returns the empty result). No
+    /// wake-up can be missed: the transport re-checks after every one.
+    fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno>;
+    /// Sends a request and waits (until `deadline`) for its reply: the
+    /// reply, `ETIMEDOUT`, or the send's error.
+    fn send_and_wait_reply(
+        &self,
+        request: Outgoing,
+        deadline: Option<Instant>,
+    ) -> Result<Message, Errno>;
     /// An fd that polls readable while the endpoint has something to take.
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno>;
     /// Closes the endpoint (idempotent).
