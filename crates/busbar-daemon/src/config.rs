@@ -25,7 +25,7 @@ impl DaemonConfig {
     /// Defaults: the default socket path, one bus, kernel defaults, 4096
     /// connections, mode `0600`.
     pub fn new(socket: PathBuf) -> Self {
-        DaemonConfig {
+        Self {
             socket,
             kernel: KernelConfig {
                 max_buses: 1024,

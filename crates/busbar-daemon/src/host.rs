@@ -21,7 +21,7 @@ pub(crate) struct DaemonHost {
 
 impl DaemonHost {
     pub(crate) fn new() -> Self {
-        DaemonHost {
+        Self {
             epoch: Instant::now(),
             alarm: None,
             woken: Vec::new(),

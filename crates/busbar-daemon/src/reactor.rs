@@ -168,11 +168,11 @@ fn other(msg: String) -> io::Error {
 /// Binds `path`: replaces a stale socket file, refuses if a live daemon
 /// answers there, creates the directory (mode 0700) if needed.
 fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            busbar_sys::set_mode(dir, 0o700)?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)?;
+        busbar_sys::set_mode(dir, 0o700)?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -202,7 +202,7 @@ fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> io::Result<UnixLis
 
 impl Daemon {
     /// Creates the kernel and binds the socket.
-    pub fn bind(config: DaemonConfig) -> io::Result<Daemon> {
+    pub fn bind(config: DaemonConfig) -> io::Result<Self> {
         let kernel = Kernel::new(DaemonHost::new(), config.kernel)
             .map_err(|e| other(format!("invalid limits: {e}")))?;
         let listener = bind_socket(&config.socket, config.socket_mode, config.socket_group)?;
@@ -223,7 +223,7 @@ impl Daemon {
             buses = config.kernel.buses,
             "busbar daemon listening"
         );
-        Ok(Daemon {
+        Ok(Self {
             kernel,
             config,
             epoll,
@@ -530,14 +530,14 @@ impl Daemon {
         let (bus, ep) = (BusId(wire.bus), EndpointId(wire.endpoint));
         let op = wire.request.code();
         let mut request = wire.request;
-        if let Request::TakeReply(id) = &mut request {
-            if frame.header.flags & FLAG_LAST_REQUEST != 0 {
-                // Pipelined call: the request this endpoint's last Send sent.
-                *id = conn
-                    .owned(bus, ep)
-                    .and_then(|o| o.last_request)
-                    .unwrap_or(MessageId::NONE);
-            }
+        if let Request::TakeReply(id) = &mut request
+            && frame.header.flags & FLAG_LAST_REQUEST != 0
+        {
+            // Pipelined call: the request this endpoint's last Send sent.
+            *id = conn
+                .owned(bus, ep)
+                .and_then(|o| o.last_request)
+                .unwrap_or(MessageId::NONE);
         }
         let wait = (frame.header.flags & FLAG_WAIT != 0 && can_wait(op)).then(|| {
             let ms = frame.header.status as u32;

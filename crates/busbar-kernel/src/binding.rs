@@ -61,7 +61,7 @@ pub(crate) struct BindingIndex {
 impl BindingIndex {
     pub(crate) fn new(hasher: &Hasher) -> Self {
         let h = || hasher.clone();
-        BindingIndex {
+        Self {
             bindings: HashMap::with_hasher(h()),
             next_id: 1,
             listeners: [(); 3].map(|_| HashMap::with_hasher(h())),
@@ -133,10 +133,10 @@ impl BindingIndex {
         if let Some(&id) = self.repliers[0].get(name) {
             return Some(id);
         }
-        if !self.repliers[1].is_empty() {
-            if let Some(&id) = self.repliers[1].get(parent(name)) {
-                return Some(id);
-            }
+        if !self.repliers[1].is_empty()
+            && let Some(&id) = self.repliers[1].get(parent(name))
+        {
+            return Some(id);
         }
         if !self.repliers[2].is_empty() {
             for p in any_words_prefixes(name) {
@@ -153,10 +153,10 @@ impl BindingIndex {
         if let Some(v) = self.listeners[0].get(name) {
             out.extend_from_slice(v);
         }
-        if !self.listeners[1].is_empty() {
-            if let Some(v) = self.listeners[1].get(parent(name)) {
-                out.extend_from_slice(v);
-            }
+        if !self.listeners[1].is_empty()
+            && let Some(v) = self.listeners[1].get(parent(name))
+        {
+            out.extend_from_slice(v);
         }
         if !self.listeners[2].is_empty() {
             for p in any_words_prefixes(name) {

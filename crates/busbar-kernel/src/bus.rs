@@ -92,7 +92,7 @@ fn bus_creds() -> Credentials {
 
 impl Bus {
     pub(crate) fn new(id: BusId, config: BusConfig, hasher: Hasher) -> Self {
-        Bus {
+        Self {
             id,
             index: BindingIndex::new(&hasher),
             endpoints: HashMap::with_hasher(hasher.clone()),
@@ -189,10 +189,11 @@ impl Bus {
         }
         // 4: remove bindings, newest first.
         for &bid in ep.bindings.iter().rev() {
-            if let Some(b) = self.index.remove(bid) {
-                if b.replier && self.bind_events {
-                    self.bind_event_on_close(host, id, &b.pattern);
-                }
+            if let Some(b) = self.index.remove(bid)
+                && b.replier
+                && self.bind_events
+            {
+                self.bind_event_on_close(host, id, &b.pattern);
             }
         }
         // 5: set-aside events addressed to it.
@@ -582,27 +583,23 @@ impl Bus {
         plan.clear();
         // A new request's reply slot counts as used while its copies are planned.
         let reserve = msg.is_request() && !retry;
-        if reserve {
-            if let Some(s) = self.endpoints.get_mut(&from) {
-                s.planned += 1;
-            }
+        if reserve && let Some(s) = self.endpoints.get_mut(&from) {
+            s.planned += 1;
         }
         let r = self.plan_send(from, msg, &mut plan);
-        if reserve {
-            if let Some(s) = self.endpoints.get_mut(&from) {
-                s.planned = 0;
-                s.copies = 0;
-            }
+        if reserve && let Some(s) = self.endpoints.get_mut(&from) {
+            s.planned = 0;
+            s.copies = 0;
         }
         match r {
             Ok(()) => {
-                if msg.is_request() || msg.is_reply() {
-                    if let Some(s) = self.endpoints.get_mut(&from) {
-                        if msg.is_request() {
-                            s.outstanding.insert(id);
-                        } else {
-                            s.owed.remove(&msg.in_reply_to);
-                        }
+                if (msg.is_request() || msg.is_reply())
+                    && let Some(s) = self.endpoints.get_mut(&from)
+                {
+                    if msg.is_request() {
+                        s.outstanding.insert(id);
+                    } else {
+                        s.owed.remove(&msg.in_reply_to);
                     }
                 }
                 let header = Header {

@@ -68,7 +68,7 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub(crate) fn new(creds: Credentials, limit: u32, hasher: &Hasher) -> Self {
-        Endpoint {
+        Self {
             creds,
             queue: VecDeque::new(),
             limit,

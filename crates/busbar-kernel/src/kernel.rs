@@ -22,7 +22,7 @@ pub struct KernelConfig {
 
 impl Default for KernelConfig {
     fn default() -> Self {
-        KernelConfig {
+        Self {
             buses: 1,
             default_queue_limit: 100,
             max_message_size: 4 << 20,
@@ -88,7 +88,7 @@ impl<H: Host> Kernel<H> {
     pub fn new(mut host: H, config: KernelConfig) -> Result<Self, Errno> {
         config.validate()?;
         let hasher = crate::Hasher::with_seed(host.entropy());
-        let mut k = Kernel {
+        let mut k = Self {
             host,
             config,
             hasher,

@@ -56,7 +56,7 @@ impl SimHost {
 
     /// A host whose entropy comes from `seed`.
     pub fn new(seed: u64) -> Self {
-        SimHost {
+        Self {
             now: 0,
             alarm: None,
             wakes: Vec::new(),
@@ -122,7 +122,7 @@ impl fmt::Debug for Sim {
 impl Sim {
     /// A simulation from `seed`.
     pub fn new(seed: u64, config: KernelConfig) -> Self {
-        Sim {
+        Self {
             kernel: Kernel::new(SimHost::new(seed), config).expect("valid config"),
             rng: SmallRng::seed_from_u64(seed),
             seed,

@@ -444,16 +444,18 @@ fn scenario(seed: u64) {
     // No missed wake-ups: a still-blocked actor has nothing to take.
     w.deliver_wakes();
     for i in 0..w.actors.len() {
-        if w.actors[i].open && w.actors[i].blocked != Blocked::No && !w.actors[i].woken {
-            if w.has_something(i) {
-                let (bus, ep) = (w.actors[i].bus, w.actors[i].ep);
-                let s = w.k().endpoint_stats(bus, ep, ()).unwrap();
-                let m = w.k().recv(bus, ep, ());
-                panic!(
-                    "actor {i} ({:?}) blocked but has work (missed wake-up): {s:?} {m:?}",
-                    w.actors[i].blocked
-                );
-            }
+        if w.actors[i].open
+            && w.actors[i].blocked != Blocked::No
+            && !w.actors[i].woken
+            && w.has_something(i)
+        {
+            let (bus, ep) = (w.actors[i].bus, w.actors[i].ep);
+            let s = w.k().endpoint_stats(bus, ep, ()).unwrap();
+            let m = w.k().recv(bus, ep, ());
+            panic!(
+                "actor {i} ({:?}) blocked but has work (missed wake-up): {s:?} {m:?}",
+                w.actors[i].blocked
+            );
         }
     }
 

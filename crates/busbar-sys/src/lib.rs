@@ -39,7 +39,7 @@ impl ReadinessFd {
     #[doc(alias = "eventfd")]
     pub fn new() -> io::Result<Self> {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        Ok(ReadinessFd { fd })
+        Ok(Self { fd })
     }
 
     /// `write(fd, 1)`—Makes the fd readable.

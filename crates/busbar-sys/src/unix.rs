@@ -79,7 +79,7 @@ impl std::fmt::Debug for Epoll {
 impl Epoll {
     /// `epoll_create1(EPOLL_CLOEXEC)`.
     pub fn new() -> io::Result<Self> {
-        Ok(Epoll {
+        Ok(Self {
             fd: epoll::create(epoll::CreateFlags::CLOEXEC)?,
         })
     }
@@ -213,11 +213,11 @@ pub fn open_fd_count() -> io::Result<usize> {
 pub fn raise_fd_limit() -> io::Result<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut l = getrlimit(Resource::Nofile);
-    if let Some(max) = l.maximum {
-        if l.current.is_none_or(|c| c < max) {
-            l.current = Some(max);
-            setrlimit(Resource::Nofile, l.clone())?;
-        }
+    if let Some(max) = l.maximum
+        && l.current.is_none_or(|c| c < max)
+    {
+        l.current = Some(max);
+        setrlimit(Resource::Nofile, l)?;
     }
     Ok(l.current.unwrap_or(u64::MAX))
 }

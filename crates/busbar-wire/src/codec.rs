@@ -32,11 +32,11 @@ pub enum WireError {
 impl core::fmt::Display for WireError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            WireError::Truncated => write!(f, "frame truncated"),
-            WireError::TrailingBytes => write!(f, "trailing bytes after the last field"),
-            WireError::Invalid(what) => write!(f, "invalid {what}"),
-            WireError::UnknownKind(k) => write!(f, "unknown frame kind {k:#x}"),
-            WireError::TooLong(n) => write!(f, "frame of {n} bytes is longer than allowed"),
+            Self::Truncated => write!(f, "frame truncated"),
+            Self::TrailingBytes => write!(f, "trailing bytes after the last field"),
+            Self::Invalid(what) => write!(f, "invalid {what}"),
+            Self::UnknownKind(k) => write!(f, "unknown frame kind {k:#x}"),
+            Self::TooLong(n) => write!(f, "frame of {n} bytes is longer than allowed"),
         }
     }
 }
@@ -44,8 +44,8 @@ impl core::fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 impl From<WireError> for Errno {
-    fn from(_: WireError) -> Errno {
-        Errno::EPROTO
+    fn from(_: WireError) -> Self {
+        Self::EPROTO
     }
 }
 
@@ -59,7 +59,7 @@ pub struct Reader {
 impl Reader {
     /// Reads from `buf`.
     pub fn new(buf: Bytes) -> Self {
-        Reader { buf, pos: 0 }
+        Self { buf, pos: 0 }
     }
 
     /// Bytes not read yet.
@@ -175,7 +175,7 @@ impl Wire for Arc<str> {
         let n = r.len(1)?;
         let b = r.take(n)?;
         let s = std::str::from_utf8(&b).map_err(|_| WireError::Invalid("UTF-8 string"))?;
-        Ok(Arc::from(s))
+        Ok(Self::from(s))
     }
 }
 
@@ -209,7 +209,7 @@ impl<T: Wire> Wire for Vec<T> {
     }
     fn decode(r: &mut Reader) -> Result<Self, WireError> {
         let n = r.len(T::MIN_LEN)?;
-        let mut v = Vec::with_capacity(n);
+        let mut v = Self::with_capacity(n);
         for _ in 0..n {
             v.push(T::decode(r)?);
         }
@@ -223,7 +223,7 @@ impl Wire for Errno {
         self.number().encode(out);
     }
     fn decode(r: &mut Reader) -> Result<Self, WireError> {
-        Errno::from_number(i32::decode(r)?).ok_or(WireError::Invalid("errno"))
+        Self::from_number(i32::decode(r)?).ok_or(WireError::Invalid("errno"))
     }
 }
 
@@ -353,7 +353,7 @@ impl Wire for Message {
     fn decode(r: &mut Reader) -> Result<Self, WireError> {
         let header = Header::decode(r)?;
         let flags = Flags::decode(r)?;
-        let mut m = Message::new(header, flags);
+        let mut m = Self::new(header, flags);
         m.lost = u32::decode(r)?;
         Ok(m)
     }
@@ -374,6 +374,6 @@ impl Wire for SendOutcome {
             0 => Ok(()),
             n => Err(Errno::from_number(n).ok_or(WireError::Invalid("errno"))?),
         };
-        Ok(SendOutcome { id, result })
+        Ok(Self { id, result })
     }
 }

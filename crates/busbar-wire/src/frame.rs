@@ -98,7 +98,7 @@ impl FrameHeader {
     pub fn parse(b: &[u8]) -> Option<Self> {
         let h: &[u8; HEADER_LEN] = b.get(..HEADER_LEN)?.try_into().ok()?;
         let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        Some(FrameHeader {
+        Some(Self {
             len: u32_at(0),
             kind: u16::from_le_bytes([h[4], h[5]]),
             flags: u16::from_le_bytes([h[6], h[7]]),
@@ -158,7 +158,7 @@ pub struct FrameReader {
 impl FrameReader {
     /// A reader refusing frames longer than `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
-        FrameReader {
+        Self {
             buf: BytesMut::with_capacity(64 * 1024),
             max_frame,
         }

@@ -28,7 +28,7 @@ struct Samples {
 
 impl Samples {
     fn new() -> Self {
-        Samples {
+        Self {
             per_op_ns: Vec::new(),
             ops: 0,
             elapsed: Duration::ZERO,

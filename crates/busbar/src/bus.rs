@@ -36,15 +36,15 @@ impl fmt::Debug for Bus {
 
 impl Bus {
     /// A new private in-process kernel with one bus (bus 0), default limits.
-    pub fn in_process() -> Bus {
+    pub fn in_process() -> Self {
         Self::in_process_with(KernelConfig::default()).expect("default config is valid")
     }
 
     /// A new private in-process kernel with the given limits; the handle is
     /// on bus 0 (`config.buses` buses exist, `EINVAL` if the limits are
     /// inconsistent).
-    pub fn in_process_with(config: KernelConfig) -> Result<Bus, Errno> {
-        Ok(Bus {
+    pub fn in_process_with(config: KernelConfig) -> Result<Self, Errno> {
+        Ok(Self {
             connector: Arc::new(LocalKernel::new(config)?),
             id: BusId(0),
             keepalive: None,
@@ -58,8 +58,8 @@ impl Bus {
     /// Bus 0 of the daemon listening at `path` (see `busbar daemon`).
     /// `ENOENT` if there is no socket there, `ECONNREFUSED` if nothing
     /// answers on it.
-    pub fn connect(path: impl AsRef<Path>) -> Result<Bus, Errno> {
-        Ok(Bus {
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, Errno> {
+        Ok(Self {
             connector: Arc::new(RemoteConnector::connect(path.as_ref())?),
             id: BusId(0),
             keepalive: None,
@@ -68,14 +68,14 @@ impl Bus {
 
     /// Bus 0 of the daemon at the default socket: `$BUSBAR_SOCKET`, else
     /// `$XDG_RUNTIME_DIR/busbar/bus.sock`, else `/tmp/busbar-<uid>/bus.sock`.
-    pub fn connect_default() -> Result<Bus, Errno> {
+    pub fn connect_default() -> Result<Self, Errno> {
         Self::connect(default_socket_path())
     }
 
     /// Keeps `guard` alive as long as any handle on this bus or its
     /// endpoints exists (for tests that run a private daemon per bus).
     #[doc(hidden)]
-    pub fn with_keepalive(mut self, guard: Arc<dyn std::any::Any + Send + Sync>) -> Bus {
+    pub fn with_keepalive(mut self, guard: Arc<dyn std::any::Any + Send + Sync>) -> Self {
         self.keepalive = Some(guard);
         self
     }
@@ -87,8 +87,8 @@ impl Bus {
 
     /// A handle on another bus of the same kernel (errors surface when it is
     /// used: `ENOENT` if there is no such bus).
-    pub fn bus(&self, id: BusId) -> Bus {
-        Bus {
+    pub fn bus(&self, id: BusId) -> Self {
+        Self {
             connector: self.connector.clone(),
             id,
             keepalive: self.keepalive.clone(),
@@ -96,7 +96,7 @@ impl Bus {
     }
 
     /// Creates a new bus in the same kernel.
-    pub fn create_bus(&self) -> Result<Bus, Errno> {
+    pub fn create_bus(&self) -> Result<Self, Errno> {
         let id = self.calls().create_bus(self.id, EndpointId::BUS, ())?;
         Ok(self.bus(id))
     }

@@ -40,7 +40,7 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 impl Endpoint {
     pub(crate) fn new(bus: Bus, link: Box<dyn Link>) -> Self {
         let id = link.endpoint();
-        Endpoint { bus, link, id }
+        Self { bus, link, id }
     }
 
     fn calls(&self) -> ViaLink<'_> {

@@ -46,12 +46,12 @@ impl Signal {
             }
         }
         let was = self.level.swap(readable, Ordering::SeqCst);
-        if was != readable {
-            if let Some(fd) = self.fd.get() {
-                // Failing to flip an eventfd we own can only mean the process
-                // is out of resources; waiters then fall back to timeouts.
-                let _ = if readable { fd.set() } else { fd.clear() };
-            }
+        if was != readable
+            && let Some(fd) = self.fd.get()
+        {
+            // Failing to flip an eventfd we own can only mean the process
+            // is out of resources; waiters then fall back to timeouts.
+            let _ = if readable { fd.set() } else { fd.clear() };
         }
     }
 
@@ -153,7 +153,7 @@ impl LocalKernel {
             log_level: std::env::var_os("BUSBAR_KERNEL_LOG").map(|_| Level::Debug),
         };
         let c = busbar_sys::process_credentials();
-        Ok(Arc::new(LocalKernel {
+        Ok(Arc::new(Self {
             kernel: Mutex::new(Kernel::new(host, config)?),
             creds: Credentials {
                 pid: c.pid,
@@ -168,10 +168,10 @@ impl LocalKernel {
         // A panic while holding the lock would be a kernel bug; the state is
         // still consistent between operations, so carry on.
         let mut k = self.kernel.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = k.host().alarm {
-            if k.host_mut().now() >= at {
-                k.handle_alarm();
-            }
+        if let Some(at) = k.host().alarm
+            && k.host_mut().now() >= at
+        {
+            k.handle_alarm();
         }
         k
     }

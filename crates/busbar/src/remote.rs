@@ -44,6 +44,9 @@ fn io_errno(e: &io::Error) -> Errno {
     }
 }
 
+/// A response: the operation's result and the response flags.
+type Answer = (Result<Response, Errno>, u16);
+
 /// One connection to the daemon, shared by every thread using it.
 ///
 /// Requests are written whole under the lock; responses may come back in
@@ -69,7 +72,7 @@ struct ConnState {
     out: Vec<u8>,
     seq: u32,
     /// Responses read but not yet collected by their caller.
-    done: HashMap<u32, (Result<Response, Errno>, u16)>,
+    done: HashMap<u32, Answer>,
     /// Some thread is reading the socket.
     reading: bool,
     /// `Wake` frames seen.
@@ -118,7 +121,7 @@ impl ConnState {
 }
 
 impl Conn {
-    fn connect(path: &Path) -> Result<Conn, Errno> {
+    fn connect(path: &Path) -> Result<Self, Errno> {
         let mut stream = UnixStream::connect(path).map_err(|e| io_errno(&e))?;
         let mut out = Vec::new();
         emit_hello(&mut out);
@@ -142,7 +145,7 @@ impl Conn {
             return Err(Errno::EOPNOTSUPP);
         }
         let read_side = stream.try_clone().map_err(|_| Errno::EIO)?;
-        Ok(Conn {
+        Ok(Self {
             state: Mutex::new(ConnState {
                 stream,
                 reader,
@@ -172,7 +175,7 @@ impl Conn {
         ep: EndpointId,
         request: &Request,
         wait: Option<Option<Instant>>,
-    ) -> Result<(Result<Response, Errno>, u16), Errno> {
+    ) -> Result<Answer, Errno> {
         let mut v = self.call_many(bus, ep, &[(request, wait, 0)])?;
         Ok(v.pop().expect("one request, one response"))
     }
@@ -184,7 +187,7 @@ impl Conn {
         bus: BusId,
         ep: EndpointId,
         requests: &[(&Request, Option<Option<Instant>>, u16)],
-    ) -> Result<Vec<(Result<Response, Errno>, u16)>, Errno> {
+    ) -> Result<Vec<Answer>, Errno> {
         let mut st = self.lock();
         if let Some(e) = st.dead {
             return Err(e);
@@ -278,7 +281,7 @@ pub(crate) struct RemoteConnector {
 
 impl RemoteConnector {
     pub(crate) fn connect(path: &Path) -> Result<Self, Errno> {
-        Ok(RemoteConnector {
+        Ok(Self {
             path: path.to_owned(),
             control: Conn::connect(path)?,
         })
@@ -376,7 +379,9 @@ impl Link for RemoteLink {
             deadline: None,
         });
         let take = Request::TakeReply(MessageId::NONE);
-        let wait = (!deadline.is_some_and(|d| d <= Instant::now())).then_some(deadline);
+        let wait = deadline
+            .is_none_or(|d| d > Instant::now())
+            .then_some(deadline);
         let mut rs = self.conn.call_many(
             self.bus,
             self.endpoint,

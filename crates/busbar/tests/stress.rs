@@ -42,12 +42,13 @@ fn threads_send_receive_bind_and_close_at_once() {
                 ep.bind("$.stress.news").unwrap();
                 for _ in 0..200 {
                     match ep.recv_timeout(Some(Duration::from_millis(5))).unwrap() {
-                        Some(m) if m.wants_us_to_reply() => {
+                        Some(m)
+                            if m.wants_us_to_reply()
                             // Leave one in 50 unanswered: closing answers it `Ignored`.
-                            if m.id.serial % 50 != 0 {
-                                ep.reply(&m, m.data.clone()).unwrap();
-                                answered += 1;
-                            }
+                            && m.id.serial % 50 != 0 =>
+                        {
+                            ep.reply(&m, m.data.clone()).unwrap();
+                            answered += 1;
                         }
                         _ => {}
                     }
@@ -114,7 +115,7 @@ fn threads_send_receive_bind_and_close_at_once() {
             let ep = bus.open().unwrap();
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                let flags = if i % 7 == 0 {
+                let flags = if i.is_multiple_of(7) {
                     Flags::URGENT
                 } else {
                     Flags::empty()
@@ -125,7 +126,7 @@ fn threads_send_receive_bind_and_close_at_once() {
                 )
                 .unwrap();
                 i += 1;
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     thread::yield_now();
                 }
             }
