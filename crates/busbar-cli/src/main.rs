@@ -148,6 +148,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
 }
 
+/// The monitor's queue limit: deep, so a burst is shown rather than lost.
+const MONITOR_QUEUE: u32 = 100_000;
+
 /// A failure to report: what we were doing and the errno.
 struct Failure {
     what: String,
@@ -354,9 +357,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Cmd::Monitor { target, json } => {
             let bus = connect(&target)?;
             let ep = bus.open().map_err(fail("open"))?;
-            ep.set_queue_limit(100_000)
-                .map_err(fail("set queue limit"))?;
             ep.set_monitor(true).map_err(fail("monitor"))?;
+            ep.set_queue_limit(MONITOR_QUEUE)
+                .map_err(fail("set queue limit"))?;
             loop {
                 let m = ep.recv().map_err(fail("receive"))?;
                 print_message(&m, json)?;

@@ -88,6 +88,20 @@ impl ConnState {
         *self.dead.get_or_insert(e)
     }
 
+    /// Reads and files whatever has arrived, without blocking.
+    fn drain_nonblocking(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, _)) =
+            rustix::net::recv(&self.stream, &mut buf, rustix::net::RecvFlags::DONTWAIT)
+        {
+            if n == 0 {
+                break;
+            }
+            self.reader.buffer().extend_from_slice(&buf[..n]);
+        }
+        self.file_frames();
+    }
+
     /// Files every complete frame in the buffer.
     fn file_frames(&mut self) {
         loop {
@@ -218,6 +232,8 @@ impl Conn {
         let w = st.stream.write_all(&out);
         st.out = out;
         if w.is_err() {
+            // The daemon may have said why before closing (ESHUTDOWN).
+            st.drain_nonblocking();
             return Err(st.die(Errno::ECONNRESET));
         }
         let mut results = Vec::with_capacity(requests.len());

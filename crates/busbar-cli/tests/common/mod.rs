@@ -1,0 +1,175 @@
+//! Test support: a `busbar daemon` child process on a private socket, and
+//! running the `busbar` binary.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A generous bound for anything to happen on a slow, busy machine.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_busbar")
+}
+
+/// A fresh directory for one test's socket.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "busbar-cli-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running daemon, killed (SIGKILL) on drop unless stopped.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `busbar daemon` with `args` and waits until it listens (it
+    /// logs "busbar daemon listening" after binding the socket).
+    pub fn start(tag: &str, args: &[&str]) -> Daemon {
+        let dir = temp_dir(tag);
+        let socket = dir.join("bus.sock");
+        Self::start_at(dir, socket, args)
+    }
+
+    pub fn start_at(dir: PathBuf, socket: PathBuf, args: &[&str]) -> Daemon {
+        let mut child = Command::new(exe())
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("busbar daemon listening") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("daemon exited before listening: {:?}", child.wait()),
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Daemon { child, socket, dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs `busbar ARGS --socket <this daemon>`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_with_socket(&self.socket, args)
+    }
+
+    pub fn bus(&self) -> busbar::Bus {
+        busbar::Bus::connect(&self.socket).unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        let s = self.child.wait().unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::mem::forget(self);
+        s
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn run_with_socket(socket: &Path, args: &[&str]) -> Output {
+    let (cmd, rest) = args.split_first().unwrap();
+    Command::new(exe())
+        .arg(cmd)
+        .arg("--socket")
+        .arg(socket)
+        .args(rest)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Spawns `busbar ARGS --socket S` with piped stdout.
+pub fn spawn(socket: &Path, args: &[&str]) -> Child {
+    let (cmd, rest) = args.split_first().unwrap();
+    Command::new(exe())
+        .arg(cmd)
+        .arg("--socket")
+        .arg(socket)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `kill -SIG pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Polls `cond` until it holds (failing after [`PATIENCE`]). For conditions
+/// on another process's state that no event announces.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The resident set size of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Open fds of a process.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
