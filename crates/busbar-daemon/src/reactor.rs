@@ -218,11 +218,7 @@ impl Daemon {
         let max_frame = (config.kernel.absolute_max_message_size as usize)
             .saturating_mul(2)
             .saturating_add(1 << 20);
-        tracing::info!(
-            socket = %config.socket.display(),
-            buses = config.kernel.buses,
-            "busbar daemon listening"
-        );
+
         Ok(Self {
             kernel,
             config,
@@ -258,6 +254,12 @@ impl Daemon {
 
     /// Serves until shut down. Removes the socket file on the way out.
     pub fn run(mut self) -> io::Result<()> {
+        // Logged here, once everything is set up: scripts wait for this line.
+        tracing::info!(
+            socket = %self.config.socket.display(),
+            buses = self.config.kernel.buses,
+            "busbar daemon listening"
+        );
         let r = self.serve();
         let _ = std::fs::remove_file(&self.config.socket);
         r

@@ -145,7 +145,9 @@ pub fn signal(pid: u32, sig: &str) {
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        if start.elapsed() >= PATIENCE {
+            panic!("timed out waiting for {what}");
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -167,9 +169,11 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Open fds of a process.
-pub fn fd_count(pid: u32) -> usize {
+/// Open socket fds of a process (its connections, listener and wake-up pair).
+pub fn socket_fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
         .count()
 }
