@@ -39,13 +39,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `busbar daemon` with `args` and waits until it listens (it
     /// logs "busbar daemon listening" after binding the socket).
-    pub fn start(tag: &str, args: &[&str]) -> Daemon {
+    pub fn start(tag: &str, args: &[&str]) -> Self {
         let dir = temp_dir(tag);
         let socket = dir.join("bus.sock");
         Self::start_at(dir, socket, args)
     }
 
-    pub fn start_at(dir: PathBuf, socket: PathBuf, args: &[&str]) -> Daemon {
+    pub fn start_at(dir: PathBuf, socket: PathBuf, args: &[&str]) -> Self {
         let mut child = Command::new(exe())
             .arg("daemon")
             .arg("--socket")
@@ -68,7 +68,7 @@ impl Daemon {
         }
         // Keep draining its log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Daemon { child, socket, dir }
+        Self { child, socket, dir }
     }
 
     pub fn pid(&self) -> u32 {
