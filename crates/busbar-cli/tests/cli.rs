@@ -176,7 +176,7 @@ fn errors_are_named_and_exit_nonzero() {
 fn call_with_synthetic_reply_exits_nonzero_and_monitor_sees_it() {
     let d = Daemon::start("synthetic", &[]);
     let bus = d.bus();
-    let monitor = spawn(&d.socket, &["monitor", "--json"]);
+    let mut monitor = spawn(&d.socket, &["monitor", "--json"]);
     // It sets its queue limit right after becoming a monitor.
     wait_until("the monitor", || {
         bus.stats()
@@ -198,7 +198,7 @@ fn call_with_synthetic_reply_exits_nonzero_and_monitor_sees_it() {
     assert!(err.contains("$.KBUS.Replier.Ignored"), "{err}");
 
     // The monitor saw the request and the synthetic reply.
-    let mut lines = BufReader::new(monitor.stdout.unwrap()).lines();
+    let mut lines = BufReader::new(monitor.stdout.take().unwrap()).lines();
     let mut names = Vec::new();
     while names.len() < 2 {
         let v: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
@@ -208,6 +208,8 @@ fn call_with_synthetic_reply_exits_nonzero_and_monitor_sees_it() {
         }
     }
     assert_eq!(names, ["$.silent", "$.KBUS.Replier.Ignored"]);
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
 }
 
 #[test]
