@@ -5,8 +5,8 @@
 //! operation, and the ratio to the baseline.
 //!
 //! 1. announce send + recv on one thread, vs `std::sync::mpsc` send + recv
-//!    on one thread; and the same traffic sent with a reused name and
-//!    received with `try_recv_batch`;
+//!    on one thread; the same traffic sent with a reused name and received
+//!    with `try_recv_batch`; and sent with `send_batch` too;
 //! 2. request/reply round trip between two threads (`Endpoint::call`), vs a
 //!    two-channel ping-pong between two threads;
 //! 3. announce send + recv with 100,000 unrelated bindings (half exact,
@@ -147,6 +147,25 @@ fn one_thread_bus_batched(batches: u64) -> Samples {
     s
 }
 
+fn one_thread_bus_both_batched(batches: u64) -> Samples {
+    let bus = Bus::in_process();
+    let ep = bus.open().unwrap();
+    ep.set_queue_limit(BATCH as u32).unwrap();
+    ep.bind("$.bench.sensor.temperature").unwrap();
+    let data = busbar::Bytes::from_static(b"21.5C");
+    let out = busbar::Outgoing::announcement("$.bench.sensor.temperature", data);
+    let mut s = Samples::new();
+    for _ in 0..batches {
+        let t = Instant::now();
+        for _ in 0..BATCH / 100 {
+            black_box(ep.send_batch(vec![out.clone(); 100]).unwrap());
+            black_box(ep.try_recv_batch(100).unwrap());
+        }
+        s.record(BATCH, t.elapsed());
+    }
+    s
+}
+
 fn ping_pong_channel(rounds: u64) -> Samples {
     let (to_tx, to_rx) = mpsc::channel::<u64>();
     let (back_tx, back_rx) = mpsc::channel::<u64>();
@@ -217,6 +236,12 @@ fn main() {
     row(
         "bus send ×100 (reused name) + recv_batch(100), 1 thread",
         &batched,
+        Some(&ch),
+    );
+    let both = one_thread_bus_both_batched(batches);
+    row(
+        "bus send_batch(100) + recv_batch(100), 1 thread",
+        &both,
         Some(&ch),
     );
 
