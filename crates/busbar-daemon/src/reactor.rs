@@ -25,7 +25,7 @@ use busbar_kernel::{
 };
 use busbar_sys::{Epoll, Interest, ProcessCredentials, Ready};
 use busbar_wire::{
-    FLAG_LAST_REQUEST, FLAG_READABLE, FLAG_WAIT, Frame, FrameReader, GOODBYE, VERSION,
+    FLAG_LAST_REQUEST, FLAG_QUIET, FLAG_READABLE, FLAG_WAIT, Frame, FrameReader, GOODBYE, VERSION,
     WAIT_FOREVER, WAKE, Welcome, WireError, can_wait, emit_frame, emit_response, emit_welcome,
     is_empty_result, parse_hello, parse_request,
 };
@@ -494,8 +494,8 @@ impl Daemon {
         let Some(conn) = self.conns.get_mut(&t) else {
             return;
         };
-        self.to_flush.push(t);
         if conn.state == State::Greeting {
+            self.to_flush.push(t);
             match parse_hello(&frame) {
                 Ok(VERSION) => {
                     let welcome = Welcome {
@@ -608,8 +608,12 @@ impl Daemon {
                 return;
             }
         }
+        if frame.header.flags & FLAG_QUIET != 0 && result.is_ok() {
+            return;
+        }
         let flags = if readable { FLAG_READABLE } else { 0 };
         emit_response(&mut conn.out, seq, op, flags, &result);
+        self.to_flush.push(t);
     }
 
     fn forget_endpoint(&mut self, t: u64, bus: BusId, ep: EndpointId) {
@@ -692,8 +696,15 @@ impl Daemon {
     fn flush_all(&mut self) {
         while !self.to_flush.is_empty() || !self.to_resume.is_empty() {
             let mut list = mem::take(&mut self.to_flush);
-            list.sort_unstable();
-            list.dedup();
+            // In the order output was produced (a woken peer before the
+            // requester that woke it), each connection once.
+            let mut firsts: Vec<(u64, usize)> =
+                list.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+            firsts.sort_unstable();
+            firsts.dedup_by_key(|x| x.0);
+            firsts.sort_unstable_by_key(|x| x.1);
+            list.clear();
+            list.extend(firsts.iter().map(|x| x.0));
             for t in list.drain(..) {
                 self.flush_conn(t);
             }

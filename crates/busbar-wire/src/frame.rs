@@ -7,6 +7,7 @@
 //!  6     2    flags   responses: bit 0 = the endpoint is readable after the operation
 //!                      requests: bit 1 = wait (park the request until it finds something)
 //!                                bit 2 = `TakeReply` of the request the last `Send` sent
+//!                                bit 3 = quiet: no response if the operation succeeds
 //!  8     4    seq     request number, echoed by its response (0 for control frames)
 //! 12     4    status  responses: 0, or the errno the operation failed with
 //!                      requests with the wait flag: the wait in milliseconds (u32::MAX = no limit)
@@ -52,6 +53,10 @@ pub const FLAG_WAIT: u16 = 2;
 /// (`EINVAL` if that send failed or was not a request). Lets a client write
 /// a request and the wait for its reply in one go.
 pub const FLAG_LAST_REQUEST: u16 = 4;
+/// Request flag: send no response if the operation succeeds (only its
+/// error). A client uses it on the `Send` of a pipelined call: the reply
+/// itself proves the request was sent, and the client is not woken twice.
+pub const FLAG_QUIET: u16 = 8;
 /// `status` of a waiting request that has no time limit.
 pub const WAIT_FOREVER: u32 = u32::MAX;
 

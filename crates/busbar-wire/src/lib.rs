@@ -19,8 +19,8 @@ pub mod frame;
 
 pub use codec::{Reader, Wire, WireError};
 pub use frame::{
-    FLAG_LAST_REQUEST, FLAG_READABLE, FLAG_WAIT, Frame, FrameHeader, FrameReader, GOODBYE,
-    HEADER_LEN, HELLO, MAGIC, RESPONSE, VERSION, WAIT_FOREVER, WAKE, WELCOME, Welcome, WireRequest,
-    can_wait, emit_frame, emit_hello, emit_request, emit_response, emit_welcome, is_empty_response,
-    is_empty_result, parse_hello, parse_request, parse_response, parse_welcome,
+    FLAG_LAST_REQUEST, FLAG_QUIET, FLAG_READABLE, FLAG_WAIT, Frame, FrameHeader, FrameReader,
+    GOODBYE, HEADER_LEN, HELLO, MAGIC, RESPONSE, VERSION, WAIT_FOREVER, WAKE, WELCOME, Welcome,
+    WireRequest, can_wait, emit_frame, emit_hello, emit_request, emit_response, emit_welcome,
+    is_empty_response, is_empty_result, parse_hello, parse_request, parse_response, parse_welcome,
 };

@@ -26,8 +26,8 @@ use busbar_kernel::{
 };
 use busbar_sys::{Epoll, Interest, ReadinessFd};
 use busbar_wire::{
-    FLAG_LAST_REQUEST, FLAG_READABLE, FrameReader, GOODBYE, RESPONSE, VERSION, WAIT_FOREVER, WAKE,
-    emit_hello, emit_request, parse_response, parse_welcome,
+    FLAG_LAST_REQUEST, FLAG_QUIET, FLAG_READABLE, FrameReader, GOODBYE, RESPONSE, VERSION,
+    WAIT_FOREVER, WAKE, emit_hello, emit_request, parse_response, parse_welcome,
 };
 
 use crate::transport::{Connector, Link};
@@ -191,7 +191,7 @@ impl Conn {
         wait: Option<Option<Instant>>,
     ) -> Result<Answer, Errno> {
         let mut v = self.call_many(bus, ep, &[(request, wait, 0)])?;
-        Ok(v.pop().expect("one request, one response"))
+        v.pop().flatten().ok_or(Errno::EPROTO)
     }
 
     /// Writes several requests in one write (the daemon handles them in
@@ -201,7 +201,7 @@ impl Conn {
         bus: BusId,
         ep: EndpointId,
         requests: &[(&Request, Option<Option<Instant>>, u16)],
-    ) -> Result<Vec<Answer>, Errno> {
+    ) -> Result<Vec<Option<Answer>>, Errno> {
         let mut st = self.lock();
         if let Some(e) = st.dead {
             return Err(e);
@@ -226,7 +226,10 @@ impl Conn {
             emit_request(&mut out, st.seq, bus.0, ep.0, request, wait_ms, *flags);
             if out.len() - start > st.max_frame {
                 st.out = out;
-                return Ok(requests.iter().map(|_| (Err(Errno::EMSGSIZE), 0)).collect());
+                return Ok(requests
+                    .iter()
+                    .map(|_| Some((Err(Errno::EMSGSIZE), 0)))
+                    .collect());
             }
         }
         let w = st.stream.write_all(&out);
@@ -236,19 +239,22 @@ impl Conn {
             st.drain_nonblocking();
             return Err(st.die(Errno::ECONNRESET));
         }
-        let mut results = Vec::with_capacity(requests.len());
-        let mut seq = first;
+        // The last request's response comes after every earlier one's
+        // (the daemon answers a connection's requests in order, parked ones
+        // when they complete, and a quiet request only if it failed).
+        let last = st.seq;
         loop {
-            while results.len() < requests.len() {
-                match st.done.remove(&seq) {
-                    Some(r) => {
-                        results.push(r);
-                        seq = seq.wrapping_add(1);
+            if st.done.contains_key(&last) {
+                let mut results = Vec::with_capacity(requests.len());
+                let mut seq = first;
+                for (_, _, flags) in requests {
+                    match st.done.remove(&seq) {
+                        Some(r) => results.push(Some(r)),
+                        None if flags & FLAG_QUIET != 0 => results.push(None),
+                        None => return Err(st.die(Errno::EPROTO)),
                     }
-                    None => break,
+                    seq = seq.wrapping_add(1);
                 }
-            }
-            if results.len() == requests.len() {
                 return Ok(results);
             }
             if let Some(e) = st.dead {
@@ -401,15 +407,15 @@ impl Link for RemoteLink {
         let mut rs = self.conn.call_many(
             self.bus,
             self.endpoint,
-            &[(&send, None, 0), (&take, wait, FLAG_LAST_REQUEST)],
+            &[(&send, None, FLAG_QUIET), (&take, wait, FLAG_LAST_REQUEST)],
         )?;
-        let (taken, flags) = rs.pop().expect("two responses");
-        let (sent, _) = rs.pop().expect("two responses");
-        self.learn(flags);
-        match sent? {
-            Response::Send(_) => {}
-            _ => return Err(Errno::EPROTO),
+        let (taken, flags) = rs.pop().flatten().ok_or(Errno::EPROTO)?;
+        // The quiet send answered only if it failed.
+        if let Some((sent, _)) = rs.pop().flatten() {
+            sent?;
+            return Err(Errno::EPROTO);
         }
+        self.learn(flags);
         match taken? {
             Response::TakeReply(Some(m)) => Ok(m),
             Response::TakeReply(None) => Err(Errno::ETIMEDOUT),
