@@ -402,12 +402,8 @@ fn helper(role: &str, args: &BenchArgs) -> Result<(), String> {
             let ep = bus.open().map_err(err("open"))?;
             ep.bind_replier("$.bench.echo").map_err(err("bind"))?;
             say("ready");
-            loop {
-                let m = ep.recv().map_err(err("recv"))?;
-                if m.wants_us_to_reply() {
-                    ep.reply(&m, m.data.clone()).map_err(err("reply"))?;
-                }
-            }
+            ep.serve(None, |m| m.data.clone()).map_err(err("serve"))?;
+            Ok(())
         }
         "listener" => {
             let bus =

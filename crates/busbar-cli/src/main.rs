@@ -332,12 +332,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let ep = bus.open().map_err(fail("open"))?;
             ep.bind_replier(&name)
                 .map_err(fail(format!("reply {name}")))?;
-            let mut answered = 0;
-            while count.is_none_or(|c| answered < c) {
-                let m = ep.recv().map_err(fail("receive"))?;
-                if !m.wants_us_to_reply() {
-                    continue;
-                }
+            ep.serve(count, |m| {
                 let answer: Vec<u8> = if echo {
                     m.data.to_vec()
                 } else if let Some(d) = &data {
@@ -345,13 +340,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 } else {
                     run_exec(exec.as_deref().unwrap_or("cat"), &m.data)
                 };
-                match ep.reply(&m, answer) {
-                    // The requester went away meanwhile: nothing to answer.
-                    Ok(_) | Err(Errno::EADDRNOTAVAIL) => {}
-                    Err(e) => return Err(fail("reply")(e)),
-                }
-                answered += 1;
-            }
+                answer.into()
+            })
+            .map_err(fail(format!("reply {name}")))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Monitor { target, json } => {

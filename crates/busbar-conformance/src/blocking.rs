@@ -1,4 +1,5 @@
-//! Blocking calls: `recv`, `call`, `wait_reply`, `take_reply`.
+//! Blocking calls: `recv`, `call`, `wait_reply`, `take_reply`,
+//! `reply_then_recv`, `serve`.
 
 use std::time::Duration;
 
@@ -183,4 +184,72 @@ pub fn take_reply(make: &dyn Fn() -> Bus) {
     assert_err(q.take_reply(a), Errno::EINVAL);
     assert_err(q.take_reply(b), Errno::EINVAL);
     assert_empty(&q);
+}
+
+/// `reply_then_recv`: the reply reaches its requester, then the next
+/// message is returned; a failed reply (requester gone) is reported and the
+/// wait still happens.
+pub fn reply_then_recv(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, r, l] = open_n(&bus);
+    r.bind_replier("$.svc").unwrap();
+    l.bind("$.svc").unwrap();
+    let id1 = q.request("$.svc", &b"one"[..]).unwrap();
+    let id2 = q.request("$.svc", &b"two"[..]).unwrap();
+    let first = r.recv().unwrap();
+    assert_eq!(first.id, id1);
+    let (sent, second) = r.reply_then_recv(&first, &b"1"[..], Some(GUARD)).unwrap();
+    assert_eq!(sent, Ok(()));
+    let second = second.unwrap();
+    assert_eq!((second.id, second.wants_us_to_reply()), (id2, true));
+    let reply = q.wait_reply(id1, Some(GUARD)).unwrap();
+    assert_eq!(
+        (&reply.data[..], reply.from, reply.in_reply_to),
+        (&b"1"[..], r.id(), id1)
+    );
+    // The listener saw request, request, reply in bus order.
+    let seen: Vec<_> = std::iter::from_fn(|| l.try_recv().unwrap())
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(seen, [id1, id2, reply.id]);
+    // The requester goes away: the reply fails, the wait still times out.
+    drop(q);
+    let (sent, next) = r
+        .reply_then_recv(&second, &b"2"[..], Some(Duration::from_millis(20)))
+        .unwrap();
+    assert_eq!(sent, Err(Errno::EADDRNOTAVAIL));
+    assert_eq!(next, None);
+    assert_eq!(r.stats().unwrap().owed_replies, 0);
+}
+
+/// `serve`: answers each request with the handler's data, skips other
+/// messages, stops after `count`, and does not fail when a requester left.
+pub fn serve(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, r, gone] = open_n(&bus);
+    r.bind_replier("$.svc").unwrap();
+    r.bind("$.noise").unwrap();
+    q.announce("$.noise", &b"skip me"[..]).unwrap();
+    gone.request("$.svc", &b"nobody waits"[..]).unwrap();
+    drop(gone);
+    let ids: Vec<_> = (0..3)
+        .map(|i| q.request("$.svc", vec![b'a' + i]).unwrap())
+        .collect();
+    let answered = std::thread::scope(|sc| {
+        let t = sc.spawn(|| {
+            r.serve(Some(4), |m| {
+                let mut d = m.data.to_vec();
+                d.make_ascii_uppercase();
+                d.into()
+            })
+        });
+        t.join().unwrap().unwrap()
+    });
+    assert_eq!(answered, 4);
+    for (i, id) in ids.into_iter().enumerate() {
+        let m = q.wait_reply(id, Some(GUARD)).unwrap();
+        assert_eq!(m.data[..], [b'A' + i as u8]);
+    }
+    assert_eq!(r.stats().unwrap().owed_replies, 0);
+    assert_eq!(r.serve(Some(0), |_| busbar::Bytes::new()).unwrap(), 0);
 }

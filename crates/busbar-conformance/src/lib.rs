@@ -108,7 +108,8 @@ macro_rules! for_each_case {
             readiness { messages, send_outcome, set_aside_is_readable, recv_timeout }
             blocking {
                 recv_wakes, call_returns_reply, call_leaves_others_queued, call_no_replier,
-                call_gone_away, call_ignored, call_timeout, wait_reply, take_reply
+                call_gone_away, call_ignored, call_timeout, wait_reply, take_reply,
+                reply_then_recv, serve
             }
             batch { recv_batch, recv_batch_einval, send_batch, send_batch_pending }
             stats { endpoint_fields, bus_fields, sent_and_received, credentials }

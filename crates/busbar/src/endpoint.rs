@@ -172,6 +172,71 @@ impl Endpoint {
         self.send(Outgoing::reply_to(request, data))
     }
 
+    /// Replies to `request`, then waits up to `timeout` (`None` = forever)
+    /// for the next message: a replier's loop in one round trip through the
+    /// daemon. Returns whether the reply was sent (`EADDRNOTAVAIL` if the
+    /// requester has gone, ...) and the next message (`None` on timeout).
+    /// The wait happens even if the reply failed.
+    pub fn reply_then_recv(
+        &self,
+        request: &Message,
+        data: impl Into<Bytes>,
+        timeout: Option<Duration>,
+    ) -> Result<(Result<(), Errno>, Option<Message>), Errno> {
+        let (sent, next) = self.link.send_then_wait(
+            Outgoing::reply_to(request, data),
+            Request::Recv(()),
+            deadline(timeout),
+        )?;
+        match next {
+            Response::Recv(m) => Ok((sent, m)),
+            _ => Err(Errno::EPROTO),
+        }
+    }
+
+    /// Serves requests: for each request this endpoint receives as replier,
+    /// replies with what `handler` returns; other messages are skipped.
+    /// Stops after `count` replies (`None`: never, unless an error). A
+    /// requester that went away before its reply (`EADDRNOTAVAIL`) is not
+    /// an error. Returns the number of requests answered.
+    pub fn serve(
+        &self,
+        count: Option<u64>,
+        mut handler: impl FnMut(&Message) -> Bytes,
+    ) -> Result<u64, Errno> {
+        let mut answered = 0;
+        if count == Some(0) {
+            return Ok(0);
+        }
+        let mut next = self.recv()?;
+        loop {
+            if !next.wants_us_to_reply() {
+                next = self.recv()?;
+                continue;
+            }
+            let data = handler(&next);
+            answered += 1;
+            let sent = if count.is_some_and(|c| answered >= c) {
+                let r = self.reply(&next, data).map(|_| ());
+                match r {
+                    Ok(()) | Err(Errno::EADDRNOTAVAIL) => return Ok(answered),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                let (sent, m) = self.reply_then_recv(&next, data, None)?;
+                next = match m {
+                    Some(m) => m,
+                    None => self.recv()?,
+                };
+                sent
+            };
+            match sent {
+                Ok(()) | Err(Errno::EADDRNOTAVAIL) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Sends a request and waits for its reply (up to `timeout`; `None` =
     /// forever). The reply may be synthetic (`$.KBUS.Replier.GoneAway`, ...):
     /// check [`Message::is_synthetic`]. On `ETIMEDOUT` the reply still comes

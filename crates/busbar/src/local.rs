@@ -238,6 +238,23 @@ impl Link for LocalLink {
         }
     }
 
+    fn send_then_wait(
+        &self,
+        message: Outgoing,
+        then: Request,
+        deadline: Option<Instant>,
+    ) -> Result<(Result<(), Errno>, Response), Errno> {
+        let sent = match self.call(Request::Send(SendArgs {
+            message,
+            deadline: None,
+        })) {
+            Ok(Response::Send(_)) => Ok(()),
+            Ok(_) => return Err(Errno::EPROTO),
+            Err(e) => Err(e),
+        };
+        Ok((sent, self.call_wait(then, deadline)?))
+    }
+
     fn send_and_wait_reply(
         &self,
         request: Outgoing,

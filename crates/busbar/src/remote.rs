@@ -389,6 +389,33 @@ impl Link for RemoteLink {
         self.call_with(request, Some(deadline))
     }
 
+    fn send_then_wait(
+        &self,
+        message: Outgoing,
+        then: Request,
+        deadline: Option<Instant>,
+    ) -> Result<(Result<(), Errno>, Response), Errno> {
+        // One write: a quiet send (answered only if it fails) and the wait.
+        let send = Request::Send(SendArgs {
+            message,
+            deadline: None,
+        });
+        let wait = (!deadline.is_some_and(|d| d <= Instant::now())).then_some(deadline);
+        let mut rs = self.conn.call_many(
+            self.bus,
+            self.endpoint,
+            &[(&send, None, FLAG_QUIET), (&then, wait, 0)],
+        )?;
+        let (next, flags) = rs.pop().flatten().ok_or(Errno::EPROTO)?;
+        let sent = match rs.pop().flatten() {
+            None => Ok(()),
+            Some((Err(e), _)) => Err(e),
+            Some((Ok(_), _)) => return Err(Errno::EPROTO),
+        };
+        self.learn(flags);
+        Ok((sent, next?))
+    }
+
     fn send_and_wait_reply(
         &self,
         request: Outgoing,

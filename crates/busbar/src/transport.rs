@@ -29,6 +29,16 @@ pub(crate) trait Link: Send + Sync + Debug {
     /// something, or until `deadline` (then returns the empty result). No
     /// wake-up can be missed: the transport re-checks after every one.
     fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno>;
+    /// Sends `message`, then performs the waitable operation `then` (until
+    /// `deadline`), as one round trip where the transport allows: whether
+    /// the send succeeded, and `then`'s response (it happens whatever the
+    /// send did).
+    fn send_then_wait(
+        &self,
+        message: Outgoing,
+        then: Request,
+        deadline: Option<Instant>,
+    ) -> Result<(Result<(), Errno>, Response), Errno>;
     /// Sends a request and waits (until `deadline`) for its reply: the
     /// reply, `ETIMEDOUT`, or the send's error.
     fn send_and_wait_reply(
