@@ -400,7 +400,9 @@ impl Link for RemoteLink {
             message,
             deadline: None,
         });
-        let wait = (!deadline.is_some_and(|d| d <= Instant::now())).then_some(deadline);
+        let wait = deadline
+            .is_none_or(|d| d > Instant::now())
+            .then_some(deadline);
         let mut rs = self.conn.call_many(
             self.bus,
             self.endpoint,
