@@ -45,7 +45,12 @@ impl Signal {
                 self.cond.notify_all();
             }
         }
-        let was = self.level.swap(readable, Ordering::SeqCst);
+        // Only ever written under the kernel lock, which orders it: a plain
+        // load and store, no locked instruction on the hot path.
+        let was = self.level.load(Ordering::Relaxed);
+        if was != readable {
+            self.level.store(readable, Ordering::Relaxed);
+        }
         if was != readable
             && let Some(fd) = self.fd.get()
         {
