@@ -52,15 +52,7 @@ pub fn message_json(m: &Message) -> Value {
 
 /// A message as one line of text.
 pub fn message_line(m: &Message) -> String {
-    let kind = if m.is_synthetic() {
-        "synthetic"
-    } else if m.is_request() {
-        "request"
-    } else if m.is_reply() {
-        "reply"
-    } else {
-        "announcement"
-    };
+    let kind = m.kind();
     let data = match std::str::from_utf8(&m.data) {
         Ok(s) => format!("{s:?}"),
         Err(_) => format!("base64:{}", base64(&m.data)),

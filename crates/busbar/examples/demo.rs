@@ -12,15 +12,7 @@ use std::time::Duration;
 use busbar::{Bus, Message};
 
 fn show(who: &str, m: &Message) {
-    let kind = if m.is_synthetic() {
-        "synthetic"
-    } else if m.is_request() {
-        "request"
-    } else if m.is_reply() {
-        "reply"
-    } else {
-        "announcement"
-    };
+    let kind = m.kind();
     println!(
         "{who:>9} got {kind:<12} id={} name={} from={} to={} in_reply_to={} data={:?}{}",
         m.id,
