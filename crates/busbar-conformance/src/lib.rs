@@ -26,6 +26,7 @@ pub mod bind_events;
 pub mod bindings;
 pub mod blocking;
 pub mod buses;
+pub mod capabilities;
 pub mod close;
 pub mod errors;
 pub mod full_queues;
@@ -112,6 +113,10 @@ macro_rules! for_each_case {
                 reply_then_recv, serve
             }
             batch { recv_batch, recv_batch_einval, send_batch, send_batch_pending }
+            capabilities {
+                create_carry_and_send, coalesce_count_and_pin, multicast_is_atomic_and_ordered,
+                destroy, release_notice, close
+            }
             stats { endpoint_fields, bus_fields, sent_and_received, credentials }
             errors {
                 numbers, create_bus, open, bind, unbind, send, take_reply, set_queue_limit,

@@ -14,9 +14,10 @@ use crate::binding::{Binding, BindingId, BindingIndex, Target};
 use crate::endpoint::{Endpoint, Pending, Queued, SendState};
 use crate::message::synthetic;
 use crate::name::{PatternKind, check_message_name, parse_pattern, pattern_matches};
+use crate::node::{HandleRef, Node, NodeId};
 use crate::{
-    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Hasher,
-    Header, Host, Level, Message, MessageId, Nanos, Outgoing, ReplierBindEvent, SendArgs,
+    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
+    Hasher, Header, Host, Level, Message, MessageId, Nanos, Outgoing, ReplierBindEvent, SendArgs,
     SendOutcome,
 };
 
@@ -33,6 +34,8 @@ enum Role {
     Listener,
     /// A listener copy that did not fit: counted as lost.
     Lost,
+    /// The owner's copy of a message sent to one of its nodes.
+    Node(NodeId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +82,9 @@ pub(crate) struct Bus {
     tragic_told: HashSet<EndpointId, Hasher>,
     /// Endpoints that monitor the bus, in the order they asked.
     monitors: Vec<EndpointId>,
+    /// Nodes, live or destroyed but still held.
+    nodes: HashMap<NodeId, Node, Hasher>,
+    next_node: NodeId,
     /// Endpoints with a pending send, in the order they went pending.
     pending: VecDeque<EndpointId>,
     // Scratch buffers reused by every send.
@@ -92,6 +98,7 @@ fn bus_creds() -> Credentials {
 
 impl Bus {
     pub(crate) fn new(id: BusId, config: BusConfig, hasher: Hasher) -> Self {
+        let nodes = HashMap::with_hasher(hasher.clone());
         Self {
             id,
             index: BindingIndex::new(&hasher),
@@ -107,6 +114,8 @@ impl Bus {
             tragic: false,
             pending: VecDeque::new(),
             monitors: Vec::new(),
+            nodes,
+            next_node: 1,
             plan: Vec::new(),
             matched: Vec::new(),
         }
@@ -196,6 +205,9 @@ impl Bus {
                 self.bind_event_on_close(host, id, &b.pattern);
             }
         }
+        // Its nodes are destroyed (holders told), its handles dropped
+        // (owners left alone with their node told).
+        self.close_handles(host, &ep, id);
         // 5: set-aside events addressed to it.
         if ep.set_aside > 0 {
             self.drop_set_aside(id);
@@ -394,7 +406,7 @@ impl Bus {
         self.reset_plan(&plan);
         if r.is_ok() && !plan.is_empty() {
             let msg = self.bind_event_message(is_bind, binder, pattern);
-            self.deliver(host, msg, &plan, false);
+            self.deliver(host, msg, &plan, false, &[]);
         }
         self.plan = plan;
         r
@@ -495,7 +507,27 @@ impl Bus {
         if msg.name.len() + msg.data.len() > self.max_message_size as usize {
             return Err(Errno::EMSGSIZE);
         }
+        if !msg.to_handles.is_empty() {
+            // A message to nodes is a one-way multicast, not a request or reply.
+            if msg.is_request() || msg.is_reply() {
+                return Err(Errno::EINVAL);
+            }
+            let mut seen = msg.to_handles.clone();
+            seen.sort_unstable();
+            if seen.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Errno::EINVAL);
+            }
+        }
         Ok(())
+    }
+
+    /// The nodes behind `handles` in `ep`'s table (`ENOENT` for a handle it
+    /// does not hold).
+    fn nodes_of(&self, ep: &Endpoint, handles: &[HandleId]) -> Result<Vec<NodeId>, Errno> {
+        handles
+            .iter()
+            .map(|h| ep.handles.get(h).map(|r| r.node).ok_or(Errno::ENOENT))
+            .collect()
     }
 
     pub(crate) fn send<H: Host>(
@@ -513,6 +545,8 @@ impl Bus {
             return Err(Errno::EALREADY);
         }
         self.validate(&msg)?;
+        self.nodes_of(sender, &msg.to_handles)?;
+        self.nodes_of(sender, &msg.handles)?;
         msg.flags = msg
             .flags
             .without(Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY));
@@ -614,7 +648,17 @@ impl Bus {
                     creds,
                 };
                 let base = Message::new(header, msg.flags);
-                self.deliver(host, base, &plan, msg.flags.contains(Flags::URGENT));
+                let carried = match self.endpoints.get(&from) {
+                    Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
+                    _ => Vec::new(),
+                };
+                self.deliver(
+                    host,
+                    base,
+                    &plan,
+                    msg.flags.contains(Flags::URGENT),
+                    &carried,
+                );
             }
             Err(_) => self.reset_plan(&plan),
         }
@@ -635,6 +679,33 @@ impl Bus {
         } else {
             WhenFull::Skip
         };
+        if !msg.to_handles.is_empty() {
+            let nodes = self.nodes_of(self.ep(from)?, &msg.to_handles)?;
+            for node in nodes {
+                // A destroyed node: the copy is discarded.
+                let Some(owner) = self.nodes.get(&node).filter(|n| n.live).map(|n| n.owner) else {
+                    continue;
+                };
+                let Some(ep) = self.endpoints.get_mut(&owner) else {
+                    continue;
+                };
+                if !ep.has_room() {
+                    return Err(if msg.flags.contains(Flags::ALL_OR_WAIT) {
+                        Errno::EAGAIN
+                    } else {
+                        Errno::EBUSY
+                    });
+                }
+                ep.planned += 1;
+                ep.copies += 1;
+                plan.push(Planned {
+                    ep: owner,
+                    role: Role::Node(node),
+                    cause: None,
+                });
+            }
+            return Ok(());
+        }
         if msg.is_reply() {
             let requester = match self.ep(from)?.owed.get(&msg.in_reply_to) {
                 Some(&r) if r == msg.to => r,
@@ -734,8 +805,16 @@ impl Bus {
         }
     }
 
-    /// Queues every planned copy of `base` (and clears the scratch counters).
-    fn deliver<H: Host>(&mut self, host: &mut H, base: Message, plan: &[Planned], urgent: bool) {
+    /// Queues every planned copy of `base` (and clears the scratch
+    /// counters); each receiver gets its own handles to the `carried` nodes.
+    fn deliver<H: Host>(
+        &mut self,
+        host: &mut H,
+        base: Message,
+        plan: &[Planned],
+        urgent: bool,
+        carried: &[NodeId],
+    ) {
         self.copy_to_monitors(host, &base);
         let bus = self.id;
         let mut base = Some(base);
@@ -761,9 +840,260 @@ impl Bus {
                     ep.outstanding.remove(&m.in_reply_to);
                 }
                 Role::Replier => m.flags = m.flags.with(Flags::WANT_YOU_TO_REPLY),
+                Role::Node(node) => {
+                    m.destination = ep.by_node.get(&node).copied().unwrap_or(HandleId::INVALID);
+                }
                 Role::Listener | Role::Lost => {}
             }
+            if !carried.is_empty() {
+                m.handles = carried
+                    .iter()
+                    .map(|&n| self.install_handle(p.ep, n))
+                    .collect();
+            }
+            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                continue;
+            };
             push_into(ep, host, bus, p.ep, m, p.cause, urgent);
+        }
+    }
+
+    // ----- nodes and handles ----------------------------------------------
+
+    /// Gives `id` a reference to `node` (a new handle or one more reference
+    /// on its existing one). A destroyed node gives `HandleId::INVALID`.
+    fn install_handle(&mut self, id: EndpointId, node: NodeId) -> HandleId {
+        let Some(n) = self.nodes.get_mut(&node).filter(|n| n.live) else {
+            return HandleId::INVALID;
+        };
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return HandleId::INVALID;
+        };
+        if let Some(&h) = ep.by_node.get(&node) {
+            if let Some(r) = ep.handles.get_mut(&h) {
+                r.refs += 1;
+            }
+            return h;
+        }
+        let h = HandleId(ep.next_handle);
+        ep.next_handle += 1;
+        ep.handles.insert(h, HandleRef { node, refs: 1 });
+        ep.by_node.insert(node, h);
+        n.holders.push(id);
+        // Someone else holds it again: withdraw an unread release notice.
+        if id != n.owner {
+            if let Some(notice) = n.release_notice.take() {
+                let owner = n.owner;
+                if let Some(o) = self.endpoints.get_mut(&owner) {
+                    o.queue.retain(|q| q.msg.id != notice);
+                }
+            }
+        }
+        h
+    }
+
+    pub(crate) fn create_node<H: Host>(
+        &mut self,
+        _: &mut H,
+        id: EndpointId,
+        _: (),
+    ) -> Result<HandleId, Errno> {
+        self.ep(id)?;
+        let node = self.next_node;
+        self.next_node += 1;
+        self.nodes.insert(
+            node,
+            Node {
+                owner: id,
+                live: true,
+                holders: Vec::new(),
+                release_notice: None,
+            },
+        );
+        Ok(self.install_handle(id, node))
+    }
+
+    pub(crate) fn release_handle<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        h: HandleId,
+    ) -> Result<(), Errno> {
+        let ep = self.ep(id)?;
+        let r = *ep.handles.get(&h).ok_or(Errno::ENOENT)?;
+        let pinned = self
+            .nodes
+            .get(&r.node)
+            .is_some_and(|n| n.live && n.owner == id);
+        if pinned && r.refs == 1 {
+            // The owner keeps its own handle while the node lives.
+            return Err(Errno::EBUSY);
+        }
+        self.drop_handle(host, id, h, false);
+        Ok(())
+    }
+
+    /// Drops one reference (or all, `whole`) of `id`'s handle `h`. When the
+    /// handle goes, the node may be left to its owner alone (a release
+    /// notice) or to nobody (forgotten).
+    fn drop_handle<H: Host>(&mut self, host: &mut H, id: EndpointId, h: HandleId, whole: bool) {
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        let Some(r) = ep.handles.get_mut(&h) else {
+            return;
+        };
+        r.refs = if whole { 0 } else { r.refs - 1 };
+        if r.refs > 0 {
+            return;
+        }
+        let node = r.node;
+        ep.handles.remove(&h);
+        ep.by_node.remove(&node);
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        n.holders.retain(|&e| e != id);
+        if n.holders.is_empty() {
+            self.nodes.remove(&node);
+            return;
+        }
+        if n.live && id != n.owner && n.holders == [n.owner] && n.release_notice.is_none() {
+            let owner = n.owner;
+            let Some(dest) = self
+                .endpoints
+                .get(&owner)
+                .and_then(|o| o.by_node.get(&node))
+                .copied()
+            else {
+                return;
+            };
+            let mut msg = self.synthetic(
+                synthetic::NODE_RELEASED,
+                Bytes::new(),
+                Flags::empty(),
+                MessageId::NONE,
+                owner,
+                EndpointId::BUS,
+            );
+            msg.destination = dest;
+            if let Some(n) = self.nodes.get_mut(&node) {
+                n.release_notice = Some(msg.id);
+            }
+            self.copy_to_monitors(host, &msg);
+            self.push(host, owner, msg, None, false);
+        }
+    }
+
+    pub(crate) fn destroy_nodes<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        hs: Vec<HandleId>,
+    ) -> Result<(), Errno> {
+        let ep = self.ep(id)?;
+        let nodes = self.nodes_of(ep, &hs)?;
+        let mut sorted = nodes.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Errno::EINVAL);
+        }
+        for node in &nodes {
+            match self.nodes.get(node) {
+                Some(n) if n.owner != id => return Err(Errno::EPERM),
+                Some(n) if !n.live => return Err(Errno::EINVAL),
+                Some(_) => {}
+                None => return Err(Errno::ENOENT),
+            }
+        }
+        for node in nodes {
+            self.destroy_node(host, node);
+        }
+        Ok(())
+    }
+
+    /// Marks `node` destroyed and tells every holder (after every message
+    /// already queued for it). Notices always fit: like a synthetic reply
+    /// they may take a queue past its limit.
+    fn destroy_node<H: Host>(&mut self, host: &mut H, node: NodeId) {
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        n.live = false;
+        let owner = n.owner;
+        let holders = n.holders.clone();
+        for holder in holders {
+            let Some(dest) = self
+                .endpoints
+                .get(&holder)
+                .and_then(|e| e.by_node.get(&node))
+                .copied()
+            else {
+                continue;
+            };
+            let mut msg = self.synthetic(
+                synthetic::NODE_DESTROYED,
+                Bytes::new(),
+                Flags::empty(),
+                MessageId::NONE,
+                holder,
+                owner,
+            );
+            msg.destination = dest;
+            self.copy_to_monitors(host, &msg);
+            self.push(host, holder, msg, None, false);
+        }
+    }
+
+    /// At close: destroy the endpoint's nodes, then drop its handles.
+    fn close_handles<H: Host>(&mut self, host: &mut H, ep: &Endpoint, id: EndpointId) {
+        let mut owned: Vec<NodeId> = ep
+            .by_node
+            .keys()
+            .copied()
+            .filter(|n| self.nodes.get(n).is_some_and(|n| n.live && n.owner == id))
+            .collect();
+        owned.sort_unstable();
+        for node in owned {
+            self.destroy_node(host, node);
+        }
+        let mut held: Vec<(HandleId, NodeId)> =
+            ep.handles.iter().map(|(&h, r)| (h, r.node)).collect();
+        held.sort_unstable();
+        for (_, node) in held {
+            let Some(n) = self.nodes.get_mut(&node) else {
+                continue;
+            };
+            n.holders.retain(|&e| e != id);
+            if n.holders.is_empty() {
+                self.nodes.remove(&node);
+                continue;
+            }
+            if n.live && n.holders == [n.owner] && n.release_notice.is_none() {
+                let owner = n.owner;
+                let Some(dest) = self
+                    .endpoints
+                    .get(&owner)
+                    .and_then(|o| o.by_node.get(&node))
+                    .copied()
+                else {
+                    continue;
+                };
+                let mut msg = self.synthetic(
+                    synthetic::NODE_RELEASED,
+                    Bytes::new(),
+                    Flags::empty(),
+                    MessageId::NONE,
+                    owner,
+                    EndpointId::BUS,
+                );
+                msg.destination = dest;
+                if let Some(n) = self.nodes.get_mut(&node) {
+                    n.release_notice = Some(msg.id);
+                }
+                self.copy_to_monitors(host, &msg);
+                self.push(host, owner, msg, None, false);
+            }
         }
     }
 

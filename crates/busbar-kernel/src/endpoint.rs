@@ -3,7 +3,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::binding::BindingId;
-use crate::{Credentials, EndpointId, Hasher, Message, MessageId, Nanos, Outgoing, SendOutcome};
+use crate::node::{HandleRef, NodeId};
+use crate::{
+    Credentials, EndpointId, HandleId, Hasher, Message, MessageId, Nanos, Outgoing, SendOutcome,
+};
 
 /// A message in a queue, with the binding that put it there (`None` for
 /// requester copies of replies, synthetic replies and bind-event dumps).
@@ -64,6 +67,12 @@ pub(crate) struct Endpoint {
     pub copies: u32,
     /// The readiness last reported to the host.
     pub readable: bool,
+    /// Our handles.
+    pub handles: HashMap<HandleId, HandleRef, Hasher>,
+    /// Our handle to each node we hold one to.
+    pub by_node: HashMap<NodeId, HandleId, Hasher>,
+    /// The next handle id (from 1, never reused).
+    pub next_handle: u64,
 }
 
 impl Endpoint {
@@ -86,6 +95,9 @@ impl Endpoint {
             planned: 0,
             copies: 0,
             readable: false,
+            handles: HashMap::with_hasher(hasher.clone()),
+            by_node: HashMap::with_hasher(hasher.clone()),
+            next_handle: 1,
         }
     }
 

@@ -54,6 +54,7 @@ mod host;
 mod kernel;
 mod message;
 pub mod name;
+mod node;
 pub mod ops;
 mod stats;
 
@@ -62,8 +63,8 @@ pub use errno::Errno;
 pub use host::{Host, Level, Nanos};
 pub use kernel::{Kernel, KernelConfig};
 pub use message::{
-    BusId, Credentials, EndpointId, Flags, Header, Message, MessageId, OrigFrom, Outgoing,
-    ReplierBindEvent, synthetic,
+    BusId, Credentials, EndpointId, Flags, HandleId, Header, Message, MessageId, OrigFrom,
+    Outgoing, ReplierBindEvent, synthetic,
 };
 pub use name::MAX_NAME_LEN;
 pub use ops::{

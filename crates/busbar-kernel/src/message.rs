@@ -32,6 +32,29 @@ impl fmt::Display for EndpointId {
     }
 }
 
+/// A handle: an endpoint's capability to a node (its own or another
+/// endpoint's). Ids are local to their holder, start at 1 and are never
+/// reused; `HandleId::INVALID` (0) stands for a handle to a node that was
+/// destroyed before the message carrying it was sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandleId(pub u64);
+
+impl HandleId {
+    /// No handle / a handle to a destroyed node.
+    pub const INVALID: HandleId = HandleId(0);
+
+    /// Is this a real handle id?
+    pub fn is_valid(self) -> bool {
+        self != Self::INVALID
+    }
+}
+
+impl fmt::Display for HandleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "h{}", self.0)
+    }
+}
+
 /// A message id: `{network, serial}`. `{0,0}` means "none". Locally sent
 /// messages have network 0 and a serial from the bus's one counter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,9 +205,30 @@ pub struct Outgoing {
     pub orig_from: OrigFrom,
     /// Carried through unchanged.
     pub final_to: OrigFrom,
+    /// Send to these nodes (the sender's handles to them) instead of by
+    /// name: an atomic multicast, one copy per node to its owner.
+    pub to_handles: Vec<HandleId>,
+    /// Handles (the sender's) that every receiver gets its own handle to.
+    pub handles: Vec<HandleId>,
 }
 
 impl Outgoing {
+    /// A message to the nodes behind `handles` (atomic multicast, all or
+    /// none), not routed by name; `name` still says what it is.
+    pub fn to_handles(handles: Vec<HandleId>, name: &str, data: impl Into<Bytes>) -> Self {
+        Outgoing {
+            to_handles: handles,
+            ..Self::announcement(name, data)
+        }
+    }
+
+    /// Makes the message carry `handles`: each receiver gets its own handle
+    /// to each of their nodes.
+    pub fn carrying(mut self, handles: Vec<HandleId>) -> Self {
+        self.handles = handles;
+        self
+    }
+
     /// An announcement: to every matching listener.
     pub fn announcement(name: &str, data: impl Into<Bytes>) -> Self {
         Self {
@@ -280,6 +324,12 @@ pub struct Message {
     /// How many messages this receiver lost (its queue was full) since the
     /// previous message delivered to it.
     pub lost: u32,
+    /// The receiver's own handles to the nodes the message carried
+    /// (`HandleId::INVALID` for nodes destroyed before it was sent).
+    pub handles: Vec<HandleId>,
+    /// For a message sent to a node, and for node notifications: the
+    /// receiver's handle to that node; otherwise `HandleId::INVALID`.
+    pub destination: HandleId,
 }
 
 impl core::ops::Deref for Message {
@@ -296,6 +346,8 @@ impl Message {
             header: Arc::new(header),
             flags,
             lost: 0,
+            handles: Vec::new(),
+            destination: HandleId::INVALID,
         }
     }
 
@@ -360,6 +412,10 @@ pub mod synthetic {
     pub const REPLIER_BIND_EVENT: &str = "$.KBUS.ReplierBindEvent";
     /// Replier unbind events were lost (the set-aside list overflowed).
     pub const UNBIND_EVENTS_LOST: &str = "$.KBUS.UnbindEventsLost";
+    /// A node we hold a handle to was destroyed (`destination` names it).
+    pub const NODE_DESTROYED: &str = "$.KBUS.Node.Destroyed";
+    /// Nobody but us (the owner) holds a handle to our node any more.
+    pub const NODE_RELEASED: &str = "$.KBUS.Node.Released";
 }
 
 /// The payload of a `$.KBUS.ReplierBindEvent`: `u32 is_bind, u32 binder,

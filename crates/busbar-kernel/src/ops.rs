@@ -62,6 +62,12 @@ macro_rules! operation_table {
             19 => SendBatch(Vec<$crate::SendArgs>) -> Vec<$crate::SendResult>, endpoint, send_batch, [ENOENT];
             /// Makes this endpoint a monitor: it gets a copy of every message the bus queues for anyone (synthetic ones included). Returns the previous value.
             20 => SetMonitor(bool) -> bool, endpoint, set_monitor, [ENOENT];
+            /// Creates a node owned by this endpoint; returns our (pinned) handle to it.
+            21 => CreateNode(()) -> $crate::HandleId, endpoint, create_node, [ENOENT];
+            /// Drops one reference to one of our handles (`EBUSY` for the owner's last one while the node lives).
+            22 => ReleaseHandle($crate::HandleId) -> (), endpoint, release_handle, [ENOENT, EBUSY];
+            /// Destroys some of our nodes, atomically; every holder is told.
+            23 => DestroyNodes(Vec<$crate::HandleId>) -> (), endpoint, destroy_nodes, [ENOENT, EPERM, EINVAL];
         }
     };
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use busbar_kernel::{
-    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Header,
-    Message, MessageId, OrigFrom, Outgoing, SendArgs, SendOutcome,
+    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
+    Header, Message, MessageId, OrigFrom, Outgoing, SendArgs, SendOutcome,
 };
 
 /// Why a frame could not be decoded. Every case is a protocol violation.
@@ -278,7 +278,7 @@ macro_rules! newtype_wire {
     )*};
 }
 
-newtype_wire!(BusId(u32), EndpointId(u32), Flags(u32));
+newtype_wire!(BusId(u32), EndpointId(u32), Flags(u32), HandleId(u64));
 struct_wire!(MessageId {
     network: u32,
     serial: u32
@@ -302,6 +302,8 @@ struct_wire!(Outgoing {
     id: MessageId,
     orig_from: OrigFrom,
     final_to: OrigFrom,
+    to_handles: Vec<HandleId>,
+    handles: Vec<HandleId>,
 });
 struct_wire!(SendArgs { message: Outgoing, deadline: Option<u64> });
 struct_wire!(Header {
@@ -344,17 +346,21 @@ struct_wire!(BusStats {
 });
 
 impl Wire for Message {
-    const MIN_LEN: usize = Header::MIN_LEN + 8;
+    const MIN_LEN: usize = Header::MIN_LEN + 8 + 4 + 8;
     fn encode(&self, out: &mut Vec<u8>) {
         self.header().encode(out);
         self.flags.encode(out);
         self.lost.encode(out);
+        self.handles.encode(out);
+        self.destination.encode(out);
     }
     fn decode(r: &mut Reader) -> Result<Self, WireError> {
         let header = Header::decode(r)?;
         let flags = Flags::decode(r)?;
         let mut m = Self::new(header, flags);
         m.lost = u32::decode(r)?;
+        m.handles = Vec::decode(r)?;
+        m.destination = HandleId::decode(r)?;
         Ok(m)
     }
 }

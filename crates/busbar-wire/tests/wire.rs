@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use busbar_kernel::{
-    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Header,
-    Message, MessageId, OpCode, OrigFrom, Outgoing, Request, Response, SendArgs, SendOutcome,
+    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
+    Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Request, Response, SendArgs,
+    SendOutcome,
 };
 use busbar_wire::*;
 use bytes::Bytes;
@@ -43,6 +44,8 @@ fn sample_message() -> Message {
         Flags::WANT_A_REPLY | Flags(0x1234_0000),
     );
     m.lost = 3;
+    m.handles = vec![HandleId(2), HandleId::INVALID];
+    m.destination = HandleId(8);
     m
 }
 
@@ -61,6 +64,8 @@ fn sample_outgoing() -> Outgoing {
             local: 6,
         },
         to: EndpointId(9),
+        handles: vec![HandleId(4), HandleId(5)],
+        to_handles: vec![HandleId(6)],
         ..Outgoing::request("$.x.y", vec![1, 2, 3]).with_flags(Flags::URGENT)
     }
 }
@@ -183,6 +188,15 @@ fn samples() -> Vec<(Request, Response)> {
             ]),
         ),
         (Request::SetMonitor(true), Response::SetMonitor(false)),
+        (Request::CreateNode(()), Response::CreateNode(HandleId(3))),
+        (
+            Request::ReleaseHandle(HandleId(3)),
+            Response::ReleaseHandle(()),
+        ),
+        (
+            Request::DestroyNodes(vec![HandleId(1), HandleId(9)]),
+            Response::DestroyNodes(()),
+        ),
     ];
     // Every operation has a sample.
     let mut codes: Vec<OpCode> = v.iter().map(|(r, _)| r.code()).collect();
@@ -335,7 +349,7 @@ proptest! {
     }
 
     #[test]
-    fn corrupted_valid_frames_never_panic(i in 0usize..20, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+    fn corrupted_valid_frames_never_panic(i in 0usize..23, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
         let (req, resp) = samples().swap_remove(i);
         for response in [false, true] {
             let mut out = Vec::new();

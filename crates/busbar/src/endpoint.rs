@@ -5,8 +5,8 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
-    BindArgs, EndpointId, EndpointStats, Errno, Message, MessageId, Operations, Outgoing, Request,
-    Response, SendArgs, SendOutcome, SendResult,
+    BindArgs, EndpointId, EndpointStats, Errno, HandleId, Message, MessageId, Operations, Outgoing,
+    Request, Response, SendArgs, SendOutcome, SendResult,
 };
 use bytes::Bytes;
 
@@ -378,6 +378,45 @@ impl Endpoint {
     /// not fit are counted lost). Returns the previous value.
     pub fn set_monitor(&self, on: bool) -> Result<bool, Errno> {
         self.calls().set_monitor(self.bus.id(), self.id, on)
+    }
+
+    // ----- nodes and handles (capabilities) -------------------------------
+
+    /// Creates a node owned by this endpoint and returns our handle to it.
+    /// Others get handles to it only from messages carrying it
+    /// ([`Outgoing::carrying`]); anyone holding one can send to it.
+    pub fn create_node(&self) -> Result<HandleId, Errno> {
+        self.calls().create_node(self.bus.id(), self.id, ())
+    }
+
+    /// Drops one reference to one of our handles. The owner's last
+    /// reference to a live node cannot be dropped (`EBUSY`); `ENOENT` for a
+    /// handle we do not hold. When only the owner is left holding a node,
+    /// the owner gets `$.KBUS.Node.Released`.
+    pub fn release_handle(&self, handle: HandleId) -> Result<(), Errno> {
+        self.calls().release_handle(self.bus.id(), self.id, handle)
+    }
+
+    /// Destroys nodes we own, atomically: every holder (us included) gets
+    /// `$.KBUS.Node.Destroyed` naming its handle, after every message
+    /// already queued for it; later sends to them are discarded, and later
+    /// messages carrying them deliver `HandleId::INVALID`. `EPERM` if one is
+    /// not ours, `EINVAL` for a duplicate or an already destroyed node.
+    pub fn destroy_nodes(&self, handles: &[HandleId]) -> Result<(), Errno> {
+        self.calls()
+            .destroy_nodes(self.bus.id(), self.id, handles.to_vec())
+    }
+
+    /// Sends to the nodes behind `handles`: one copy to each node's owner,
+    /// all or none (`EBUSY` if an owner's queue is full), in the bus's one
+    /// order. Copies for destroyed nodes are discarded.
+    pub fn send_to_handles(
+        &self,
+        handles: &[HandleId],
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<MessageId, Errno> {
+        self.send(Outgoing::to_handles(handles.to_vec(), name, data))
     }
 
     /// This endpoint's statistics.

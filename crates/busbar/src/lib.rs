@@ -47,9 +47,9 @@ pub use bus::{Bus, default_socket_path};
 pub use endpoint::Endpoint;
 
 pub use busbar_kernel::{
-    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, Header, KernelConfig,
-    MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing, ReplierBindEvent,
-    SendOutcome, SendResult, synthetic,
+    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId, Header,
+    KernelConfig, MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing,
+    ReplierBindEvent, SendOutcome, SendResult, synthetic,
 };
 pub use bytes::Bytes;
 
