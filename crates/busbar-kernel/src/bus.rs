@@ -881,12 +881,12 @@ impl Bus {
         ep.by_node.insert(node, h);
         n.holders.push(id);
         // Someone else holds it again: withdraw an unread release notice.
-        if id != n.owner {
-            if let Some(notice) = n.release_notice.take() {
-                let owner = n.owner;
-                if let Some(o) = self.endpoints.get_mut(&owner) {
-                    o.queue.retain(|q| q.msg.id != notice);
-                }
+        if id != n.owner
+            && let Some(notice) = n.release_notice.take()
+        {
+            let owner = n.owner;
+            if let Some(o) = self.endpoints.get_mut(&owner) {
+                o.queue.retain(|q| q.msg.id != notice);
             }
         }
         h
@@ -929,27 +929,32 @@ impl Bus {
             // The owner keeps its own handle while the node lives.
             return Err(Errno::EBUSY);
         }
-        self.drop_handle(host, id, h, false);
+        self.drop_handle(host, id, h);
         Ok(())
     }
 
-    /// Drops one reference (or all, `whole`) of `id`'s handle `h`. When the
-    /// handle goes, the node may be left to its owner alone (a release
-    /// notice) or to nobody (forgotten).
-    fn drop_handle<H: Host>(&mut self, host: &mut H, id: EndpointId, h: HandleId, whole: bool) {
+    /// Drops one reference of `id`'s handle `h`; the last one removes the
+    /// handle (see [`Bus::holder_gone`]).
+    fn drop_handle<H: Host>(&mut self, host: &mut H, id: EndpointId, h: HandleId) {
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return;
         };
         let Some(r) = ep.handles.get_mut(&h) else {
             return;
         };
-        r.refs = if whole { 0 } else { r.refs - 1 };
+        r.refs -= 1;
         if r.refs > 0 {
             return;
         }
         let node = r.node;
         ep.handles.remove(&h);
         ep.by_node.remove(&node);
+        self.holder_gone(host, node, id);
+    }
+
+    /// `id` no longer holds a handle to `node`: forget a node nobody holds,
+    /// and tell a live node's owner when it is the only holder left.
+    fn holder_gone<H: Host>(&mut self, host: &mut H, node: NodeId, id: EndpointId) {
         let Some(n) = self.nodes.get_mut(&node) else {
             return;
         };
@@ -958,31 +963,32 @@ impl Bus {
             self.nodes.remove(&node);
             return;
         }
-        if n.live && id != n.owner && n.holders == [n.owner] && n.release_notice.is_none() {
-            let owner = n.owner;
-            let Some(dest) = self
-                .endpoints
-                .get(&owner)
-                .and_then(|o| o.by_node.get(&node))
-                .copied()
-            else {
-                return;
-            };
-            let mut msg = self.synthetic(
-                synthetic::NODE_RELEASED,
-                Bytes::new(),
-                Flags::empty(),
-                MessageId::NONE,
-                owner,
-                EndpointId::BUS,
-            );
-            msg.destination = dest;
-            if let Some(n) = self.nodes.get_mut(&node) {
-                n.release_notice = Some(msg.id);
-            }
-            self.copy_to_monitors(host, &msg);
-            self.push(host, owner, msg, None, false);
+        if !(n.live && id != n.owner && n.holders == [n.owner] && n.release_notice.is_none()) {
+            return;
         }
+        let owner = n.owner;
+        let Some(dest) = self
+            .endpoints
+            .get(&owner)
+            .and_then(|o| o.by_node.get(&node))
+            .copied()
+        else {
+            return;
+        };
+        let mut msg = self.synthetic(
+            synthetic::NODE_RELEASED,
+            Bytes::new(),
+            Flags::empty(),
+            MessageId::NONE,
+            owner,
+            EndpointId::BUS,
+        );
+        msg.destination = dest;
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.release_notice = Some(msg.id);
+        }
+        self.copy_to_monitors(host, &msg);
+        self.push(host, owner, msg, None, false);
     }
 
     pub(crate) fn destroy_nodes<H: Host>(
@@ -1061,39 +1067,7 @@ impl Bus {
             ep.handles.iter().map(|(&h, r)| (h, r.node)).collect();
         held.sort_unstable();
         for (_, node) in held {
-            let Some(n) = self.nodes.get_mut(&node) else {
-                continue;
-            };
-            n.holders.retain(|&e| e != id);
-            if n.holders.is_empty() {
-                self.nodes.remove(&node);
-                continue;
-            }
-            if n.live && n.holders == [n.owner] && n.release_notice.is_none() {
-                let owner = n.owner;
-                let Some(dest) = self
-                    .endpoints
-                    .get(&owner)
-                    .and_then(|o| o.by_node.get(&node))
-                    .copied()
-                else {
-                    continue;
-                };
-                let mut msg = self.synthetic(
-                    synthetic::NODE_RELEASED,
-                    Bytes::new(),
-                    Flags::empty(),
-                    MessageId::NONE,
-                    owner,
-                    EndpointId::BUS,
-                );
-                msg.destination = dest;
-                if let Some(n) = self.nodes.get_mut(&node) {
-                    n.release_notice = Some(msg.id);
-                }
-                self.copy_to_monitors(host, &msg);
-                self.push(host, owner, msg, None, false);
-            }
+            self.holder_gone(host, node, id);
         }
     }
 

@@ -41,7 +41,7 @@ pub struct HandleId(pub u64);
 
 impl HandleId {
     /// No handle / a handle to a destroyed node.
-    pub const INVALID: HandleId = HandleId(0);
+    pub const INVALID: Self = Self(0);
 
     /// Is this a real handle id?
     pub fn is_valid(self) -> bool {
@@ -216,7 +216,7 @@ impl Outgoing {
     /// A message to the nodes behind `handles` (atomic multicast, all or
     /// none), not routed by name; `name` still says what it is.
     pub fn to_handles(handles: Vec<HandleId>, name: &str, data: impl Into<Bytes>) -> Self {
-        Outgoing {
+        Self {
             to_handles: handles,
             ..Self::announcement(name, data)
         }
