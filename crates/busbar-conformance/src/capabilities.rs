@@ -1,7 +1,7 @@
 //! Capabilities (SPEC §3): nodes, handles, sending to handles, carrying
-//! handles, destroying and releasing nodes.
+//! handles, destroying and releasing nodes, quotas.
 
-use busbar::{Bus, Errno, Flags, HandleId, Outgoing, synthetic};
+use busbar::{Bus, Errno, Flags, HandleId, Outgoing, Quota, synthetic};
 
 use crate::util::*;
 
@@ -226,4 +226,77 @@ pub fn close(make: &dyn Fn() -> Bus) {
     );
     late.send_to_handles(&[lh], "$.nobody", &b""[..]).unwrap();
     late.release_handle(lh).unwrap();
+}
+
+/// Quotas: messages and bytes are charged to the receiving user when
+/// queued; a send that would go over fails whole (`EDQUOT`, no effect);
+/// taking a message refunds it.
+pub fn quota_messages_and_bytes(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, a, b] = open_n(&bus);
+    a.bind("$.q").unwrap();
+    b.bind("$.q").unwrap();
+    let st = bus.quota_stats().unwrap();
+    assert_eq!(st.quota, Quota::default());
+    assert!(st.users.is_empty());
+    let old = bus
+        .set_quota(Quota {
+            messages: 3,
+            ..Quota::default()
+        })
+        .unwrap();
+    assert_eq!(old, Quota::default());
+    s.announce("$.q", &b"x"[..]).unwrap(); // a copy each: 2 messages
+    assert_no_effect(&bus, Errno::EDQUOT, || s.announce("$.q", &b"y"[..]));
+    next(&a);
+    s.announce("$.q", &b"y"[..]).unwrap();
+    let u = bus.quota_stats().unwrap().users;
+    assert_eq!(u.len(), 1);
+    assert_eq!((u[0].messages, u[0].bytes), (3, 3 * 4));
+    assert_eq!(a.stats().unwrap().queued_bytes, 4);
+    // Bytes.
+    while a.try_recv().unwrap().is_some() {}
+    while b.try_recv().unwrap().is_some() {}
+    assert!(bus.quota_stats().unwrap().users.is_empty());
+    bus.set_quota(Quota {
+        bytes: 10,
+        ..Quota::default()
+    })
+    .unwrap();
+    assert_no_effect(&bus, Errno::EDQUOT, || s.announce("$.q", vec![0u8; 3]));
+    b.unbind("$.q").unwrap();
+    s.announce("$.q", vec![0u8; 3]).unwrap();
+    assert_eq!(next(&a).data.len(), 3);
+}
+
+/// Handles count against the holder's user: creating a node or receiving
+/// a new handle over quota fails with `EDQUOT`.
+pub fn quota_handles(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [owner, other] = open_n(&bus);
+    other.bind("$.offer").unwrap();
+    bus.set_quota(Quota {
+        handles: 2,
+        ..Quota::default()
+    })
+    .unwrap();
+    let n1 = owner.create_node().unwrap();
+    let h = give(&owner, n1, &other, "$.offer");
+    assert_eq!(bus.quota_stats().unwrap().users[0].handles, 2);
+    assert_eq!(
+        (
+            owner.stats().unwrap().handles,
+            other.stats().unwrap().handles
+        ),
+        (1, 1)
+    );
+    assert_no_effect(&bus, Errno::EDQUOT, || owner.create_node());
+    // Another reference to a handle it already has costs nothing.
+    give(&owner, n1, &other, "$.offer");
+    other.release_handle(h).unwrap();
+    other.release_handle(h).unwrap();
+    let n2 = owner.create_node().unwrap();
+    assert_no_effect(&bus, Errno::EDQUOT, || {
+        owner.send(Outgoing::announcement("$.offer", &b""[..]).carrying(vec![n2]))
+    });
 }

@@ -41,6 +41,7 @@ pub fn endpoint_fields(make: &dyn Fn() -> Bus) {
         r.stats().unwrap(),
         EndpointStats {
             queued: 1,
+            queued_bytes: 5, // "$.svc"
             received: 1,
             owed_replies: 1,
             bindings: 2,
@@ -51,6 +52,7 @@ pub fn endpoint_fields(make: &dyn Fn() -> Bus) {
         l.stats().unwrap(),
         EndpointStats {
             queued: 2,
+            queued_bytes: 10,
             queue_limit: 2,
             lost: 1,
             bindings: 1,
@@ -93,6 +95,7 @@ pub fn endpoint_fields(make: &dyn Fn() -> Bus) {
         l.stats().unwrap(),
         EndpointStats {
             queued: 1,
+            queued_bytes: 3, // "$.x"
             set_aside: 2,
             queue_limit: 1,
             lost: 1,

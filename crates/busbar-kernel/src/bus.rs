@@ -17,9 +17,64 @@ use crate::name::{PatternKind, check_message_name, parse_pattern, pattern_matche
 use crate::node::{HandleRef, Node, NodeId};
 use crate::{
     BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
-    Hasher, Header, Host, Level, Message, MessageId, Nanos, Outgoing, ReplierBindEvent, SendArgs,
-    SendOutcome,
+    Hasher, Header, Host, Level, Message, MessageId, Nanos, Outgoing, Quota, QuotaStats,
+    ReplierBindEvent, SendArgs, SendOutcome, UserUsage,
 };
+
+/// What each receiving user has charged, by uid.
+type Usage = HashMap<u32, UserUsage, Hasher>;
+
+/// Bytes a message is charged for.
+fn size_of_message(m: &Message) -> u64 {
+    (m.name.len() + m.data.len()) as u64
+}
+
+/// Charges a queued message to its receiver's user.
+fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
+    let size = size_of_message(m);
+    ep.queued_bytes += size;
+    let u = usage.entry(ep.creds.uid).or_insert(UserUsage {
+        uid: ep.creds.uid,
+        ..Default::default()
+    });
+    u.messages += 1;
+    u.bytes += size;
+}
+
+/// Refunds a message that left its receiver's queue.
+fn uncharge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
+    let size = size_of_message(m);
+    ep.queued_bytes -= size;
+    if let Some(u) = usage.get_mut(&ep.creds.uid) {
+        u.messages -= 1;
+        u.bytes -= size;
+        if *u
+            == (UserUsage {
+                uid: u.uid,
+                ..Default::default()
+            })
+        {
+            usage.remove(&ep.creds.uid);
+        }
+    }
+}
+
+/// Charges (`+1`) or refunds (`-1`) one handle to a user.
+fn charge_handle(usage: &mut Usage, uid: u32, delta: i32) {
+    let u = usage.entry(uid).or_insert(UserUsage {
+        uid,
+        ..Default::default()
+    });
+    u.handles = u.handles.saturating_add_signed(delta);
+    if *u
+        == (UserUsage {
+            uid,
+            ..Default::default()
+        })
+    {
+        usage.remove(&uid);
+    }
+}
 
 /// The smallest maximum message size a bus accepts.
 pub const MIN_MAX_MESSAGE_SIZE: u32 = 100;
@@ -61,6 +116,7 @@ pub(crate) struct BusConfig {
     pub max_message_size: u32,
     pub absolute_max_message_size: u32,
     pub set_aside_limit: usize,
+    pub quota: Quota,
 }
 
 #[derive(Debug)]
@@ -85,6 +141,9 @@ pub(crate) struct Bus {
     /// Nodes, live or destroyed but still held.
     nodes: HashMap<NodeId, Node, Hasher>,
     next_node: NodeId,
+    /// The quota per receiving user, and what each user has charged.
+    quota: Quota,
+    usage: Usage,
     /// Endpoints with a pending send, in the order they went pending.
     pending: VecDeque<EndpointId>,
     // Scratch buffers reused by every send.
@@ -99,6 +158,7 @@ fn bus_creds() -> Credentials {
 impl Bus {
     pub(crate) fn new(id: BusId, config: BusConfig, hasher: Hasher) -> Self {
         let nodes = HashMap::with_hasher(hasher.clone());
+        let usage = HashMap::with_hasher(hasher.clone());
         Self {
             id,
             index: BindingIndex::new(&hasher),
@@ -116,6 +176,8 @@ impl Bus {
             monitors: Vec::new(),
             nodes,
             next_node: 1,
+            quota: config.quota,
+            usage,
             plan: Vec::new(),
             matched: Vec::new(),
         }
@@ -192,6 +254,7 @@ impl Bus {
         }
         // 3: drain the queue.
         for q in mem::take(&mut ep.queue) {
+            uncharge(&mut self.usage, &mut ep, &q.msg);
             if q.msg.wants_us_to_reply() {
                 self.synthetic_reply(host, synthetic::GONE_AWAY, id, q.msg.from, q.msg.id);
             }
@@ -330,6 +393,7 @@ impl Bus {
             if q.cause == Some(bid) {
                 // A loss report must not vanish with the message carrying it.
                 ep.lost_unreported += q.msg.lost;
+                uncharge(&mut self.usage, ep, &q.msg);
                 removed.push(q.msg);
             } else {
                 ep.queue.push_back(q);
@@ -620,7 +684,10 @@ impl Bus {
         if reserve && let Some(s) = self.endpoints.get_mut(&from) {
             s.planned += 1;
         }
-        let r = self.plan_send(from, msg, &mut plan);
+        let mut r = self.plan_send(from, msg, &mut plan);
+        if r.is_ok() && !plan.is_empty() {
+            r = self.check_quota(from, msg, &plan);
+        }
         if reserve && let Some(s) = self.endpoints.get_mut(&from) {
             s.planned = 0;
             s.copies = 0;
@@ -751,6 +818,59 @@ impl Bus {
         self.plan_listeners(&msg.name, when_full, plan)
     }
 
+    /// Would the planned copies keep every receiving user within its quota?
+    /// `EDQUOT` if not (the whole send fails).
+    fn check_quota(&self, from: EndpointId, msg: &Outgoing, plan: &[Planned]) -> Result<(), Errno> {
+        let size = (msg.name.len() + msg.data.len()) as u64;
+        let carried = match self.endpoints.get(&from) {
+            Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
+            _ => Vec::new(),
+        };
+        // Per receiving user: messages, bytes, new handles.
+        let mut add: Vec<(u32, u32, u64, u32)> = Vec::new();
+        let mut seen: Vec<EndpointId> = Vec::new();
+        for p in plan.iter().filter(|p| p.role != Role::Lost) {
+            let Some(ep) = self.endpoints.get(&p.ep) else {
+                continue;
+            };
+            let new_handles = if seen.contains(&p.ep) {
+                0
+            } else {
+                seen.push(p.ep);
+                let mut nodes: Vec<NodeId> = carried
+                    .iter()
+                    .copied()
+                    .filter(|n| {
+                        !ep.by_node.contains_key(n) && self.nodes.get(n).is_some_and(|n| n.live)
+                    })
+                    .collect();
+                nodes.sort_unstable();
+                nodes.dedup();
+                nodes.len() as u32
+            };
+            let uid = ep.creds.uid;
+            match add.iter_mut().find(|a| a.0 == uid) {
+                Some(a) => {
+                    a.1 += 1;
+                    a.2 += size;
+                    a.3 += new_handles;
+                }
+                None => add.push((uid, 1, size, new_handles)),
+            }
+        }
+        let q = self.quota;
+        for (uid, msgs, bytes, handles) in add {
+            let u = self.usage.get(&uid).copied().unwrap_or_default();
+            if u64::from(u.messages) + u64::from(msgs) > u64::from(q.messages)
+                || u.bytes + bytes > q.bytes
+                || u64::from(u.handles) + u64::from(handles) > u64::from(q.handles)
+            {
+                return Err(Errno::EDQUOT);
+            }
+        }
+        Ok(())
+    }
+
     /// Plans a copy for every listener binding matching `name` ("only once"
     /// endpoints get at most one copy of the message). On failure the plan
     /// still names every endpoint whose scratch counters were touched.
@@ -854,7 +974,7 @@ impl Bus {
             let Some(ep) = self.endpoints.get_mut(&p.ep) else {
                 continue;
             };
-            push_into(ep, host, bus, p.ep, m, p.cause, urgent);
+            push_into(ep, &mut self.usage, host, bus, p.ep, m, p.cause, urgent);
         }
     }
 
@@ -879,6 +999,7 @@ impl Bus {
         ep.next_handle += 1;
         ep.handles.insert(h, HandleRef { node, refs: 1 });
         ep.by_node.insert(node, h);
+        charge_handle(&mut self.usage, ep.creds.uid, 1);
         n.holders.push(id);
         // Someone else holds it again: withdraw an unread release notice.
         if id != n.owner
@@ -886,7 +1007,10 @@ impl Bus {
         {
             let owner = n.owner;
             if let Some(o) = self.endpoints.get_mut(&owner) {
-                o.queue.retain(|q| q.msg.id != notice);
+                if let Some(pos) = o.queue.iter().position(|q| q.msg.id == notice) {
+                    let q = o.queue.remove(pos).expect("position is in range");
+                    uncharge(&mut self.usage, o, &q.msg);
+                }
             }
         }
         h
@@ -898,7 +1022,11 @@ impl Bus {
         id: EndpointId,
         _: (),
     ) -> Result<HandleId, Errno> {
-        self.ep(id)?;
+        let uid = self.ep(id)?.creds.uid;
+        let held = self.usage.get(&uid).map_or(0, |u| u.handles);
+        if held >= self.quota.handles {
+            return Err(Errno::EDQUOT);
+        }
         let node = self.next_node;
         self.next_node += 1;
         self.nodes.insert(
@@ -949,6 +1077,7 @@ impl Bus {
         let node = r.node;
         ep.handles.remove(&h);
         ep.by_node.remove(&node);
+        charge_handle(&mut self.usage, ep.creds.uid, -1);
         self.holder_gone(host, node, id);
     }
 
@@ -1067,6 +1196,7 @@ impl Bus {
             ep.handles.iter().map(|(&h, r)| (h, r.node)).collect();
         held.sort_unstable();
         for (_, node) in held {
+            charge_handle(&mut self.usage, ep.creds.uid, -1);
             self.holder_gone(host, node, id);
         }
     }
@@ -1084,7 +1214,7 @@ impl Bus {
             if ep.has_room() {
                 let mut m = msg.clone();
                 m.flags = m.flags.without(Flags::WANT_YOU_TO_REPLY);
-                push_into(ep, host, bus, id, m, None, false);
+                push_into(ep, &mut self.usage, host, bus, id, m, None, false);
             } else {
                 ep.lost_unreported += 1;
                 ep.lost_total += 1;
@@ -1118,7 +1248,7 @@ impl Bus {
     ) {
         let bus = self.id;
         if let Some(ep) = self.endpoints.get_mut(&id) {
-            push_into(ep, host, bus, id, msg, cause, urgent);
+            push_into(ep, &mut self.usage, host, bus, id, msg, cause, urgent);
         }
     }
 
@@ -1216,6 +1346,7 @@ impl Bus {
             ep.owed.insert(msg.id, msg.from);
         }
         ep.received += 1;
+        uncharge(&mut self.usage, ep, msg);
         if ep.set_aside > 0 {
             self.feed_set_aside(host, id, false);
             self.update_readiness(host, id);
@@ -1457,6 +1588,19 @@ impl Bus {
         Ok(mem::replace(&mut self.max_message_size, size))
     }
 
+    pub(crate) fn set_quota<H: Host>(&mut self, _: &mut H, quota: Quota) -> Result<Quota, Errno> {
+        Ok(mem::replace(&mut self.quota, quota))
+    }
+
+    pub(crate) fn quota_stats<H: Host>(&mut self, _: &mut H, _: ()) -> Result<QuotaStats, Errno> {
+        let mut users: Vec<UserUsage> = self.usage.values().copied().collect();
+        users.sort_unstable_by_key(|u| u.uid);
+        Ok(QuotaStats {
+            quota: self.quota,
+            users,
+        })
+    }
+
     pub(crate) fn find_replier<H: Host>(
         &mut self,
         _: &mut H,
@@ -1492,6 +1636,8 @@ impl Bus {
             bindings: ep.bindings.len() as u32,
             only_once: ep.only_once,
             pending_send: ep.pending_id(),
+            queued_bytes: ep.queued_bytes,
+            handles: ep.handles.len() as u32,
         })
     }
 
@@ -1516,6 +1662,7 @@ impl Bus {
 /// and wakes its waiter.
 fn push_into<H: Host>(
     ep: &mut Endpoint,
+    usage: &mut Usage,
     host: &mut H,
     bus: BusId,
     id: EndpointId,
@@ -1524,6 +1671,7 @@ fn push_into<H: Host>(
     urgent: bool,
 ) {
     msg.lost = mem::take(&mut ep.lost_unreported);
+    charge(usage, ep, &msg);
     let q = Queued { msg, cause };
     if urgent {
         ep.queue.push_front(q);

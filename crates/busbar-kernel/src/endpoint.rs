@@ -73,6 +73,8 @@ pub(crate) struct Endpoint {
     pub by_node: HashMap<NodeId, HandleId, Hasher>,
     /// The next handle id (from 1, never reused).
     pub next_handle: u64,
+    /// Bytes (name plus data) of the queued messages.
+    pub queued_bytes: u64,
 }
 
 impl Endpoint {
@@ -98,6 +100,7 @@ impl Endpoint {
             handles: HashMap::with_hasher(hasher.clone()),
             by_node: HashMap::with_hasher(hasher.clone()),
             next_handle: 1,
+            queued_bytes: 0,
         }
     }
 

@@ -18,6 +18,8 @@ pub struct KernelConfig {
     pub set_aside_limit: usize,
     /// The most buses a kernel will hold.
     pub max_buses: u32,
+    /// Each new bus's quota per receiving user.
+    pub quota: crate::Quota,
 }
 
 impl Default for KernelConfig {
@@ -29,6 +31,7 @@ impl Default for KernelConfig {
             absolute_max_message_size: 64 << 20,
             set_aside_limit: 1000,
             max_buses: 256,
+            quota: crate::Quota::default(),
         }
     }
 }
@@ -169,6 +172,7 @@ impl<H: Host> Kernel<H> {
             max_message_size: self.config.max_message_size,
             absolute_max_message_size: self.config.absolute_max_message_size,
             set_aside_limit: self.config.set_aside_limit,
+            quota: self.config.quota,
         };
         self.buses.push(Bus::new(id, cfg, self.hasher.clone()));
         self.host.log(Level::Info, format_args!("bus {id} created"));

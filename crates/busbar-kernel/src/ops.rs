@@ -33,7 +33,7 @@ macro_rules! operation_table {
             /// Removes the most recent matching binding and the queued messages it caused.
             5 => Unbind($crate::BindArgs) -> (), endpoint, unbind, [ENOENT, EBADMSG, ENAMETOOLONG, EINVAL, EAGAIN];
             /// Sends a message; returns its id. `EAGAIN` (`ALL_OR_WAIT`) leaves it pending.
-            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY];
+            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY, EDQUOT];
             /// Takes the next message, if any.
             7 => Recv(()) -> Option<$crate::Message>, endpoint, recv, [ENOENT];
             /// Takes the reply (real or synthetic) to one of our requests, if it has arrived.
@@ -63,11 +63,15 @@ macro_rules! operation_table {
             /// Makes this endpoint a monitor: it gets a copy of every message the bus queues for anyone (synthetic ones included). Returns the previous value.
             20 => SetMonitor(bool) -> bool, endpoint, set_monitor, [ENOENT];
             /// Creates a node owned by this endpoint; returns our (pinned) handle to it.
-            21 => CreateNode(()) -> $crate::HandleId, endpoint, create_node, [ENOENT];
+            21 => CreateNode(()) -> $crate::HandleId, endpoint, create_node, [ENOENT, EDQUOT];
             /// Drops one reference to one of our handles (`EBUSY` for the owner's last one while the node lives).
             22 => ReleaseHandle($crate::HandleId) -> (), endpoint, release_handle, [ENOENT, EBUSY];
             /// Destroys some of our nodes, atomically; every holder is told.
             23 => DestroyNodes(Vec<$crate::HandleId>) -> (), endpoint, destroy_nodes, [ENOENT, EPERM, EINVAL];
+            /// Sets the bus's quota per receiving user; returns the previous one.
+            24 => SetQuota($crate::Quota) -> $crate::Quota, bus, set_quota, [ENOENT];
+            /// The bus's quota and what each user has charged.
+            25 => QuotaStats(()) -> $crate::QuotaStats, bus, quota_stats, [ENOENT];
         }
     };
 }

@@ -33,6 +33,10 @@ pub struct EndpointStats {
     pub only_once: bool,
     /// The id of the send waiting for room (`ALL_OR_WAIT`), if any.
     pub pending_send: Option<MessageId>,
+    /// Bytes (name plus data) of the queued messages.
+    pub queued_bytes: u64,
+    /// Handles held.
+    pub handles: u32,
 }
 
 /// Counters of one bus, with every endpoint's.
@@ -56,4 +60,52 @@ pub struct BusStats {
     pub set_aside: u32,
     /// Each open endpoint, by id.
     pub endpoint_stats: Vec<EndpointStats>,
+}
+
+/// Limits on what one receiving user may have charged to it, bus-wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Messages queued for the user's endpoints.
+    pub messages: u32,
+    /// Bytes (name plus data) of those messages.
+    pub bytes: u64,
+    /// Handles held by the user's endpoints.
+    pub handles: u32,
+    /// File descriptors carried by messages queued for the user's endpoints.
+    pub fds: u32,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            messages: 65_536,
+            bytes: 256 << 20,
+            handles: 65_536,
+            fds: 4_096,
+        }
+    }
+}
+
+/// What is charged to one user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserUsage {
+    /// The receiving user.
+    pub uid: u32,
+    /// Messages queued for it.
+    pub messages: u32,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Handles it holds.
+    pub handles: u32,
+    /// File descriptors in its queued messages.
+    pub fds: u32,
+}
+
+/// The bus's quota and every user's usage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaStats {
+    /// The limits, per receiving user.
+    pub quota: Quota,
+    /// Every user with something charged, by uid.
+    pub users: Vec<UserUsage>,
 }

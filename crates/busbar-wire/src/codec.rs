@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use busbar_kernel::{
     BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
-    Header, Message, MessageId, OrigFrom, Outgoing, SendArgs, SendOutcome,
+    Header, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats, SendArgs, SendOutcome,
+    UserUsage,
 };
 
 /// Why a frame could not be decoded. Every case is a protocol violation.
@@ -332,7 +333,23 @@ struct_wire!(EndpointStats {
     bindings: u32,
     only_once: bool,
     pending_send: Option<MessageId>,
+    queued_bytes: u64,
+    handles: u32,
 });
+struct_wire!(Quota {
+    messages: u32,
+    bytes: u64,
+    handles: u32,
+    fds: u32
+});
+struct_wire!(UserUsage {
+    uid: u32,
+    messages: u32,
+    bytes: u64,
+    handles: u32,
+    fds: u32
+});
+struct_wire!(QuotaStats { quota: Quota, users: Vec<UserUsage> });
 struct_wire!(BusStats {
     bus: BusId,
     endpoints: u32,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use busbar_kernel::{
     BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
-    Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Request, Response, SendArgs,
-    SendOutcome,
+    Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Quota, QuotaStats, Request, Response,
+    SendArgs, SendOutcome, UserUsage,
 };
 use busbar_wire::*;
 use bytes::Bytes;
@@ -89,6 +89,8 @@ fn endpoint_stats() -> EndpointStats {
             network: 0,
             serial: 13,
         }),
+        queued_bytes: 14,
+        handles: 15,
     }
 }
 
@@ -196,6 +198,28 @@ fn samples() -> Vec<(Request, Response)> {
         (
             Request::DestroyNodes(vec![HandleId(1), HandleId(9)]),
             Response::DestroyNodes(()),
+        ),
+        (
+            Request::SetQuota(Quota {
+                messages: 1,
+                bytes: 2,
+                handles: 3,
+                fds: 4,
+            }),
+            Response::SetQuota(Quota::default()),
+        ),
+        (
+            Request::QuotaStats(()),
+            Response::QuotaStats(QuotaStats {
+                quota: Quota::default(),
+                users: vec![UserUsage {
+                    uid: 1000,
+                    messages: 2,
+                    bytes: 3,
+                    handles: 4,
+                    fds: 5,
+                }],
+            }),
         ),
     ];
     // Every operation has a sample.
@@ -349,7 +373,7 @@ proptest! {
     }
 
     #[test]
-    fn corrupted_valid_frames_never_panic(i in 0usize..23, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+    fn corrupted_valid_frames_never_panic(i in 0usize..25, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
         let (req, resp) = samples().swap_remove(i);
         for response in [false, true] {
             let mut out = Vec::new();

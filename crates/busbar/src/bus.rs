@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use busbar_kernel::{BusId, BusStats, EndpointId, Errno, KernelConfig, Operations};
+use busbar_kernel::{
+    BusId, BusStats, EndpointId, Errno, KernelConfig, Operations, Quota, QuotaStats,
+};
 
 use crate::Endpoint;
 use crate::local::LocalKernel;
@@ -118,6 +120,19 @@ impl Bus {
     pub fn find_replier(&self, name: &str) -> Result<Option<EndpointId>, Errno> {
         self.calls()
             .find_replier(self.id, EndpointId::BUS, name.into())
+    }
+
+    /// Sets the bus's quota per receiving user: what the messages queued for
+    /// one user's endpoints (and the handles they hold) may add up to.
+    /// Sends that would go over fail whole with `EDQUOT`. Returns the
+    /// previous quota.
+    pub fn set_quota(&self, quota: Quota) -> Result<Quota, Errno> {
+        self.calls().set_quota(self.id, EndpointId::BUS, quota)
+    }
+
+    /// The bus's quota and what each receiving user has charged.
+    pub fn quota_stats(&self) -> Result<QuotaStats, Errno> {
+        self.calls().quota_stats(self.id, EndpointId::BUS, ())
     }
 
     /// Statistics of the bus and every endpoint on it.

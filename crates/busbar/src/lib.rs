@@ -49,7 +49,7 @@ pub use endpoint::Endpoint;
 pub use busbar_kernel::{
     BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId, Header,
     KernelConfig, MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing,
-    ReplierBindEvent, SendOutcome, SendResult, synthetic,
+    Quota, QuotaStats, ReplierBindEvent, SendOutcome, SendResult, UserUsage, synthetic,
 };
 pub use bytes::Bytes;
 
