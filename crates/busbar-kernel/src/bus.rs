@@ -974,7 +974,7 @@ impl Bus {
             let Some(ep) = self.endpoints.get_mut(&p.ep) else {
                 continue;
             };
-            push_into(ep, &mut self.usage, host, bus, p.ep, m, p.cause, urgent);
+            push_into(ep, &mut self.usage, host, (bus, p.ep), m, p.cause, urgent);
         }
     }
 
@@ -1006,11 +1006,11 @@ impl Bus {
             && let Some(notice) = n.release_notice.take()
         {
             let owner = n.owner;
-            if let Some(o) = self.endpoints.get_mut(&owner) {
-                if let Some(pos) = o.queue.iter().position(|q| q.msg.id == notice) {
-                    let q = o.queue.remove(pos).expect("position is in range");
-                    uncharge(&mut self.usage, o, &q.msg);
-                }
+            if let Some(o) = self.endpoints.get_mut(&owner)
+                && let Some(pos) = o.queue.iter().position(|q| q.msg.id == notice)
+            {
+                let q = o.queue.remove(pos).expect("position is in range");
+                uncharge(&mut self.usage, o, &q.msg);
             }
         }
         h
@@ -1214,7 +1214,7 @@ impl Bus {
             if ep.has_room() {
                 let mut m = msg.clone();
                 m.flags = m.flags.without(Flags::WANT_YOU_TO_REPLY);
-                push_into(ep, &mut self.usage, host, bus, id, m, None, false);
+                push_into(ep, &mut self.usage, host, (bus, id), m, None, false);
             } else {
                 ep.lost_unreported += 1;
                 ep.lost_total += 1;
@@ -1248,7 +1248,7 @@ impl Bus {
     ) {
         let bus = self.id;
         if let Some(ep) = self.endpoints.get_mut(&id) {
-            push_into(ep, &mut self.usage, host, bus, id, msg, cause, urgent);
+            push_into(ep, &mut self.usage, host, (bus, id), msg, cause, urgent);
         }
     }
 
@@ -1664,8 +1664,7 @@ fn push_into<H: Host>(
     ep: &mut Endpoint,
     usage: &mut Usage,
     host: &mut H,
-    bus: BusId,
-    id: EndpointId,
+    (bus, id): (BusId, EndpointId),
     mut msg: Message,
     cause: Option<BindingId>,
     urgent: bool,

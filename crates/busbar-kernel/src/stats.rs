@@ -77,7 +77,7 @@ pub struct Quota {
 
 impl Default for Quota {
     fn default() -> Self {
-        Quota {
+        Self {
             messages: 65_536,
             bytes: 256 << 20,
             handles: 65_536,
