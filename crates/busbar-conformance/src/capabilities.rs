@@ -300,3 +300,88 @@ pub fn quota_handles(make: &dyn Fn() -> Bus) {
         owner.send(Outgoing::announcement("$.offer", &b""[..]).carrying(vec![n2]))
     });
 }
+
+/// A file that holds `text`, opened read-only (an fd to pass around).
+fn file_with(text: &str) -> std::os::fd::OwnedFd {
+    use std::io::Write;
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "busbar-conformance-fd-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f.into()
+}
+
+/// Reads a whole file through `fd` (from offset 0, not moving its offset).
+fn read_fd(fd: &std::os::fd::OwnedFd) -> String {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::from(fd.try_clone().unwrap());
+    let mut buf = vec![0u8; 64];
+    let n = f.read_at(&mut buf, 0).unwrap();
+    String::from_utf8(buf[..n].to_vec()).unwrap()
+}
+
+/// File descriptors travel with any message (named or to handles): every
+/// receiver gets them; at most `MAX_FDS_PER_MESSAGE` per message; they
+/// count against the receiver's quota.
+pub fn fds(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, a, b] = open_n(&bus);
+    a.bind("$.fd").unwrap();
+    b.bind("$.fd").unwrap();
+    s.send(
+        Outgoing::announcement("$.fd", &b""[..]).with_fds(vec![file_with("one"), file_with("two")]),
+    )
+    .unwrap();
+    for e in [&a, &b] {
+        let m = next(e);
+        assert_eq!(m.fds().len(), 2);
+        assert_eq!(
+            (read_fd(&m.fds()[0]), read_fd(&m.fds()[1])),
+            ("one".into(), "two".into())
+        );
+    }
+    // To a node, with a handle too.
+    let node = a.create_node().unwrap();
+    a.send(Outgoing::announcement("$.fd", &b""[..]).carrying(vec![node]))
+        .unwrap();
+    next(&a);
+    let h = next(&b).handles[0];
+    b.send(Outgoing::to_handles(vec![h], "$.to.node", &b""[..]).with_fds(vec![file_with("three")]))
+        .unwrap();
+    let m = next(&a);
+    assert_eq!(
+        (m.destination, read_fd(&m.fds()[0])),
+        (node, "three".into())
+    );
+    // The limit per message.
+    let one = file_with("x");
+    let many: Vec<_> = (0..=busbar::MAX_FDS_PER_MESSAGE)
+        .map(|_| one.try_clone().unwrap())
+        .collect();
+    assert_no_effect(&bus, Errno::ETOOMANYREFS, || {
+        s.send(Outgoing::announcement("$.fd", &b""[..]).with_fds(many))
+    });
+    // Fds count against the receiving user's quota.
+    bus.set_quota(Quota {
+        fds: 1,
+        ..Quota::default()
+    })
+    .unwrap();
+    assert_no_effect(&bus, Errno::EDQUOT, || {
+        s.send(Outgoing::announcement("$.fd", &b""[..]).with_fds(vec![file_with("y")]))
+    });
+    b.unbind("$.fd").unwrap();
+    s.send(Outgoing::announcement("$.fd", &b""[..]).with_fds(vec![file_with("z")]))
+        .unwrap();
+    assert_eq!(bus.quota_stats().unwrap().users[0].fds, 1);
+    assert_eq!(read_fd(&next(&a).fds()[0]), "z");
+    assert!(bus.quota_stats().unwrap().users.iter().all(|u| u.fds == 0));
+}

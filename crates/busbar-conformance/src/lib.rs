@@ -115,7 +115,7 @@ macro_rules! for_each_case {
             batch { recv_batch, recv_batch_einval, send_batch, send_batch_pending }
             capabilities {
                 create_carry_and_send, coalesce_count_and_pin, multicast_is_atomic_and_ordered,
-                destroy, release_notice, close, quota_messages_and_bytes, quota_handles
+                destroy, release_notice, close, quota_messages_and_bytes, quota_handles, fds
             }
             stats { endpoint_fields, bus_fields, sent_and_received, credentials }
             errors {

@@ -13,15 +13,17 @@
 //! connection closes every endpoint it opened, so the bus answers their
 //! requests (`GoneAway`, `Ignored`) as for any close.
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
 use std::mem;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
-    BusId, Credentials, EndpointId, Errno, Kernel, MessageId, OpCode, Request, Response, Scope,
+    Attachment, BusId, Credentials, EndpointId, Errno, Kernel, MessageId, OpCode, Outgoing,
+    Request, Response, Scope,
 };
 use busbar_sys::{Epoll, Interest, ProcessCredentials, Ready};
 use busbar_wire::{
@@ -69,6 +71,11 @@ struct Conn {
     reading: bool,
     /// Registered for writability (while output is stuck).
     writing: bool,
+    /// File descriptors received and not yet claimed by a decoded message.
+    fds_in: VecDeque<OwnedFd>,
+    /// Fds to send with the byte of `out` at each offset (a response frame
+    /// carrying messages with fds starts there), and how many of them went.
+    fds_out: VecDeque<(usize, Vec<Attachment>, usize)>,
 }
 
 /// An endpoint a connection opened.
@@ -127,6 +134,47 @@ struct Parked {
     seq: u32,
     request: Request,
     deadline: Option<Instant>,
+}
+
+/// File descriptors a connection may have sent ahead of the frames that
+/// claim them.
+const MAX_FDS_BUFFERED: usize = 4 * busbar_kernel::MAX_FDS_PER_MESSAGE as usize;
+
+/// Gives each message in a request the fds that came with it. `Ok(false)`
+/// if one is a Unix socket (refused: a connection passed over itself would
+/// never be closed); an error if fewer fds came than the frame names.
+fn claim_fds(request: &mut Request, fds_in: &mut VecDeque<OwnedFd>) -> Result<bool, WireError> {
+    let outs: Vec<&mut Outgoing> = match request {
+        Request::Send(a) => vec![&mut a.message],
+        Request::SendBatch(v) => v.iter_mut().map(|a| &mut a.message).collect(),
+        _ => return Ok(true),
+    };
+    let mut ok = true;
+    for out in outs {
+        let Some(att) = &out.fds else { continue };
+        let n = att.count as usize;
+        if fds_in.len() < n {
+            return Err(WireError::Invalid("frame names more fds than came with it"));
+        }
+        let fds: Vec<OwnedFd> = fds_in.drain(..n).collect();
+        ok &= !fds.iter().any(busbar_sys::is_unix_socket);
+        out.fds = Some(Attachment::from_fds(fds));
+    }
+    Ok(ok)
+}
+
+/// Records the fds a response frame starting at `at` must carry.
+fn note_fds(conn: &mut Conn, at: usize, result: &Result<Response, Errno>) {
+    let atts: Vec<Attachment> = match result {
+        Ok(Response::Recv(Some(m)) | Response::TakeReply(Some(m))) => {
+            m.fds.iter().cloned().collect()
+        }
+        Ok(Response::RecvBatch(v)) => v.iter().filter_map(|m| m.fds.clone()).collect(),
+        _ => Vec::new(),
+    };
+    if !atts.is_empty() {
+        conn.fds_out.push_back((at, atts, 0));
+    }
 }
 
 /// Stops a running daemon from another thread (as SIGTERM would).
@@ -366,7 +414,9 @@ impl Daemon {
             if let Some(conn) = self.conns.get_mut(&p.token) {
                 conn.arm(bus, ep);
                 let flags = if readable { FLAG_READABLE } else { 0 };
+                let at = conn.out.len();
                 emit_response(&mut conn.out, p.seq, op, flags, &result);
+                note_fds(conn, at, &result);
                 self.to_flush.push(p.token);
             }
         }
@@ -434,6 +484,8 @@ impl Daemon {
                     endpoints: Vec::new(),
                     reading: true,
                     writing: false,
+                    fds_in: VecDeque::new(),
+                    fds_out: VecDeque::new(),
                 },
             );
         }
@@ -448,7 +500,13 @@ impl Daemon {
             if !conn.reading {
                 return;
             }
-            match conn.stream.read(&mut self.scratch) {
+            let mut fds = Vec::new();
+            let got = busbar_sys::recv_with_fds(&conn.stream, &mut self.scratch, &mut fds, true);
+            conn.fds_in.extend(fds);
+            if conn.fds_in.len() > MAX_FDS_BUFFERED {
+                return self.violation(t, WireError::Invalid("too many unclaimed fds"), None);
+            }
+            match got {
                 Ok(0) => return self.drop_conn(t, "closed by the client"),
                 Ok(n) => {
                     conn.reader.buffer().extend_from_slice(&self.scratch[..n]);
@@ -532,6 +590,13 @@ impl Daemon {
         let (bus, ep) = (BusId(wire.bus), EndpointId(wire.endpoint));
         let op = wire.request.code();
         let mut request = wire.request;
+        let fds_ok = match claim_fds(&mut request, &mut conn.fds_in) {
+            Ok(ok) => ok,
+            Err(e) => return self.violation(t, e, Some((seq, op))),
+        };
+        let Some(conn) = self.conns.get_mut(&t) else {
+            return;
+        };
         if let Request::TakeReply(id) = &mut request
             && frame.header.flags & FLAG_LAST_REQUEST != 0
         {
@@ -549,6 +614,8 @@ impl Daemon {
         });
         let result = if op.scope() == Scope::Endpoint && !conn.owns(bus, ep) {
             Err(Errno::EPERM)
+        } else if !fds_ok {
+            Err(Errno::EOPNOTSUPP)
         } else if op == OpCode::Open && conn.endpoints.len() >= MAX_ENDPOINTS_PER_CONNECTION {
             Err(Errno::EBUSY)
         } else {
@@ -612,7 +679,9 @@ impl Daemon {
             return;
         }
         let flags = if readable { FLAG_READABLE } else { 0 };
+        let at = conn.out.len();
         emit_response(&mut conn.out, seq, op, flags, &result);
+        note_fds(conn, at, &result);
         self.to_flush.push(t);
     }
 
@@ -720,8 +789,44 @@ impl Daemon {
             return;
         };
         while conn.sent < conn.out.len() {
-            match conn.stream.write(&conn.out[conn.sent..]) {
-                Ok(n) => conn.sent += n,
+            // Bytes up to the next frame that carries fds go with write();
+            // that frame's first byte goes with its fds (sendmsg).
+            let with_fds = conn.fds_out.front().is_some_and(|f| f.0 == conn.sent);
+            let end = conn
+                .fds_out
+                .iter()
+                .map(|f| f.0)
+                .find(|&o| o > conn.sent)
+                .unwrap_or(conn.out.len());
+            let r = if with_fds {
+                let (_, atts, done) = conn.fds_out.front().expect("checked above");
+                let fds: Vec<BorrowedFd<'_>> = atts
+                    .iter()
+                    .filter_map(Attachment::fds)
+                    .flatten()
+                    .map(AsFd::as_fd)
+                    .skip(*done)
+                    .collect();
+                busbar_sys::send_with_fds(&conn.stream, &conn.out[conn.sent..end], &fds)
+                    .map(|(n, sent)| (n, sent, sent == fds.len()))
+            } else {
+                conn.stream
+                    .write(&conn.out[conn.sent..end])
+                    .map(|n| (n, 0, false))
+            };
+            match r {
+                Ok((n, fds_sent, all_sent)) => {
+                    conn.sent += n;
+                    if with_fds {
+                        if all_sent {
+                            conn.fds_out.pop_front();
+                        } else if let Some(front) = conn.fds_out.front_mut() {
+                            // The rest ride on the next byte.
+                            front.0 = conn.sent;
+                            front.2 += fds_sent;
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.drop_conn(t, &format!("write failed: {e}")),
@@ -732,6 +837,9 @@ impl Daemon {
             conn.sent = 0;
         } else if conn.sent > OUT_LIMIT {
             conn.out.drain(..conn.sent);
+            for f in &mut conn.fds_out {
+                f.0 -= conn.sent;
+            }
             conn.sent = 0;
         }
         let stuck = conn.pending() > 0;

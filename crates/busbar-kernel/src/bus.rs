@@ -39,6 +39,12 @@ fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
     });
     u.messages += 1;
     u.bytes += size;
+    u.fds += fd_count(m);
+}
+
+/// File descriptors a message carries.
+fn fd_count(m: &Message) -> u32 {
+    m.fds.as_ref().map_or(0, |a| a.count)
 }
 
 /// Refunds a message that left its receiver's queue.
@@ -48,6 +54,7 @@ fn uncharge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
     if let Some(u) = usage.get_mut(&ep.creds.uid) {
         u.messages -= 1;
         u.bytes -= size;
+        u.fds -= fd_count(m);
         if *u
             == (UserUsage {
                 uid: u.uid,
@@ -448,6 +455,7 @@ impl Bus {
             name: Arc::from(name),
             data,
             creds: bus_creds(),
+            fds: None,
         };
         Message::new(header, flags.with(Flags::SYNTHETIC))
     }
@@ -570,6 +578,13 @@ impl Bus {
         check_message_name(&msg.name)?;
         if msg.name.len() + msg.data.len() > self.max_message_size as usize {
             return Err(Errno::EMSGSIZE);
+        }
+        if msg
+            .fds
+            .as_ref()
+            .is_some_and(|a| a.count > crate::MAX_FDS_PER_MESSAGE)
+        {
+            return Err(Errno::ETOOMANYREFS);
         }
         if !msg.to_handles.is_empty() {
             // A message to nodes is a one-way multicast, not a request or reply.
@@ -713,6 +728,7 @@ impl Bus {
                     name: msg.name.clone(),
                     data: msg.data.clone(),
                     creds,
+                    fds: msg.fds.clone(),
                 };
                 let base = Message::new(header, msg.flags);
                 let carried = match self.endpoints.get(&from) {
@@ -822,6 +838,7 @@ impl Bus {
     /// `EDQUOT` if not (the whole send fails).
     fn check_quota(&self, from: EndpointId, msg: &Outgoing, plan: &[Planned]) -> Result<(), Errno> {
         let size = (msg.name.len() + msg.data.len()) as u64;
+        let fds = msg.fds.as_ref().map_or(0, |a| u64::from(a.count));
         let carried = match self.endpoints.get(&from) {
             Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
             _ => Vec::new(),
@@ -864,6 +881,7 @@ impl Bus {
             if u64::from(u.messages) + u64::from(msgs) > u64::from(q.messages)
                 || u.bytes + bytes > q.bytes
                 || u64::from(u.handles) + u64::from(handles) > u64::from(q.handles)
+                || u64::from(u.fds) + u64::from(msgs) * fds > u64::from(q.fds)
             {
                 return Err(Errno::EDQUOT);
             }

@@ -93,6 +93,8 @@ errnos! {
     ECONNRESET = 104, "connection to the bus was lost";
     /// The bus or transport has shut down.
     ESHUTDOWN = 108, "the bus has shut down";
+    /// Too many file descriptors in one message.
+    ETOOMANYREFS = 109, "too many file descriptors in one message";
     /// A deadline passed.
     ETIMEDOUT = 110, "timed out";
     /// This endpoint may not reply to that message (not its replier, or already answered).

@@ -55,6 +55,54 @@ impl fmt::Display for HandleId {
     }
 }
 
+/// File descriptors attached to a message, opaque to the kernel: the
+/// transport puts them in (`payload`, e.g. an `Arc<Vec<OwnedFd>>`), each
+/// receiver's transport gives its user its own copies. All copies of a
+/// message share one attachment; the last one dropped closes the fds, so a
+/// message dropped unread leaks nothing.
+#[derive(Clone)]
+pub struct Attachment {
+    /// How many fds.
+    pub count: u32,
+    /// The fds themselves, in the transport's representation.
+    pub payload: Arc<dyn core::any::Any + Send + Sync>,
+}
+
+impl Attachment {
+    /// An attachment of real fds (what transports and users make).
+    pub fn from_fds(fds: Vec<std::os::fd::OwnedFd>) -> Self {
+        Attachment {
+            count: fds.len() as u32,
+            payload: Arc::new(fds),
+        }
+    }
+
+    /// The fds, if the payload holds real ones.
+    pub fn fds(&self) -> Option<&[std::os::fd::OwnedFd]> {
+        self.payload
+            .downcast_ref::<Vec<std::os::fd::OwnedFd>>()
+            .map(Vec::as_slice)
+    }
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Attachment({} fds)", self.count)
+    }
+}
+
+impl PartialEq for Attachment {
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count
+    }
+}
+
+impl Eq for Attachment {}
+
+/// The most file descriptors one message may carry (the kernel's
+/// `SCM_MAX_FD`); more is `ETOOMANYREFS`.
+pub const MAX_FDS_PER_MESSAGE: u32 = 253;
+
 /// A message id: `{network, serial}`. `{0,0}` means "none". Locally sent
 /// messages have network 0 and a serial from the bus's one counter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -210,6 +258,8 @@ pub struct Outgoing {
     pub to_handles: Vec<HandleId>,
     /// Handles (the sender's) that every receiver gets its own handle to.
     pub handles: Vec<HandleId>,
+    /// File descriptors every receiver gets its own copies of.
+    pub fds: Option<Attachment>,
 }
 
 impl Outgoing {
@@ -220,6 +270,13 @@ impl Outgoing {
             to_handles: handles,
             ..Self::announcement(name, data)
         }
+    }
+
+    /// Makes the message carry file descriptors (at most
+    /// [`MAX_FDS_PER_MESSAGE`]): every receiver gets them.
+    pub fn with_fds(mut self, fds: Vec<std::os::fd::OwnedFd>) -> Self {
+        self.fds = (!fds.is_empty()).then(|| Attachment::from_fds(fds));
+        self
     }
 
     /// Makes the message carry `handles`: each receiver gets its own handle
@@ -311,6 +368,8 @@ pub struct Header {
     pub data: Bytes,
     /// The sender's credentials, established by the bus.
     pub creds: Credentials,
+    /// File descriptors carried.
+    pub fds: Option<Attachment>,
 }
 
 /// A message as delivered to one receiver: the shared [`Header`] (its
@@ -354,6 +413,22 @@ impl Message {
     /// The shared header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Replaces the attachment (transports use it to put received fds in
+    /// place of the count that came in the frame).
+    pub fn set_fds(&mut self, fds: Option<Attachment>) {
+        Arc::make_mut(&mut self.header).fds = fds;
+    }
+
+    /// The file descriptors the message carried (shared by every copy in
+    /// this process: `try_clone` one to keep it beyond the message).
+    pub fn fds(&self) -> &[std::os::fd::OwnedFd] {
+        self.header
+            .fds
+            .as_ref()
+            .and_then(Attachment::fds)
+            .unwrap_or(&[])
     }
 
     /// What kind of message this is, for display: `"synthetic"`,

@@ -33,7 +33,7 @@ macro_rules! operation_table {
             /// Removes the most recent matching binding and the queued messages it caused.
             5 => Unbind($crate::BindArgs) -> (), endpoint, unbind, [ENOENT, EBADMSG, ENAMETOOLONG, EINVAL, EAGAIN];
             /// Sends a message; returns its id. `EAGAIN` (`ALL_OR_WAIT`) leaves it pending.
-            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY, EDQUOT];
+            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY, EDQUOT, ETOOMANYREFS];
             /// Takes the next message, if any.
             7 => Recv(()) -> Option<$crate::Message>, endpoint, recv, [ENOENT];
             /// Takes the reply (real or synthetic) to one of our requests, if it has arrived.

@@ -221,3 +221,94 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
     Ok(l.current.unwrap_or(u64::MAX))
 }
+
+/// Room for this many fds in one received control message batch.
+const RECV_FDS: usize = 253;
+
+/// `recvmsg(fd, buf, SCM_RIGHTS, MSG_CMSG_CLOEXEC)`—Reads bytes into `buf`
+/// and appends any file descriptors that came with them to `fds`. Returns
+/// the bytes read (0: the peer closed).
+///
+/// # References
+/// - [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html),
+///   [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html) (`SCM_RIGHTS`)
+#[doc(alias = "recvmsg")]
+#[doc(alias = "SCM_RIGHTS")]
+pub fn recv_with_fds(
+    socket: impl AsFd,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(RECV_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut flags = RecvFlags::CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= RecvFlags::DONTWAIT;
+    }
+    let r = recvmsg(
+        &socket,
+        &mut [io::IoSliceMut::new(buf)],
+        &mut control,
+        flags,
+    )?;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = msg {
+            fds.extend(received);
+        }
+    }
+    Ok(r.bytes)
+}
+
+/// The most fds one `sendmsg` can carry (`SCM_MAX_FD`).
+pub const SCM_MAX_FD: usize = 253;
+
+/// `sendmsg(fd, buf, SCM_RIGHTS)`—Writes (some of) `buf` with up to
+/// [`SCM_MAX_FD`] of `fds` attached to its first byte. Returns the bytes
+/// written and how many fds went with them (the caller keeps its copies and
+/// sends the rest with later bytes).
+///
+/// # References
+/// - [`sendmsg(2)`](https://man7.org/linux/man-pages/man2/sendmsg.2.html),
+///   [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html) (`SCM_RIGHTS`)
+#[doc(alias = "sendmsg")]
+pub fn send_with_fds(
+    socket: impl AsFd,
+    buf: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<(usize, usize)> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let fds = &fds[..fds.len().min(SCM_MAX_FD)];
+    // With more fds to follow, send one byte now so the next batch has a
+    // byte of its own to ride on.
+    let buf = if fds.len() == SCM_MAX_FD {
+        &buf[..buf.len().min(1)]
+    } else {
+        buf
+    };
+    let mut space =
+        vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("control buffer too small"));
+    }
+    let n = sendmsg(
+        &socket,
+        &[io::IoSlice::new(buf)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok((n, fds.len()))
+}
+
+/// Is `fd` a Unix-domain socket? (busbar refuses to pass those through the
+/// daemon: a connection passed over itself would never be closed.)
+pub fn is_unix_socket(fd: impl AsFd) -> bool {
+    let Ok(st) = rustix::fs::fstat(&fd) else {
+        return false;
+    };
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+        && rustix::net::sockopt::socket_domain(&fd)
+            .is_ok_and(|d| d == rustix::net::AddressFamily::UNIX)
+}

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use busbar_kernel::{
-    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
-    Header, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats, SendArgs, SendOutcome,
-    UserUsage,
+    Attachment, BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags,
+    HandleId, Header, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats, SendArgs,
+    SendOutcome, UserUsage,
 };
 
 /// Why a frame could not be decoded. Every case is a protocol violation.
@@ -280,6 +280,29 @@ macro_rules! newtype_wire {
 }
 
 newtype_wire!(BusId(u32), EndpointId(u32), Flags(u32), HandleId(u64));
+
+/// The payload of an [`Attachment`] decoded from the wire: only the count
+/// travels in the frame; the fds themselves travel beside it (`SCM_RIGHTS`)
+/// and the transport puts them in place of this marker.
+#[derive(Debug)]
+pub struct FdsBesideFrame;
+
+impl Wire for Attachment {
+    const MIN_LEN: usize = 4;
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.count.encode(out);
+    }
+    fn decode(r: &mut Reader) -> Result<Self, WireError> {
+        let count = u32::decode(r)?;
+        if count == 0 {
+            return Err(WireError::Invalid("empty fd attachment"));
+        }
+        Ok(Attachment {
+            count,
+            payload: Arc::new(FdsBesideFrame),
+        })
+    }
+}
 struct_wire!(MessageId {
     network: u32,
     serial: u32
@@ -305,6 +328,7 @@ struct_wire!(Outgoing {
     final_to: OrigFrom,
     to_handles: Vec<HandleId>,
     handles: Vec<HandleId>,
+    fds: Option<Attachment>,
 });
 struct_wire!(SendArgs { message: Outgoing, deadline: Option<u64> });
 struct_wire!(Header {
@@ -317,6 +341,7 @@ struct_wire!(Header {
     name: Arc<str>,
     data: Bytes,
     creds: Credentials,
+    fds: Option<Attachment>,
 });
 struct_wire!(EndpointStats {
     id: EndpointId,

@@ -47,9 +47,10 @@ pub use bus::{Bus, default_socket_path};
 pub use endpoint::Endpoint;
 
 pub use busbar_kernel::{
-    BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId, Header,
-    KernelConfig, MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing,
-    Quota, QuotaStats, ReplierBindEvent, SendOutcome, SendResult, UserUsage, synthetic,
+    Attachment, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
+    Header, KernelConfig, MAX_FDS_PER_MESSAGE, MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message,
+    MessageId, OrigFrom, Outgoing, Quota, QuotaStats, ReplierBindEvent, SendOutcome, SendResult,
+    UserUsage, synthetic,
 };
 pub use bytes::Bytes;
 

@@ -12,9 +12,9 @@
 //! in it) and a local eventfd that mirrors the last readiness the daemon
 //! reported in a response: level-triggered, like the in-process one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use busbar_kernel::{
-    BusId, EndpointId, Errno, Message, MessageId, Outgoing, Request, Response, SendArgs,
+    Attachment, BusId, EndpointId, Errno, Message, MessageId, Outgoing, Request, Response, SendArgs,
 };
 use busbar_sys::{Epoll, Interest, ReadinessFd};
 use busbar_wire::{
@@ -42,6 +42,22 @@ fn io_errno(e: &io::Error) -> Errno {
         io::ErrorKind::PermissionDenied => Errno::EPERM,
         _ => Errno::ECONNRESET,
     }
+}
+
+/// Writes all of `buf`, the fds riding on its first bytes (at most
+/// `SCM_MAX_FD` per byte-carrying write).
+fn send_all_with_fds(
+    stream: &mut UnixStream,
+    buf: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let (mut pos, mut done) = (0, 0);
+    while done < fds.len() {
+        let (n, sent) = busbar_sys::send_with_fds(&*stream, &buf[pos..], &fds[done..])?;
+        pos += n;
+        done += sent;
+    }
+    stream.write_all(&buf[pos..])
 }
 
 /// A response: the operation's result and the response flags.
@@ -81,6 +97,8 @@ struct ConnState {
     dead: Option<Errno>,
     /// Largest frame the daemon accepts.
     max_frame: usize,
+    /// File descriptors received and not yet claimed by a decoded message.
+    fds_in: VecDeque<OwnedFd>,
 }
 
 impl ConnState {
@@ -91,15 +109,36 @@ impl ConnState {
     /// Reads and files whatever has arrived, without blocking.
     fn drain_nonblocking(&mut self) {
         let mut buf = [0u8; 4096];
-        while let Ok((n, _)) =
-            rustix::net::recv(&self.stream, &mut buf, rustix::net::RecvFlags::DONTWAIT)
-        {
+        let mut fds = Vec::new();
+        while let Ok(n) = busbar_sys::recv_with_fds(&self.stream, &mut buf, &mut fds, true) {
             if n == 0 {
                 break;
             }
             self.reader.buffer().extend_from_slice(&buf[..n]);
         }
+        self.fds_in.extend(fds);
         self.file_frames();
+    }
+
+    /// Gives each message in a response the fds that came with it; false if
+    /// fewer came than the frame names.
+    fn claim_fds(&mut self, r: &mut Result<Response, Errno>) -> bool {
+        let msgs: Vec<&mut Message> = match r {
+            Ok(Response::Recv(Some(m)) | Response::TakeReply(Some(m))) => vec![m],
+            Ok(Response::RecvBatch(v)) => v.iter_mut().collect(),
+            _ => return true,
+        };
+        for m in msgs {
+            let Some(n) = m.fds.as_ref().map(|a| a.count as usize) else {
+                continue;
+            };
+            if self.fds_in.len() < n {
+                return false;
+            }
+            let fds: Vec<OwnedFd> = self.fds_in.drain(..n).collect();
+            m.set_fds(Some(Attachment::from_fds(fds)));
+        }
+        true
     }
 
     /// Files every complete frame in the buffer.
@@ -119,7 +158,11 @@ impl ConnState {
                     self.die(Errno::from_number(f.header.status).unwrap_or(Errno::ESHUTDOWN));
                 }
                 k if k & RESPONSE != 0 => match parse_response(&f) {
-                    Ok(r) => {
+                    Ok(mut r) => {
+                        if !self.claim_fds(&mut r) {
+                            self.die(Errno::EPROTO);
+                            return;
+                        }
                         self.done.insert(f.header.seq, (r, f.header.flags));
                     }
                     Err(_) => {
@@ -170,6 +213,7 @@ impl Conn {
                 wakes: 0,
                 dead: None,
                 max_frame: w.max_frame as usize,
+                fds_in: VecDeque::new(),
             }),
             cond: Condvar::new(),
             read_side,
@@ -232,7 +276,36 @@ impl Conn {
                     .collect());
             }
         }
-        let w = st.stream.write_all(&out);
+        let fds: Vec<&Attachment> = requests
+            .iter()
+            .flat_map(|(r, _, _)| match r {
+                Request::Send(a) => vec![&a.message],
+                Request::SendBatch(v) => v.iter().map(|a| &a.message).collect(),
+                _ => Vec::new(),
+            })
+            .filter_map(|m| m.fds.as_ref())
+            .collect();
+        if fds
+            .iter()
+            .any(|a| a.count > busbar_kernel::MAX_FDS_PER_MESSAGE)
+        {
+            st.out = out;
+            return Ok(requests
+                .iter()
+                .map(|_| Some((Err(Errno::ETOOMANYREFS), 0)))
+                .collect());
+        }
+        let w = if fds.is_empty() {
+            st.stream.write_all(&out)
+        } else {
+            let borrowed: Vec<BorrowedFd<'_>> = fds
+                .iter()
+                .filter_map(|a| a.fds())
+                .flatten()
+                .map(AsFd::as_fd)
+                .collect();
+            send_all_with_fds(&mut st.stream, &out, &borrowed)
+        };
         st.out = out;
         if w.is_err() {
             // The daemon may have said why before closing (ESHUTDOWN).
@@ -267,14 +340,16 @@ impl Conn {
             st.reading = true;
             drop(st);
             let mut buf = self.read_buf.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fds = Vec::new();
             let got = loop {
-                match (&self.read_side).read(&mut buf) {
+                match busbar_sys::recv_with_fds(&self.read_side, &mut buf, &mut fds, false) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     other => break other,
                 }
             };
             st = self.lock();
             st.reading = false;
+            st.fds_in.extend(fds);
             match got {
                 Ok(0) | Err(_) => {
                     st.die(Errno::ECONNRESET);
