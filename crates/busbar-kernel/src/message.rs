@@ -71,7 +71,7 @@ pub struct Attachment {
 impl Attachment {
     /// An attachment of real fds (what transports and users make).
     pub fn from_fds(fds: Vec<std::os::fd::OwnedFd>) -> Self {
-        Attachment {
+        Self {
             count: fds.len() as u32,
             payload: Arc::new(fds),
         }

@@ -297,7 +297,7 @@ impl Wire for Attachment {
         if count == 0 {
             return Err(WireError::Invalid("empty fd attachment"));
         }
-        Ok(Attachment {
+        Ok(Self {
             count,
             payload: Arc::new(FdsBesideFrame),
         })

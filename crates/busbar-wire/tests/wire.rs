@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use busbar_kernel::{
-    BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
-    Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Quota, QuotaStats, Request, Response,
-    SendArgs, SendOutcome, UserUsage,
+    Attachment, BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags,
+    HandleId, Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Quota, QuotaStats, Request,
+    Response, SendArgs, SendOutcome, UserUsage,
 };
 use busbar_wire::*;
 use bytes::Bytes;
@@ -40,6 +40,10 @@ fn sample_message() -> Message {
                 uid: 11,
                 gid: 12,
             },
+            fds: Some(Attachment {
+                count: 2,
+                payload: Arc::new(()),
+            }),
         },
         Flags::WANT_A_REPLY | Flags(0x1234_0000),
     );
@@ -66,6 +70,10 @@ fn sample_outgoing() -> Outgoing {
         to: EndpointId(9),
         handles: vec![HandleId(4), HandleId(5)],
         to_handles: vec![HandleId(6)],
+        fds: Some(Attachment {
+            count: 1,
+            payload: Arc::new(()),
+        }),
         ..Outgoing::request("$.x.y", vec![1, 2, 3]).with_flags(Flags::URGENT)
     }
 }
