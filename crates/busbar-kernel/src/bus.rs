@@ -22,24 +22,11 @@ use crate::{
 };
 
 /// What each receiving user has charged, by uid.
-type Usage = HashMap<u32, UserUsage, Hasher>;
+type Usage = HashMap<(u32, u32), UserUsage, Hasher>;
 
 /// Bytes a message is charged for.
 fn size_of_message(m: &Message) -> u64 {
     (m.name.len() + m.data.len()) as u64
-}
-
-/// Charges a queued message to its receiver's user.
-fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
-    let size = size_of_message(m);
-    ep.queued_bytes += size;
-    let u = usage.entry(ep.creds.uid).or_insert(UserUsage {
-        uid: ep.creds.uid,
-        ..Default::default()
-    });
-    u.messages += 1;
-    u.bytes += size;
-    u.fds += fd_count(m);
 }
 
 /// File descriptors a message carries.
@@ -47,40 +34,53 @@ fn fd_count(m: &Message) -> u32 {
     m.fds.as_ref().map_or(0, |a| a.count)
 }
 
+/// Applies `f` to what `by` has charged to `uid`, forgetting an empty entry.
+fn with_usage(usage: &mut Usage, uid: u32, by: u32, f: impl FnOnce(&mut UserUsage)) {
+    let u = usage.entry((uid, by)).or_insert(UserUsage {
+        uid,
+        sender_uid: by,
+        ..Default::default()
+    });
+    f(u);
+    if (u.messages, u.bytes, u.handles, u.fds) == (0, 0, 0, 0) {
+        usage.remove(&(uid, by));
+    }
+}
+
+/// Charges a queued message to its receiver's user, on its sender's
+/// account (the bus's own messages are not charged: they must always fit).
+fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
+    let size = size_of_message(m);
+    ep.queued_bytes += size;
+    if !m.is_synthetic() {
+        let fds = fd_count(m);
+        with_usage(usage, ep.creds.uid, m.creds.uid, |u| {
+            u.messages += 1;
+            u.bytes += size;
+            u.fds += fds;
+        });
+    }
+}
+
 /// Refunds a message that left its receiver's queue.
 fn uncharge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
     let size = size_of_message(m);
     ep.queued_bytes -= size;
-    if let Some(u) = usage.get_mut(&ep.creds.uid) {
-        u.messages -= 1;
-        u.bytes -= size;
-        u.fds -= fd_count(m);
-        if *u
-            == (UserUsage {
-                uid: u.uid,
-                ..Default::default()
-            })
-        {
-            usage.remove(&ep.creds.uid);
-        }
+    if !m.is_synthetic() {
+        let fds = fd_count(m);
+        with_usage(usage, ep.creds.uid, m.creds.uid, |u| {
+            u.messages -= 1;
+            u.bytes -= size;
+            u.fds -= fds;
+        });
     }
 }
 
-/// Charges (`+1`) or refunds (`-1`) one handle to a user.
-fn charge_handle(usage: &mut Usage, uid: u32, delta: i32) {
-    let u = usage.entry(uid).or_insert(UserUsage {
-        uid,
-        ..Default::default()
+/// Charges (`+1`) or refunds (`-1`) one handle held by `uid`, on `by`'s account.
+fn charge_handle(usage: &mut Usage, uid: u32, by: u32, delta: i32) {
+    with_usage(usage, uid, by, |u| {
+        u.handles = u.handles.saturating_add_signed(delta)
     });
-    u.handles = u.handles.saturating_add_signed(delta);
-    if *u
-        == (UserUsage {
-            uid,
-            ..Default::default()
-        })
-    {
-        usage.remove(&uid);
-    }
 }
 
 /// The smallest maximum message size a bus accepts.
@@ -839,6 +839,8 @@ impl Bus {
     fn check_quota(&self, from: EndpointId, msg: &Outgoing, plan: &[Planned]) -> Result<(), Errno> {
         let size = (msg.name.len() + msg.data.len()) as u64;
         let fds = msg.fds.as_ref().map_or(0, |a| u64::from(a.count));
+        // Charged on the sender's account with each receiving user.
+        let by = self.ep(from)?.creds.uid;
         let carried = match self.endpoints.get(&from) {
             Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
             _ => Vec::new(),
@@ -877,7 +879,7 @@ impl Bus {
         }
         let q = self.quota;
         for (uid, msgs, bytes, handles) in add {
-            let u = self.usage.get(&uid).copied().unwrap_or_default();
+            let u = self.usage.get(&(uid, by)).copied().unwrap_or_default();
             if u64::from(u.messages) + u64::from(msgs) > u64::from(q.messages)
                 || u.bytes + bytes > q.bytes
                 || u64::from(u.handles) + u64::from(handles) > u64::from(q.handles)
@@ -984,9 +986,10 @@ impl Bus {
                 Role::Listener | Role::Lost => {}
             }
             if !carried.is_empty() {
+                let by = m.creds.uid;
                 m.handles = carried
                     .iter()
-                    .map(|&n| self.install_handle(p.ep, n))
+                    .map(|&n| self.install_handle(p.ep, n, by))
                     .collect();
             }
             let Some(ep) = self.endpoints.get_mut(&p.ep) else {
@@ -1000,7 +1003,7 @@ impl Bus {
 
     /// Gives `id` a reference to `node` (a new handle or one more reference
     /// on its existing one). A destroyed node gives `HandleId::INVALID`.
-    fn install_handle(&mut self, id: EndpointId, node: NodeId) -> HandleId {
+    fn install_handle(&mut self, id: EndpointId, node: NodeId, by: u32) -> HandleId {
         let Some(n) = self.nodes.get_mut(&node).filter(|n| n.live) else {
             return HandleId::INVALID;
         };
@@ -1015,9 +1018,9 @@ impl Bus {
         }
         let h = HandleId(ep.next_handle);
         ep.next_handle += 1;
-        ep.handles.insert(h, HandleRef { node, refs: 1 });
+        ep.handles.insert(h, HandleRef { node, refs: 1, by });
         ep.by_node.insert(node, h);
-        charge_handle(&mut self.usage, ep.creds.uid, 1);
+        charge_handle(&mut self.usage, ep.creds.uid, by, 1);
         n.holders.push(id);
         // Someone else holds it again: withdraw an unread release notice.
         if id != n.owner
@@ -1041,7 +1044,7 @@ impl Bus {
         _: (),
     ) -> Result<HandleId, Errno> {
         let uid = self.ep(id)?.creds.uid;
-        let held = self.usage.get(&uid).map_or(0, |u| u.handles);
+        let held = self.usage.get(&(uid, uid)).map_or(0, |u| u.handles);
         if held >= self.quota.handles {
             return Err(Errno::EDQUOT);
         }
@@ -1056,7 +1059,7 @@ impl Bus {
                 release_notice: None,
             },
         );
-        Ok(self.install_handle(id, node))
+        Ok(self.install_handle(id, node, uid))
     }
 
     pub(crate) fn release_handle<H: Host>(
@@ -1092,10 +1095,10 @@ impl Bus {
         if r.refs > 0 {
             return;
         }
-        let node = r.node;
+        let (node, by) = (r.node, r.by);
         ep.handles.remove(&h);
         ep.by_node.remove(&node);
-        charge_handle(&mut self.usage, ep.creds.uid, -1);
+        charge_handle(&mut self.usage, ep.creds.uid, by, -1);
         self.holder_gone(host, node, id);
     }
 
@@ -1210,11 +1213,11 @@ impl Bus {
         for node in owned {
             self.destroy_node(host, node);
         }
-        let mut held: Vec<(HandleId, NodeId)> =
-            ep.handles.iter().map(|(&h, r)| (h, r.node)).collect();
+        let mut held: Vec<(HandleId, NodeId, u32)> =
+            ep.handles.iter().map(|(&h, r)| (h, r.node, r.by)).collect();
         held.sort_unstable();
-        for (_, node) in held {
-            charge_handle(&mut self.usage, ep.creds.uid, -1);
+        for (_, node, by) in held {
+            charge_handle(&mut self.usage, ep.creds.uid, by, -1);
             self.holder_gone(host, node, id);
         }
     }
@@ -1612,7 +1615,7 @@ impl Bus {
 
     pub(crate) fn quota_stats<H: Host>(&mut self, _: &mut H, _: ()) -> Result<QuotaStats, Errno> {
         let mut users: Vec<UserUsage> = self.usage.values().copied().collect();
-        users.sort_unstable_by_key(|u| u.uid);
+        users.sort_unstable_by_key(|u| (u.uid, u.sender_uid));
         Ok(QuotaStats {
             quota: self.quota,
             users,

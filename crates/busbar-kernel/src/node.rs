@@ -18,6 +18,8 @@ pub(crate) struct HandleRef {
     pub node: NodeId,
     /// References held (at least 1 while the entry exists).
     pub refs: u32,
+    /// The user whose send created the entry (charged for it).
+    pub by: u32,
 }
 
 /// A node.

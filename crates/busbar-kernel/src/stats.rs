@@ -62,7 +62,8 @@ pub struct BusStats {
     pub endpoint_stats: Vec<EndpointStats>,
 }
 
-/// Limits on what one receiving user may have charged to it, bus-wide.
+/// Limits on what one sending user may charge to one receiving user,
+/// bus-wide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
     /// Messages queued for the user's endpoints.
@@ -86,11 +87,15 @@ impl Default for Quota {
     }
 }
 
-/// What is charged to one user.
+/// What one sending user has charged to one receiving user ("who fills
+/// whom"). The quota applies to each such pair, so a user flooding another
+/// exhausts only its own share of that user's resources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UserUsage {
     /// The receiving user.
     pub uid: u32,
+    /// The user whose sends charged it.
+    pub sender_uid: u32,
     /// Messages queued for it.
     pub messages: u32,
     /// Their bytes.
@@ -106,6 +111,7 @@ pub struct UserUsage {
 pub struct QuotaStats {
     /// The limits, per receiving user.
     pub quota: Quota,
-    /// Every user with something charged, by uid.
+    /// Every (receiving user, sending user) pair with something charged,
+    /// by uid then sender uid.
     pub users: Vec<UserUsage>,
 }

@@ -369,6 +369,7 @@ struct_wire!(Quota {
 });
 struct_wire!(UserUsage {
     uid: u32,
+    sender_uid: u32,
     messages: u32,
     bytes: u64,
     handles: u32,

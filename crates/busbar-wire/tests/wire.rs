@@ -222,6 +222,7 @@ fn samples() -> Vec<(Request, Response)> {
                 quota: Quota::default(),
                 users: vec![UserUsage {
                     uid: 1000,
+                    sender_uid: 7,
                     messages: 2,
                     bytes: 3,
                     handles: 4,
