@@ -312,3 +312,19 @@ pub fn is_unix_socket(fd: impl AsFd) -> bool {
         && rustix::net::sockopt::socket_domain(&fd)
             .is_ok_and(|d| d == rustix::net::AddressFamily::UNIX)
 }
+
+/// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)` filled with
+/// `data`—An anonymous file to pass around (large payloads, tests).
+///
+/// # References
+/// - [`memfd_create(2)`](https://man7.org/linux/man-pages/man2/memfd_create.2.html)
+#[doc(alias = "memfd_create")]
+pub fn memfd_with(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, memfd_create};
+    let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let mut done = 0;
+    while done < data.len() {
+        done += rustix::io::write(&fd, &data[done..])?;
+    }
+    Ok(fd)
+}
