@@ -93,7 +93,9 @@ fn fds_for_an_endpoint_that_closes_unread_are_closed() {
         .unwrap();
     let m = r.recv_timeout(Some(PATIENCE)).unwrap().unwrap();
     assert_eq!(m.fds().len(), 1);
-    wait_until("the daemon to let go of the delivered fd", || daemon_memfds(d.pid()) == 0);
+    wait_until("the daemon to let go of the delivered fd", || {
+        daemon_memfds(d.pid()) == 0
+    });
 }
 
 #[test]
