@@ -59,10 +59,10 @@ impl World {
         hs.sort_unstable();
         let mut out = Vec::new();
         for _ in 0..n {
-            if let Some(&h) = hs.choose(&mut self.sim.rng) {
-                if !out.contains(&h) {
-                    out.push(h);
-                }
+            if let Some(&h) = hs.choose(&mut self.sim.rng)
+                && !out.contains(&h)
+            {
+                out.push(h);
             }
         }
         out
