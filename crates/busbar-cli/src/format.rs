@@ -1,7 +1,7 @@
 //! How messages and stats are printed: one line of text, or one JSON object
 //! per line.
 
-use busbar::{BusStats, Message};
+use busbar::{BusStats, Message, QuotaStats};
 use serde_json::{Value, json};
 
 /// Standard base64 (RFC 4648, with padding).
@@ -47,6 +47,15 @@ pub fn message_json(m: &Message) -> Value {
         Ok(s) => v["data"] = json!(s),
         Err(_) => v["data_b64"] = json!(base64(&m.data)),
     }
+    if m.destination.is_valid() {
+        v["destination"] = json!(m.destination.0);
+    }
+    if !m.handles.is_empty() {
+        v["handles"] = json!(m.handles.iter().map(|h| h.0).collect::<Vec<_>>());
+    }
+    if let Some(a) = &m.fds {
+        v["fds"] = json!(a.count);
+    }
     v
 }
 
@@ -71,11 +80,21 @@ pub fn message_line(m: &Message) -> String {
     if m.lost > 0 {
         line.push_str(&format!(" lost={}", m.lost));
     }
+    if m.destination.is_valid() {
+        line.push_str(&format!(" destination={}", m.destination));
+    }
+    if !m.handles.is_empty() {
+        let hs: Vec<String> = m.handles.iter().map(ToString::to_string).collect();
+        line.push_str(&format!(" handles=[{}]", hs.join(",")));
+    }
+    if let Some(a) = &m.fds {
+        line.push_str(&format!(" fds={}", a.count));
+    }
     line
 }
 
-/// Bus statistics as JSON.
-pub fn stats_json(s: &BusStats) -> Value {
+/// Bus statistics (with quota use) as JSON.
+pub fn stats_json(s: &BusStats, q: &QuotaStats) -> Value {
     json!({
         "bus": s.bus.0,
         "endpoints": s.endpoints,
@@ -100,12 +119,28 @@ pub fn stats_json(s: &BusStats) -> Value {
             "bindings": e.bindings,
             "only_once": e.only_once,
             "pending_send": e.pending_send.map(|id| [id.network, id.serial]),
+            "queued_bytes": e.queued_bytes,
+            "handles": e.handles,
+        })).collect::<Vec<_>>(),
+        "quota": {
+            "messages": q.quota.messages,
+            "bytes": q.quota.bytes,
+            "handles": q.quota.handles,
+            "fds": q.quota.fds,
+        },
+        "usage": q.users.iter().map(|u| json!({
+            "uid": u.uid,
+            "sender_uid": u.sender_uid,
+            "messages": u.messages,
+            "bytes": u.bytes,
+            "handles": u.handles,
+            "fds": u.fds,
         })).collect::<Vec<_>>(),
     })
 }
 
-/// Bus statistics as a table.
-pub fn stats_table(s: &BusStats) -> String {
+/// Bus statistics (with quota use) as tables.
+pub fn stats_table(s: &BusStats, q: &QuotaStats) -> String {
     let mut out = format!(
         "bus {}: {} endpoints, {} bindings ({} repliers), next serial {}, max message size {}, replier bind events {}, set aside {}\n",
         s.bus,
@@ -118,32 +153,52 @@ pub fn stats_table(s: &BusStats) -> String {
         s.set_aside
     );
     out.push_str(&format!(
-        "{:>8} {:>8} {:>6} {:>13} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8}\n",
+        "{:>8} {:>8} {:>6} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8} {:>7}\n",
         "endpoint",
         "pid",
         "uid",
         "queued/limit",
+        "bytes",
         "lost",
         "sent",
         "received",
         "outstanding",
         "owed",
-        "bindings"
+        "bindings",
+        "handles"
     ));
     for e in &s.endpoint_stats {
         out.push_str(&format!(
-            "{:>8} {:>8} {:>6} {:>13} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8}\n",
+            "{:>8} {:>8} {:>6} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8} {:>7}\n",
             e.id.0,
             e.pid,
             e.uid,
             format!("{}/{}", e.queued, e.queue_limit),
+            e.queued_bytes,
             e.lost,
             e.sent,
             e.received,
             e.outstanding_requests,
             e.owed_replies,
-            e.bindings
+            e.bindings,
+            e.handles
         ));
+    }
+    out.push_str(&format!(
+        "quota per (receiving uid, sending uid): {} messages, {} bytes, {} handles, {} fds\n",
+        q.quota.messages, q.quota.bytes, q.quota.handles, q.quota.fds
+    ));
+    if !q.users.is_empty() {
+        out.push_str(&format!(
+            "{:>8} {:>10} {:>10} {:>12} {:>8} {:>6}\n",
+            "uid", "sender_uid", "messages", "bytes", "handles", "fds"
+        ));
+        for u in &q.users {
+            out.push_str(&format!(
+                "{:>8} {:>10} {:>10} {:>12} {:>8} {:>6}\n",
+                u.uid, u.sender_uid, u.messages, u.bytes, u.handles, u.fds
+            ));
+        }
     }
     out
 }

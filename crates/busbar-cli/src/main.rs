@@ -136,7 +136,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show endpoints, bindings, queue depths and limits, counters.
+    /// Show endpoints, bindings, queue depths and limits, counters, handles, quota use.
     Stats {
         #[command(flatten)]
         target: Target,
@@ -359,10 +359,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Cmd::Stats { target, json } => {
             let bus = connect(&target)?;
             let s = bus.stats().map_err(fail("stats"))?;
+            let q = bus.quota_stats().map_err(fail("stats"))?;
             if json {
-                print_line(&format::stats_json(&s).to_string())?;
+                print_line(&format::stats_json(&s, &q).to_string())?;
             } else {
-                print!("{}", format::stats_table(&s));
+                print!("{}", format::stats_table(&s, &q));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -93,6 +93,8 @@ fn reply_call_send_listen_stats() {
     assert!(o.status.success());
     let s = &json_lines(&stdout(&o))[0];
     assert_eq!(s["bus"], 0);
+    assert_eq!(s["quota"]["messages"], 65_536);
+    assert!(s["usage"].is_array());
     assert!(s["next_serial"].as_u64().unwrap() >= 6);
     let o = d.run(&["stats"]);
     assert!(stdout(&o).contains("queued/limit"), "{}", stdout(&o));
@@ -319,4 +321,52 @@ fn help_is_complete() {
         }
     }
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn monitor_shows_handle_messages_and_notices() {
+    let d = Daemon::start("monitor-nodes", &[]);
+    let bus = d.bus();
+    let mut monitor = spawn(&d.socket, &["monitor", "--json"]);
+    wait_until("the monitor", || {
+        bus.stats()
+            .unwrap()
+            .endpoint_stats
+            .iter()
+            .any(|e| e.queue_limit == 100_000)
+    });
+    let owner = bus.open().unwrap();
+    let other = bus.open().unwrap();
+    other.bind("$.offer").unwrap();
+    let node = owner.create_node().unwrap();
+    let fd = busbar_sys::memfd_with("monitor", b"x").unwrap();
+    owner
+        .send(
+            busbar::Outgoing::announcement("$.offer", &b""[..])
+                .carrying(vec![node])
+                .with_fds(vec![fd]),
+        )
+        .unwrap();
+    let h = other.recv_timeout(Some(PATIENCE)).unwrap().unwrap().handles[0];
+    other
+        .send_to_handles(&[h], "$.to.node", &b"hi"[..])
+        .unwrap();
+    owner.destroy_nodes(&[node]).unwrap();
+    let mut lines = BufReader::new(monitor.stdout.take().unwrap()).lines();
+    let mut seen: Vec<Value> = Vec::new();
+    while seen.len() < 4 {
+        seen.push(serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap());
+    }
+    assert_eq!(seen[0]["name"], "$.offer");
+    assert_eq!(seen[0]["fds"], 1);
+    assert_eq!(seen[1]["name"], "$.to.node");
+    assert_eq!(seen[1]["data"], "hi");
+    let notices: Vec<&str> = seen[2..]
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(notices, ["$.KBUS.Node.Destroyed", "$.KBUS.Node.Destroyed"]);
+    assert!(seen[2].get("destination").is_some());
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
 }
