@@ -34,17 +34,23 @@ fn fd_count(m: &Message) -> u32 {
     m.fds.as_ref().map_or(0, |a| a.count)
 }
 
-/// Applies `f` to what `by` has charged to `uid`, forgetting an empty entry.
+/// Applies `f` to what `by` has charged to `uid`. Entries stay when they
+/// drop to zero (there are few user pairs, and a message per message would
+/// otherwise insert and remove one): `quota_stats` leaves them out.
+#[inline]
 fn with_usage(usage: &mut Usage, uid: u32, by: u32, f: impl FnOnce(&mut UserUsage)) {
-    let u = usage.entry((uid, by)).or_insert(UserUsage {
+    if let Some(u) = usage.get_mut(&(uid, by)) {
+        return f(u);
+    }
+    f(usage.entry((uid, by)).or_insert(UserUsage {
         uid,
         sender_uid: by,
         ..Default::default()
-    });
-    f(u);
-    if (u.messages, u.bytes, u.handles, u.fds) == (0, 0, 0, 0) {
-        usage.remove(&(uid, by));
-    }
+    }));
+}
+
+fn is_empty_usage(u: &UserUsage) -> bool {
+    (u.messages, u.bytes, u.handles, u.fds) == (0, 0, 0, 0)
 }
 
 /// Charges a queued message to its receiver's user, on its sender's
@@ -105,6 +111,8 @@ struct Planned {
     ep: EndpointId,
     role: Role,
     cause: Option<BindingId>,
+    /// The receiving endpoint's user (charged for the copy).
+    uid: u32,
 }
 
 /// What to do when a listener's queue is full.
@@ -151,6 +159,8 @@ pub(crate) struct Bus {
     /// The quota per receiving user, and what each user has charged.
     quota: Quota,
     usage: Usage,
+    /// Scratch for the quota check: per receiving user, messages, bytes, handles.
+    quota_scratch: Vec<(u32, u32, u64, u32)>,
     /// Endpoints with a pending send, in the order they went pending.
     pending: VecDeque<EndpointId>,
     // Scratch buffers reused by every send.
@@ -185,6 +195,7 @@ impl Bus {
             next_node: 1,
             quota: config.quota,
             usage,
+            quota_scratch: Vec::new(),
             plan: Vec::new(),
             matched: Vec::new(),
         }
@@ -624,8 +635,12 @@ impl Bus {
             return Err(Errno::EALREADY);
         }
         self.validate(&msg)?;
-        self.nodes_of(sender, &msg.to_handles)?;
-        self.nodes_of(sender, &msg.handles)?;
+        if !msg.to_handles.is_empty() {
+            self.nodes_of(sender, &msg.to_handles)?;
+        }
+        if !msg.handles.is_empty() {
+            self.nodes_of(sender, &msg.handles)?;
+        }
         msg.flags = msg
             .flags
             .without(Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY));
@@ -701,7 +716,7 @@ impl Bus {
         }
         let mut r = self.plan_send(from, msg, &mut plan);
         if r.is_ok() && !plan.is_empty() {
-            r = self.check_quota(from, msg, &plan);
+            r = self.check_quota(from, creds.uid, msg, &plan);
         }
         if reserve && let Some(s) = self.endpoints.get_mut(&from) {
             s.planned = 0;
@@ -785,6 +800,7 @@ impl Bus {
                     ep: owner,
                     role: Role::Node(node),
                     cause: None,
+                    uid: ep.creds.uid,
                 });
             }
             return Ok(());
@@ -806,6 +822,7 @@ impl Bus {
                 ep: requester,
                 role: Role::Requester,
                 cause: None,
+                uid: ep.creds.uid,
             });
         } else if msg.is_request() {
             let (bid, replier) = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
@@ -829,6 +846,7 @@ impl Bus {
                 ep: replier,
                 role: Role::Replier,
                 cause: Some(bid),
+                uid: ep.creds.uid,
             });
         }
         self.plan_listeners(&msg.name, when_full, plan)
@@ -836,26 +854,33 @@ impl Bus {
 
     /// Would the planned copies keep every receiving user within its quota?
     /// `EDQUOT` if not (the whole send fails).
-    fn check_quota(&self, from: EndpointId, msg: &Outgoing, plan: &[Planned]) -> Result<(), Errno> {
+    /// `by` is the sending user: each copy is charged on its account.
+    fn check_quota(
+        &mut self,
+        from: EndpointId,
+        by: u32,
+        msg: &Outgoing,
+        plan: &[Planned],
+    ) -> Result<(), Errno> {
         let size = (msg.name.len() + msg.data.len()) as u64;
         let fds = msg.fds.as_ref().map_or(0, |a| u64::from(a.count));
-        // Charged on the sender's account with each receiving user.
-        let by = self.ep(from)?.creds.uid;
         let carried = match self.endpoints.get(&from) {
             Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
             _ => Vec::new(),
         };
-        // Per receiving user: messages, bytes, new handles.
-        let mut add: Vec<(u32, u32, u64, u32)> = Vec::new();
+        // Per receiving user: messages, bytes, new handles (scratch reused
+        // across sends: no allocation on the hot path).
+        let mut add = mem::take(&mut self.quota_scratch);
+        add.clear();
         let mut seen: Vec<EndpointId> = Vec::new();
         for p in plan.iter().filter(|p| p.role != Role::Lost) {
-            let Some(ep) = self.endpoints.get(&p.ep) else {
-                continue;
-            };
-            let new_handles = if seen.contains(&p.ep) {
+            let new_handles = if carried.is_empty() || seen.contains(&p.ep) {
                 0
             } else {
                 seen.push(p.ep);
+                let Some(ep) = self.endpoints.get(&p.ep) else {
+                    continue;
+                };
                 let mut nodes: Vec<NodeId> = carried
                     .iter()
                     .copied()
@@ -867,7 +892,7 @@ impl Bus {
                 nodes.dedup();
                 nodes.len() as u32
             };
-            let uid = ep.creds.uid;
+            let uid = p.uid;
             match add.iter_mut().find(|a| a.0 == uid) {
                 Some(a) => {
                     a.1 += 1;
@@ -878,17 +903,15 @@ impl Bus {
             }
         }
         let q = self.quota;
-        for (uid, msgs, bytes, handles) in add {
+        let over = add.iter().any(|&(uid, msgs, bytes, handles)| {
             let u = self.usage.get(&(uid, by)).copied().unwrap_or_default();
-            if u64::from(u.messages) + u64::from(msgs) > u64::from(q.messages)
+            u64::from(u.messages) + u64::from(msgs) > u64::from(q.messages)
                 || u.bytes + bytes > q.bytes
                 || u64::from(u.handles) + u64::from(handles) > u64::from(q.handles)
                 || u64::from(u.fds) + u64::from(msgs) * fds > u64::from(q.fds)
-            {
-                return Err(Errno::EDQUOT);
-            }
-        }
-        Ok(())
+        });
+        self.quota_scratch = add;
+        if over { Err(Errno::EDQUOT) } else { Ok(()) }
     }
 
     /// Plans a copy for every listener binding matching `name` ("only once"
@@ -925,6 +948,7 @@ impl Bus {
                 ep: target,
                 role,
                 cause: Some(bid),
+                uid: ep.creds.uid,
             });
             if r.is_err() {
                 break;
@@ -1614,7 +1638,12 @@ impl Bus {
     }
 
     pub(crate) fn quota_stats<H: Host>(&mut self, _: &mut H, _: ()) -> Result<QuotaStats, Errno> {
-        let mut users: Vec<UserUsage> = self.usage.values().copied().collect();
+        let mut users: Vec<UserUsage> = self
+            .usage
+            .values()
+            .copied()
+            .filter(|u| !is_empty_usage(u))
+            .collect();
         users.sort_unstable_by_key(|u| (u.uid, u.sender_uid));
         Ok(QuotaStats {
             quota: self.quota,
