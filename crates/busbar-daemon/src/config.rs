@@ -46,6 +46,10 @@ impl DaemonConfig {
     /// max_connections = 4096
     /// socket_mode = "0660"         # octal permission bits of the socket
     /// socket_group = "busbar"      # group name or number
+    /// quota_messages = 65536       # per (receiving user, sending user)
+    /// quota_bytes = 268435456
+    /// quota_handles = 65536
+    /// quota_fds = 4096
     /// ```
     pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path)
@@ -73,6 +77,11 @@ impl DaemonConfig {
             }
             self.max_connections = n;
         }
+        let q = &mut self.kernel.quota;
+        q.messages = f.quota_messages.unwrap_or(q.messages);
+        q.bytes = f.quota_bytes.unwrap_or(q.bytes);
+        q.handles = f.quota_handles.unwrap_or(q.handles);
+        q.fds = f.quota_fds.unwrap_or(q.fds);
         if let Some(m) = f.socket_mode {
             self.socket_mode = u32::from_str_radix(m.trim_start_matches("0o"), 8)
                 .ok()
@@ -102,6 +111,10 @@ struct ConfigFile {
     max_connections: Option<usize>,
     socket_mode: Option<String>,
     socket_group: Option<String>,
+    quota_messages: Option<u32>,
+    quota_bytes: Option<u64>,
+    quota_handles: Option<u32>,
+    quota_fds: Option<u32>,
 }
 
 #[cfg(test)]
@@ -111,8 +124,10 @@ mod tests {
     #[test]
     fn file_applies_and_unknown_keys_are_rejected() {
         let mut c = DaemonConfig::new("/x".into());
-        c.apply_toml("buses = 3\ndefault_queue_limit = 7\nsocket_mode = \"0660\"\nsocket_group = \"0\"\nmax_connections = 9")
+        c.apply_toml("buses = 3\ndefault_queue_limit = 7\nsocket_mode = \"0660\"\nsocket_group = \"0\"\nmax_connections = 9\nquota_messages = 5\nquota_fds = 2")
             .unwrap();
+        assert_eq!((c.kernel.quota.messages, c.kernel.quota.fds), (5, 2));
+        assert_eq!(c.kernel.quota.handles, busbar_kernel::Quota::default().handles);
         assert_eq!(c.kernel.buses, 3);
         assert_eq!(c.kernel.default_queue_limit, 7);
         assert_eq!(c.socket_mode, 0o660);
