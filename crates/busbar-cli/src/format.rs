@@ -121,6 +121,7 @@ pub fn stats_json(s: &BusStats, q: &QuotaStats) -> Value {
             "pending_send": e.pending_send.map(|id| [id.network, id.serial]),
             "queued_bytes": e.queued_bytes,
             "handles": e.handles,
+            "nodes": e.nodes,
         })).collect::<Vec<_>>(),
         "quota": {
             "messages": q.quota.messages,
@@ -153,7 +154,7 @@ pub fn stats_table(s: &BusStats, q: &QuotaStats) -> String {
         s.set_aside
     );
     out.push_str(&format!(
-        "{:>8} {:>8} {:>6} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8} {:>7}\n",
+        "{:>8} {:>8} {:>6} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8} {:>7} {:>5}\n",
         "endpoint",
         "pid",
         "uid",
@@ -165,11 +166,12 @@ pub fn stats_table(s: &BusStats, q: &QuotaStats) -> String {
         "outstanding",
         "owed",
         "bindings",
-        "handles"
+        "handles",
+        "nodes"
     ));
     for e in &s.endpoint_stats {
         out.push_str(&format!(
-            "{:>8} {:>8} {:>6} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8} {:>7}\n",
+            "{:>8} {:>8} {:>6} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11} {:>5} {:>8} {:>7} {:>5}\n",
             e.id.0,
             e.pid,
             e.uid,
@@ -181,7 +183,8 @@ pub fn stats_table(s: &BusStats, q: &QuotaStats) -> String {
             e.outstanding_requests,
             e.owed_replies,
             e.bindings,
-            e.handles
+            e.handles,
+            e.nodes
         ));
     }
     out.push_str(&format!(

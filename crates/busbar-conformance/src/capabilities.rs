@@ -26,6 +26,10 @@ pub fn create_carry_and_send(make: &dyn Fn() -> Bus) {
     let n1 = owner.create_node().unwrap();
     let n2 = owner.create_node().unwrap();
     assert_eq!((n1, n2), (HandleId(1), HandleId(2)));
+    assert_eq!(
+        (owner.stats().unwrap().nodes, owner.stats().unwrap().handles),
+        (2, 2)
+    );
     let h = give(&owner, n2, &other, "$.offer");
     assert_eq!(h, HandleId(1), "handle ids are local to their holder");
     let id = other

@@ -127,7 +127,10 @@ mod tests {
         c.apply_toml("buses = 3\ndefault_queue_limit = 7\nsocket_mode = \"0660\"\nsocket_group = \"0\"\nmax_connections = 9\nquota_messages = 5\nquota_fds = 2")
             .unwrap();
         assert_eq!((c.kernel.quota.messages, c.kernel.quota.fds), (5, 2));
-        assert_eq!(c.kernel.quota.handles, busbar_kernel::Quota::default().handles);
+        assert_eq!(
+            c.kernel.quota.handles,
+            busbar_kernel::Quota::default().handles
+        );
         assert_eq!(c.kernel.buses, 3);
         assert_eq!(c.kernel.default_queue_limit, 7);
         assert_eq!(c.socket_mode, 0o660);

@@ -1688,6 +1688,11 @@ impl Bus {
             pending_send: ep.pending_id(),
             queued_bytes: ep.queued_bytes,
             handles: ep.handles.len() as u32,
+            nodes: ep
+                .by_node
+                .keys()
+                .filter(|n| self.nodes.get(n).is_some_and(|n| n.live && n.owner == id))
+                .count() as u32,
         })
     }
 

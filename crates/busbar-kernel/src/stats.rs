@@ -37,6 +37,8 @@ pub struct EndpointStats {
     pub queued_bytes: u64,
     /// Handles held.
     pub handles: u32,
+    /// Live nodes owned.
+    pub nodes: u32,
 }
 
 /// Counters of one bus, with every endpoint's.

@@ -360,6 +360,7 @@ struct_wire!(EndpointStats {
     pending_send: Option<MessageId>,
     queued_bytes: u64,
     handles: u32,
+    nodes: u32,
 });
 struct_wire!(Quota {
     messages: u32,

@@ -99,6 +99,7 @@ fn endpoint_stats() -> EndpointStats {
         }),
         queued_bytes: 14,
         handles: 15,
+        nodes: 16,
     }
 }
 
