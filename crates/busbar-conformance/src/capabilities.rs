@@ -344,8 +344,11 @@ pub fn fds(make: &dyn Fn() -> Bus) {
         Outgoing::announcement("$.fd", &b""[..]).with_fds(vec![file_with("one"), file_with("two")]),
     )
     .unwrap();
-    for e in [&a, &b] {
-        let m = next(e);
+    let (ma, mb) = (next(&a), next(&b));
+    // Each receiver has its own fds.
+    use std::os::fd::AsRawFd;
+    assert_ne!(ma.fds()[0].as_raw_fd(), mb.fds()[0].as_raw_fd());
+    for m in [ma, mb] {
         assert_eq!(m.fds().len(), 2);
         assert_eq!(
             (read_fd(&m.fds()[0]), read_fd(&m.fds()[1])),

@@ -421,8 +421,8 @@ impl Message {
         Arc::make_mut(&mut self.header).fds = fds;
     }
 
-    /// The file descriptors the message carried (shared by every copy in
-    /// this process: `try_clone` one to keep it beyond the message).
+    /// The file descriptors the message carried: this receiver's own
+    /// (closed when the message is dropped; `try_clone` one to keep it).
     pub fn fds(&self) -> &[std::os::fd::OwnedFd] {
         self.header
             .fds

@@ -220,9 +220,11 @@ impl Link for LocalLink {
     }
 
     fn call(&self, request: Request) -> Result<Response, Errno> {
-        self.kernel
+        let r = self
+            .kernel
             .lock()
-            .dispatch(self.bus, self.endpoint, request)
+            .dispatch(self.bus, self.endpoint, request)?;
+        own_fds(r)
     }
 
     fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
@@ -306,6 +308,31 @@ impl Link for LocalLink {
         self.signal.poke();
         r.map(|_| ())
     }
+}
+
+/// Gives the receiver its own copies of the fds in the messages it took
+/// (every copy of a message shares one attachment inside the kernel), so a
+/// receiver closing its fds affects nobody else. `EIO` if the process is out
+/// of fds.
+fn own_fds(mut r: Response) -> Result<Response, Errno> {
+    let msgs: Vec<&mut Message> = match &mut r {
+        Response::Recv(Some(m)) | Response::TakeReply(Some(m)) => vec![m],
+        Response::RecvBatch(v) => v.iter_mut().collect(),
+        _ => return Ok(r),
+    };
+    for m in msgs {
+        if m.fds().is_empty() {
+            continue;
+        }
+        let own = m
+            .fds()
+            .iter()
+            .map(|fd| fd.try_clone())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Errno::EIO)?;
+        m.set_fds(Some(busbar_kernel::Attachment::from_fds(own)));
+    }
+    Ok(r)
 }
 
 impl Drop for LocalLink {
