@@ -1141,28 +1141,36 @@ impl Bus {
             return;
         }
         let owner = n.owner;
-        let Some(dest) = self
-            .endpoints
-            .get(&owner)
-            .and_then(|o| o.by_node.get(&node))
-            .copied()
-        else {
-            return;
-        };
+        let notice = self.node_notice(host, synthetic::NODE_RELEASED, node, owner, EndpointId::BUS);
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.release_notice = notice;
+        }
+    }
+
+    /// Queues a node notice (`name`) for `to`, naming its handle to `node`
+    /// (if it still has one); returns the notice's id.
+    fn node_notice<H: Host>(
+        &mut self,
+        host: &mut H,
+        name: &'static str,
+        node: NodeId,
+        to: EndpointId,
+        from: EndpointId,
+    ) -> Option<MessageId> {
+        let dest = self.endpoints.get(&to)?.by_node.get(&node).copied()?;
         let mut msg = self.synthetic(
-            synthetic::NODE_RELEASED,
+            name,
             Bytes::new(),
             Flags::empty(),
             MessageId::NONE,
-            owner,
-            EndpointId::BUS,
+            to,
+            from,
         );
         msg.destination = dest;
-        if let Some(n) = self.nodes.get_mut(&node) {
-            n.release_notice = Some(msg.id);
-        }
+        let id = msg.id;
         self.copy_to_monitors(host, &msg);
-        self.push(host, owner, msg, None, false);
+        self.push(host, to, msg, None, false);
+        Some(id)
     }
 
     pub(crate) fn destroy_nodes<H: Host>(
@@ -1203,25 +1211,7 @@ impl Bus {
         let owner = n.owner;
         let holders = n.holders.clone();
         for holder in holders {
-            let Some(dest) = self
-                .endpoints
-                .get(&holder)
-                .and_then(|e| e.by_node.get(&node))
-                .copied()
-            else {
-                continue;
-            };
-            let mut msg = self.synthetic(
-                synthetic::NODE_DESTROYED,
-                Bytes::new(),
-                Flags::empty(),
-                MessageId::NONE,
-                holder,
-                owner,
-            );
-            msg.destination = dest;
-            self.copy_to_monitors(host, &msg);
-            self.push(host, holder, msg, None, false);
+            self.node_notice(host, synthetic::NODE_DESTROYED, node, holder, owner);
         }
     }
 
