@@ -448,6 +448,40 @@ impl RemoteLink {
     }
 }
 
+impl RemoteLink {
+    /// In one write: a quiet send (answered only if it fails) and then
+    /// `then`, waiting until `deadline`. Returns the send's outcome and
+    /// `then`'s result.
+    fn quiet_send_then(
+        &self,
+        message: Outgoing,
+        then: Request,
+        then_flags: u16,
+        deadline: Option<Instant>,
+    ) -> Result<(Result<(), Errno>, Result<Response, Errno>), Errno> {
+        let send = Request::Send(SendArgs {
+            message,
+            deadline: None,
+        });
+        let wait = deadline
+            .is_none_or(|d| d > Instant::now())
+            .then_some(deadline);
+        let mut rs = self.conn.call_many(
+            self.bus,
+            self.endpoint,
+            &[(&send, None, FLAG_QUIET), (&then, wait, then_flags)],
+        )?;
+        let (next, flags) = rs.pop().flatten().ok_or(Errno::EPROTO)?;
+        let sent = match rs.pop().flatten() {
+            None => Ok(()),
+            Some((Err(e), _)) => Err(e),
+            Some((Ok(_), _)) => return Err(Errno::EPROTO),
+        };
+        self.learn(flags);
+        Ok((sent, next))
+    }
+}
+
 impl Link for RemoteLink {
     fn endpoint(&self) -> EndpointId {
         self.endpoint
@@ -470,26 +504,7 @@ impl Link for RemoteLink {
         then: Request,
         deadline: Option<Instant>,
     ) -> Result<(Result<(), Errno>, Response), Errno> {
-        // One write: a quiet send (answered only if it fails) and the wait.
-        let send = Request::Send(SendArgs {
-            message,
-            deadline: None,
-        });
-        let wait = deadline
-            .is_none_or(|d| d > Instant::now())
-            .then_some(deadline);
-        let mut rs = self.conn.call_many(
-            self.bus,
-            self.endpoint,
-            &[(&send, None, FLAG_QUIET), (&then, wait, 0)],
-        )?;
-        let (next, flags) = rs.pop().flatten().ok_or(Errno::EPROTO)?;
-        let sent = match rs.pop().flatten() {
-            None => Ok(()),
-            Some((Err(e), _)) => Err(e),
-            Some((Ok(_), _)) => return Err(Errno::EPROTO),
-        };
-        self.learn(flags);
+        let (sent, next) = self.quiet_send_then(message, then, 0, deadline)?;
         Ok((sent, next?))
     }
 
@@ -498,28 +513,11 @@ impl Link for RemoteLink {
         request: Outgoing,
         deadline: Option<Instant>,
     ) -> Result<Message, Errno> {
-        // One write: the request, then "wait for the reply to the request
-        // just sent" (TakeReply of id {0,0}), which the daemon parks.
-        let send = Request::Send(SendArgs {
-            message: request,
-            deadline: None,
-        });
+        // The request, then "wait for the reply to the request just sent"
+        // (TakeReply of id {0,0} with LAST_REQUEST), which the daemon parks.
         let take = Request::TakeReply(MessageId::NONE);
-        let wait = deadline
-            .is_none_or(|d| d > Instant::now())
-            .then_some(deadline);
-        let mut rs = self.conn.call_many(
-            self.bus,
-            self.endpoint,
-            &[(&send, None, FLAG_QUIET), (&take, wait, FLAG_LAST_REQUEST)],
-        )?;
-        let (taken, flags) = rs.pop().flatten().ok_or(Errno::EPROTO)?;
-        // The quiet send answered only if it failed.
-        if let Some((sent, _)) = rs.pop().flatten() {
-            sent?;
-            return Err(Errno::EPROTO);
-        }
-        self.learn(flags);
+        let (sent, taken) = self.quiet_send_then(request, take, FLAG_LAST_REQUEST, deadline)?;
+        sent?;
         match taken? {
             Response::TakeReply(Some(m)) => Ok(m),
             Response::TakeReply(None) => Err(Errno::ETIMEDOUT),
