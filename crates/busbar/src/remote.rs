@@ -451,14 +451,14 @@ impl RemoteLink {
 impl RemoteLink {
     /// In one write: a quiet send (answered only if it fails) and then
     /// `then`, waiting until `deadline`. Returns the send's outcome and
-    /// `then`'s result.
+    /// `then`'s answer.
     fn quiet_send_then(
         &self,
         message: Outgoing,
         then: Request,
         then_flags: u16,
         deadline: Option<Instant>,
-    ) -> Result<(Result<(), Errno>, Result<Response, Errno>), Errno> {
+    ) -> Result<(Result<(), Errno>, Answer), Errno> {
         let send = Request::Send(SendArgs {
             message,
             deadline: None,
@@ -478,7 +478,7 @@ impl RemoteLink {
             Some((Ok(_), _)) => return Err(Errno::EPROTO),
         };
         self.learn(flags);
-        Ok((sent, next))
+        Ok((sent, (next, flags)))
     }
 }
 
@@ -504,7 +504,7 @@ impl Link for RemoteLink {
         then: Request,
         deadline: Option<Instant>,
     ) -> Result<(Result<(), Errno>, Response), Errno> {
-        let (sent, next) = self.quiet_send_then(message, then, 0, deadline)?;
+        let (sent, (next, _)) = self.quiet_send_then(message, then, 0, deadline)?;
         Ok((sent, next?))
     }
 
@@ -516,7 +516,8 @@ impl Link for RemoteLink {
         // The request, then "wait for the reply to the request just sent"
         // (TakeReply of id {0,0} with LAST_REQUEST), which the daemon parks.
         let take = Request::TakeReply(MessageId::NONE);
-        let (sent, taken) = self.quiet_send_then(request, take, FLAG_LAST_REQUEST, deadline)?;
+        let (sent, (taken, _)) =
+            self.quiet_send_then(request, take, FLAG_LAST_REQUEST, deadline)?;
         sent?;
         match taken? {
             Response::TakeReply(Some(m)) => Ok(m),
