@@ -787,21 +787,7 @@ impl Bus {
                 let Some(ep) = self.endpoints.get_mut(&owner) else {
                     continue;
                 };
-                if !ep.has_room() {
-                    return Err(if msg.flags.contains(Flags::ALL_OR_WAIT) {
-                        Errno::EAGAIN
-                    } else {
-                        Errno::EBUSY
-                    });
-                }
-                ep.planned += 1;
-                ep.copies += 1;
-                plan.push(Planned {
-                    ep: owner,
-                    role: Role::Node(node),
-                    cause: None,
-                    uid: ep.creds.uid,
-                });
+                plan_required(plan, ep, owner, Role::Node(node), None, msg.flags)?;
             }
             return Ok(());
         }
@@ -833,21 +819,7 @@ impl Bus {
                 .endpoints
                 .get_mut(&replier)
                 .expect("bound endpoints exist");
-            if !ep.has_room() {
-                return Err(if msg.flags.contains(Flags::ALL_OR_WAIT) {
-                    Errno::EAGAIN
-                } else {
-                    Errno::EBUSY
-                });
-            }
-            ep.planned += 1;
-            ep.copies += 1;
-            plan.push(Planned {
-                ep: replier,
-                role: Role::Replier,
-                cause: Some(bid),
-                uid: ep.creds.uid,
-            });
+            plan_required(plan, ep, replier, Role::Replier, Some(bid), msg.flags)?;
         }
         self.plan_listeners(&msg.name, when_full, plan)
     }
@@ -1701,6 +1673,35 @@ impl Bus {
             endpoint_stats: ids.into_iter().filter_map(|id| self.stats_of(id)).collect(),
         })
     }
+}
+
+/// Plans a copy that must be delivered (a replier's, a node owner's): a
+/// full queue fails the whole send, `EAGAIN` (pending) with `ALL_OR_WAIT`,
+/// `EBUSY` otherwise.
+fn plan_required(
+    plan: &mut Vec<Planned>,
+    ep: &mut Endpoint,
+    id: EndpointId,
+    role: Role,
+    cause: Option<BindingId>,
+    flags: Flags,
+) -> Result<(), Errno> {
+    if !ep.has_room() {
+        return Err(if flags.contains(Flags::ALL_OR_WAIT) {
+            Errno::EAGAIN
+        } else {
+            Errno::EBUSY
+        });
+    }
+    ep.planned += 1;
+    ep.copies += 1;
+    plan.push(Planned {
+        ep: id,
+        role,
+        cause,
+        uid: ep.creds.uid,
+    });
+    Ok(())
 }
 
 /// Queues `msg` on `ep` (front if urgent), attaching its unreported losses,
