@@ -314,3 +314,37 @@ fn a_thousand_concurrent_connections() {
     let bus: Bus = d.bus();
     assert_eq!(bus.stats().unwrap().endpoints, 0);
 }
+
+/// SPEC §6 scale: 10,000 connected endpoints on one daemon, each reached by
+/// one announcement.
+#[test]
+fn ten_thousand_connected_endpoints() {
+    const N: usize = 10_000;
+    let limit = busbar_sys::raise_fd_limit().unwrap();
+    if limit < N as u64 + 1000 {
+        eprintln!("SKIPPED: open-file limit {limit} is too low for {N} connections");
+        return;
+    }
+    let dir = temp_dir("tenk");
+    let cfg = dir.join("busbar.toml");
+    std::fs::write(&cfg, "max_connections = 20000\n").unwrap();
+    let d = Daemon::start_at(
+        dir.clone(),
+        dir.join("bus.sock"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let bus = d.bus();
+    let eps: Vec<_> = (0..N).map(|_| bus.open().unwrap()).collect();
+    for e in &eps {
+        e.bind("$.all").unwrap();
+    }
+    let st = bus.stats().unwrap();
+    assert_eq!((st.endpoints as usize, st.bindings as usize), (N, N));
+    let sender = bus.open().unwrap();
+    sender.announce("$.all", "hello, ten thousand").unwrap();
+    for e in &eps {
+        let m = e.recv_timeout(Some(PATIENCE)).unwrap().unwrap();
+        assert_eq!(&m.data[..], b"hello, ten thousand");
+    }
+    still_serves(&d);
+}

@@ -47,13 +47,13 @@ fn io_errno(e: &io::Error) -> Errno {
 /// Writes all of `buf`, the fds riding on its first bytes (at most
 /// `SCM_MAX_FD` per byte-carrying write).
 fn send_all_with_fds(
-    stream: &mut UnixStream,
+    mut stream: &UnixStream,
     buf: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
     let (mut pos, mut done) = (0, 0);
     while done < fds.len() {
-        let (n, sent) = busbar_sys::send_with_fds(&*stream, &buf[pos..], &fds[done..])?;
+        let (n, sent) = busbar_sys::send_with_fds(stream, &buf[pos..], &fds[done..])?;
         pos += n;
         done += sent;
     }
@@ -75,15 +75,15 @@ type Answer = (Result<Response, Errno>, u16);
 struct Conn {
     state: Mutex<ConnState>,
     cond: Condvar,
-    /// The socket, for reading without the lock.
-    read_side: UnixStream,
+    /// The socket. Written only under the state lock (whole requests);
+    /// read by whichever caller is the reader, without the lock.
+    socket: UnixStream,
     /// The reader's buffer (only the current reader touches it).
     read_buf: Mutex<Vec<u8>>,
 }
 
 #[derive(Debug)]
 struct ConnState {
-    stream: UnixStream,
     reader: FrameReader,
     out: Vec<u8>,
     seq: u32,
@@ -107,10 +107,10 @@ impl ConnState {
     }
 
     /// Reads and files whatever has arrived, without blocking.
-    fn drain_nonblocking(&mut self) {
+    fn drain_nonblocking(&mut self, stream: &UnixStream) {
         let mut buf = [0u8; 4096];
         let mut fds = Vec::new();
-        while let Ok(n) = busbar_sys::recv_with_fds(&self.stream, &mut buf, &mut fds, true) {
+        while let Ok(n) = busbar_sys::recv_with_fds(stream, &mut buf, &mut fds, true) {
             if n == 0 {
                 break;
             }
@@ -201,10 +201,9 @@ impl Conn {
         if w.version != VERSION {
             return Err(Errno::EOPNOTSUPP);
         }
-        let read_side = stream.try_clone().map_err(|_| Errno::EIO)?;
+
         Ok(Self {
             state: Mutex::new(ConnState {
-                stream,
                 reader,
                 out,
                 seq: 0,
@@ -216,7 +215,7 @@ impl Conn {
                 fds_in: VecDeque::new(),
             }),
             cond: Condvar::new(),
-            read_side,
+            socket: stream,
             read_buf: Mutex::new(vec![0; 64 * 1024]),
         })
     }
@@ -296,7 +295,7 @@ impl Conn {
                 .collect());
         }
         let w = if fds.is_empty() {
-            st.stream.write_all(&out)
+            (&self.socket).write_all(&out)
         } else {
             let borrowed: Vec<BorrowedFd<'_>> = fds
                 .iter()
@@ -304,12 +303,12 @@ impl Conn {
                 .flatten()
                 .map(AsFd::as_fd)
                 .collect();
-            send_all_with_fds(&mut st.stream, &out, &borrowed)
+            send_all_with_fds(&self.socket, &out, &borrowed)
         };
         st.out = out;
         if w.is_err() {
             // The daemon may have said why before closing (ESHUTDOWN).
-            st.drain_nonblocking();
+            st.drain_nonblocking(&self.socket);
             return Err(st.die(Errno::ECONNRESET));
         }
         // The last request's response comes after every earlier one's
@@ -342,7 +341,7 @@ impl Conn {
             let mut buf = self.read_buf.lock().unwrap_or_else(|e| e.into_inner());
             let mut fds = Vec::new();
             let got = loop {
-                match busbar_sys::recv_with_fds(&self.read_side, &mut buf, &mut fds, false) {
+                match busbar_sys::recv_with_fds(&self.socket, &mut buf, &mut fds, false) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     other => break other,
                 }
@@ -365,7 +364,7 @@ impl Conn {
     }
 
     fn shutdown(&self) {
-        let _ = self.read_side.shutdown(std::net::Shutdown::Both);
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -538,7 +537,7 @@ impl Link for RemoteLink {
                     write: false,
                 };
                 epoll
-                    .add(&self.conn.read_side, 0, read)
+                    .add(&self.conn.socket, 0, read)
                     .map_err(|_| Errno::EIO)?;
                 epoll.add(&level, 1, read).map_err(|_| Errno::EIO)?;
                 if self.readable.load(Ordering::SeqCst) {
