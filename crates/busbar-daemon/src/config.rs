@@ -29,6 +29,8 @@ impl DaemonConfig {
             socket,
             kernel: KernelConfig {
                 max_buses: 1024,
+                // Several users share a daemon: account by default.
+                quota: busbar_kernel::Quota::default(),
                 ..KernelConfig::default()
             },
             max_connections: 4096,

@@ -22,7 +22,14 @@ use crate::{
 };
 
 /// What each receiving user has charged, by uid.
-type Usage = HashMap<(u32, u32), UserUsage, Hasher>;
+/// What each (receiving user, sending user) pair has charged. Kept only
+/// while a quota is set (`on`): with the unlimited quota the hot path does
+/// no accounting at all, and setting a quota recounts from the queues.
+#[derive(Debug)]
+struct Usage {
+    on: bool,
+    map: HashMap<(u32, u32), UserUsage, Hasher>,
+}
 
 /// Bytes a message is charged for.
 fn size_of_message(m: &Message) -> u64 {
@@ -39,10 +46,13 @@ fn fd_count(m: &Message) -> u32 {
 /// otherwise insert and remove one): `quota_stats` leaves them out.
 #[inline]
 fn with_usage(usage: &mut Usage, uid: u32, by: u32, f: impl FnOnce(&mut UserUsage)) {
-    if let Some(u) = usage.get_mut(&(uid, by)) {
+    if !usage.on {
+        return;
+    }
+    if let Some(u) = usage.map.get_mut(&(uid, by)) {
         return f(u);
     }
-    f(usage.entry((uid, by)).or_insert(UserUsage {
+    f(usage.map.entry((uid, by)).or_insert(UserUsage {
         uid,
         sender_uid: by,
         ..Default::default()
@@ -175,7 +185,10 @@ fn bus_creds() -> Credentials {
 impl Bus {
     pub(crate) fn new(id: BusId, config: BusConfig, hasher: Hasher) -> Self {
         let nodes = HashMap::with_hasher(hasher.clone());
-        let usage = HashMap::with_hasher(hasher.clone());
+        let usage = Usage {
+            on: config.quota != Quota::UNLIMITED,
+            map: HashMap::with_hasher(hasher.clone()),
+        };
         Self {
             id,
             index: BindingIndex::new(&hasher),
@@ -715,7 +728,7 @@ impl Bus {
             s.planned += 1;
         }
         let mut r = self.plan_send(from, msg, &mut plan);
-        if r.is_ok() && !plan.is_empty() {
+        if r.is_ok() && !plan.is_empty() && self.usage.on {
             r = self.check_quota(from, creds.uid, msg, &plan);
         }
         if reserve && let Some(s) = self.endpoints.get_mut(&from) {
@@ -876,7 +889,7 @@ impl Bus {
         }
         let q = self.quota;
         let over = add.iter().any(|&(uid, msgs, bytes, handles)| {
-            let u = self.usage.get(&(uid, by)).copied().unwrap_or_default();
+            let u = self.usage.map.get(&(uid, by)).copied().unwrap_or_default();
             u64::from(u.messages) + u64::from(msgs) > u64::from(q.messages)
                 || u.bytes + bytes > q.bytes
                 || u64::from(u.handles) + u64::from(handles) > u64::from(q.handles)
@@ -1040,7 +1053,7 @@ impl Bus {
         _: (),
     ) -> Result<HandleId, Errno> {
         let uid = self.ep(id)?.creds.uid;
-        let held = self.usage.get(&(uid, uid)).map_or(0, |u| u.handles);
+        let held = self.usage.map.get(&(uid, uid)).map_or(0, |u| u.handles);
         if held >= self.quota.handles {
             return Err(Errno::EDQUOT);
         }
@@ -1596,12 +1609,45 @@ impl Bus {
     }
 
     pub(crate) fn set_quota<H: Host>(&mut self, _: &mut H, quota: Quota) -> Result<Quota, Errno> {
+        let on = quota != Quota::UNLIMITED;
+        if on && !self.usage.on {
+            self.recount_usage();
+        }
+        self.usage.on = on;
+        if !on {
+            self.usage.map.clear();
+        }
         Ok(mem::replace(&mut self.quota, quota))
+    }
+
+    /// Rebuilds every user pair's charges from the queues and handle tables
+    /// (when a quota is switched on after running without one).
+    fn recount_usage(&mut self) {
+        let mut u = Usage {
+            on: true,
+            map: HashMap::with_hasher(self.hasher.clone()),
+        };
+        for ep in self.endpoints.values() {
+            let uid = ep.creds.uid;
+            for q in ep.queue.iter().filter(|q| !q.msg.is_synthetic()) {
+                let (size, fds) = (size_of_message(&q.msg), fd_count(&q.msg));
+                with_usage(&mut u, uid, q.msg.creds.uid, |x| {
+                    x.messages += 1;
+                    x.bytes += size;
+                    x.fds += fds;
+                });
+            }
+            for r in ep.handles.values() {
+                with_usage(&mut u, uid, r.by, |x| x.handles += 1);
+            }
+        }
+        self.usage = u;
     }
 
     pub(crate) fn quota_stats<H: Host>(&mut self, _: &mut H, _: ()) -> Result<QuotaStats, Errno> {
         let mut users: Vec<UserUsage> = self
             .usage
+            .map
             .values()
             .copied()
             .filter(|u| !is_empty_usage(u))

@@ -18,7 +18,9 @@ pub struct KernelConfig {
     pub set_aside_limit: usize,
     /// The most buses a kernel will hold.
     pub max_buses: u32,
-    /// Each new bus's quota per receiving user.
+    /// Each new bus's quota per (receiving user, sending user) pair.
+    /// Default [`crate::Quota::UNLIMITED`]: no accounting (one user in
+    /// process); the daemon sets [`crate::Quota::default`].
     pub quota: crate::Quota,
 }
 
@@ -31,7 +33,7 @@ impl Default for KernelConfig {
             absolute_max_message_size: 64 << 20,
             set_aside_limit: 1000,
             max_buses: 256,
-            quota: crate::Quota::default(),
+            quota: crate::Quota::UNLIMITED,
         }
     }
 }

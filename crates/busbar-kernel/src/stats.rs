@@ -78,6 +78,17 @@ pub struct Quota {
     pub fds: u32,
 }
 
+impl Quota {
+    /// No limits: the bus does no quota accounting at all (the default of
+    /// an in-process kernel, where there is one user).
+    pub const UNLIMITED: Quota = Quota {
+        messages: u32::MAX,
+        bytes: u64::MAX,
+        handles: u32::MAX,
+        fds: u32::MAX,
+    };
+}
+
 impl Default for Quota {
     fn default() -> Self {
         Self {

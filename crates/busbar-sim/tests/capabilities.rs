@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use busbar_kernel::{
-    BindArgs, BusId, EndpointId, Errno, HandleId, KernelConfig, Operations, Outgoing, SendArgs,
-    synthetic,
+    BindArgs, BusId, EndpointId, Errno, HandleId, KernelConfig, Operations, Outgoing, Quota,
+    SendArgs, synthetic,
 };
 use busbar_sim::{Sim, run_seeds};
 use rand::Rng;
@@ -230,7 +230,12 @@ impl World {
 }
 
 fn scenario(seed: u64) {
-    let mut sim = Sim::new(seed, KernelConfig::default());
+    // A finite quota, so accounting runs (and must end at zero).
+    let config = KernelConfig {
+        quota: Quota::default(),
+        ..KernelConfig::default()
+    };
+    let mut sim = Sim::new(seed, config);
     let bus = BusId(0);
     let mut eps = Vec::new();
     let mut handles = HashMap::new();

@@ -315,24 +315,30 @@ impl Link for LocalLink {
 /// receiver closing its fds affects nobody else. `EIO` if the process is out
 /// of fds.
 fn own_fds(mut r: Response) -> Result<Response, Errno> {
-    let msgs: Vec<&mut Message> = match &mut r {
-        Response::Recv(Some(m)) | Response::TakeReply(Some(m)) => vec![m],
-        Response::RecvBatch(v) => v.iter_mut().collect(),
-        _ => return Ok(r),
-    };
-    for m in msgs {
-        if m.fds().is_empty() {
-            continue;
+    match &mut r {
+        Response::Recv(Some(m)) | Response::TakeReply(Some(m)) => own_fds_of(m)?,
+        Response::RecvBatch(v) => {
+            for m in v {
+                own_fds_of(m)?;
+            }
         }
-        let own = m
-            .fds()
-            .iter()
-            .map(|fd| fd.try_clone())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Errno::EIO)?;
-        m.set_fds(Some(busbar_kernel::Attachment::from_fds(own)));
+        _ => {}
     }
     Ok(r)
+}
+
+fn own_fds_of(m: &mut Message) -> Result<(), Errno> {
+    if m.fds().is_empty() {
+        return Ok(());
+    }
+    let own = m
+        .fds()
+        .iter()
+        .map(|fd| fd.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Errno::EIO)?;
+    m.set_fds(Some(busbar_kernel::Attachment::from_fds(own)));
+    Ok(())
 }
 
 impl Drop for LocalLink {
