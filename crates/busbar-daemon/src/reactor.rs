@@ -151,14 +151,16 @@ fn claim_fds(request: &mut Request, fds_in: &mut VecDeque<OwnedFd>) -> Result<bo
     };
     let mut ok = true;
     for out in outs {
-        let Some(att) = &out.fds else { continue };
+        let Some(att) = out.attached_fds() else {
+            continue;
+        };
         let n = att.count as usize;
         if fds_in.len() < n {
             return Err(WireError::Invalid("frame names more fds than came with it"));
         }
         let fds: Vec<OwnedFd> = fds_in.drain(..n).collect();
         ok &= !fds.iter().any(busbar_sys::is_unix_socket);
-        out.fds = Some(Attachment::from_fds(fds));
+        out.set_attached_fds(Some(Attachment::from_fds(fds)));
     }
     Ok(ok)
 }

@@ -604,18 +604,17 @@ impl Bus {
             return Err(Errno::EMSGSIZE);
         }
         if msg
-            .fds
-            .as_ref()
+            .attached_fds()
             .is_some_and(|a| a.count > crate::MAX_FDS_PER_MESSAGE)
         {
             return Err(Errno::ETOOMANYREFS);
         }
-        if !msg.to_handles.is_empty() {
+        if !msg.destinations().is_empty() {
             // A message to nodes is a one-way multicast, not a request or reply.
             if msg.is_request() || msg.is_reply() {
                 return Err(Errno::EINVAL);
             }
-            let mut seen = msg.to_handles.clone();
+            let mut seen = msg.destinations().to_vec();
             seen.sort_unstable();
             if seen.windows(2).any(|w| w[0] == w[1]) {
                 return Err(Errno::EINVAL);
@@ -648,11 +647,11 @@ impl Bus {
             return Err(Errno::EALREADY);
         }
         self.validate(&msg)?;
-        if !msg.to_handles.is_empty() {
-            self.nodes_of(sender, &msg.to_handles)?;
+        if !msg.destinations().is_empty() {
+            self.nodes_of(sender, msg.destinations())?;
         }
-        if !msg.handles.is_empty() {
-            self.nodes_of(sender, &msg.handles)?;
+        if !msg.carried().is_empty() {
+            self.nodes_of(sender, msg.carried())?;
         }
         msg.flags = msg
             .flags
@@ -756,11 +755,11 @@ impl Bus {
                     name: msg.name.clone(),
                     data: msg.data.clone(),
                     creds,
-                    fds: msg.fds.clone(),
+                    fds: msg.attached_fds().cloned(),
                 };
                 let base = Message::new(header, msg.flags);
                 let carried = match self.endpoints.get(&from) {
-                    Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
+                    Some(s) if !msg.carried().is_empty() => self.nodes_of(s, msg.carried())?,
                     _ => Vec::new(),
                 };
                 self.deliver(
@@ -790,8 +789,8 @@ impl Bus {
         } else {
             WhenFull::Skip
         };
-        if !msg.to_handles.is_empty() {
-            let nodes = self.nodes_of(self.ep(from)?, &msg.to_handles)?;
+        if !msg.destinations().is_empty() {
+            let nodes = self.nodes_of(self.ep(from)?, msg.destinations())?;
             for node in nodes {
                 // A destroyed node: the copy is discarded.
                 let Some(owner) = self.nodes.get(&node).filter(|n| n.live).map(|n| n.owner) else {
@@ -848,9 +847,9 @@ impl Bus {
         plan: &[Planned],
     ) -> Result<(), Errno> {
         let size = (msg.name.len() + msg.data.len()) as u64;
-        let fds = msg.fds.as_ref().map_or(0, |a| u64::from(a.count));
+        let fds = msg.attached_fds().map_or(0, |a| u64::from(a.count));
         let carried = match self.endpoints.get(&from) {
-            Some(s) if !msg.handles.is_empty() => self.nodes_of(s, &msg.handles)?,
+            Some(s) if !msg.carried().is_empty() => self.nodes_of(s, msg.carried())?,
             _ => Vec::new(),
         };
         // Per receiving user: messages, bytes, new handles (scratch reused

@@ -63,8 +63,8 @@ pub use errno::Errno;
 pub use host::{Host, Level, Nanos};
 pub use kernel::{Kernel, KernelConfig};
 pub use message::{
-    Attachment, BusId, Credentials, EndpointId, Flags, HandleId, Header, MAX_FDS_PER_MESSAGE,
-    Message, MessageId, OrigFrom, Outgoing, ReplierBindEvent, synthetic,
+    Attachment, BusId, Capabilities, Credentials, EndpointId, Flags, HandleId, Header,
+    MAX_FDS_PER_MESSAGE, Message, MessageId, OrigFrom, Outgoing, ReplierBindEvent, synthetic,
 };
 pub use name::MAX_NAME_LEN;
 pub use ops::{

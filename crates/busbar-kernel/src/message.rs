@@ -253,6 +253,14 @@ pub struct Outgoing {
     pub orig_from: OrigFrom,
     /// Carried through unchanged.
     pub final_to: OrigFrom,
+    /// Capabilities: nodes to send to, handles and fds to carry. Boxed,
+    /// since most messages have none (and a smaller `Outgoing` moves faster).
+    pub caps: Option<Box<Capabilities>>,
+}
+
+/// What a message carries besides its name and data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
     /// Send to these nodes (the sender's handles to them) instead of by
     /// name: an atomic multicast, one copy per node to its owner.
     pub to_handles: Vec<HandleId>,
@@ -263,26 +271,51 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    fn caps_mut(&mut self) -> &mut Capabilities {
+        self.caps.get_or_insert_with(Default::default)
+    }
+
+    /// The nodes it is sent to (empty: routed by name).
+    pub fn destinations(&self) -> &[HandleId] {
+        self.caps.as_ref().map_or(&[], |c| &c.to_handles)
+    }
+
+    /// The handles it carries.
+    pub fn carried(&self) -> &[HandleId] {
+        self.caps.as_ref().map_or(&[], |c| &c.handles)
+    }
+
+    /// The fds it carries.
+    pub fn attached_fds(&self) -> Option<&Attachment> {
+        self.caps.as_ref().and_then(|c| c.fds.as_ref())
+    }
+
+    /// Replaces the fds it carries (transports use it).
+    pub fn set_attached_fds(&mut self, fds: Option<Attachment>) {
+        self.caps_mut().fds = fds;
+    }
+
     /// A message to the nodes behind `handles` (atomic multicast, all or
     /// none), not routed by name; `name` still says what it is.
     pub fn to_handles(handles: Vec<HandleId>, name: &str, data: impl Into<Bytes>) -> Self {
-        Self {
-            to_handles: handles,
-            ..Self::announcement(name, data)
-        }
+        let mut m = Self::announcement(name, data);
+        m.caps_mut().to_handles = handles;
+        m
     }
 
     /// Makes the message carry file descriptors (at most
     /// [`MAX_FDS_PER_MESSAGE`]): every receiver gets them.
     pub fn with_fds(mut self, fds: Vec<std::os::fd::OwnedFd>) -> Self {
-        self.fds = (!fds.is_empty()).then(|| Attachment::from_fds(fds));
+        if !fds.is_empty() {
+            self.caps_mut().fds = Some(Attachment::from_fds(fds));
+        }
         self
     }
 
     /// Makes the message carry `handles`: each receiver gets its own handle
     /// to each of their nodes.
     pub fn carrying(mut self, handles: Vec<HandleId>) -> Self {
-        self.handles = handles;
+        self.caps_mut().handles = handles;
         self
     }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use busbar_kernel::{
-    Attachment, BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags,
-    HandleId, Header, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats, SendArgs,
-    SendOutcome, UserUsage,
+    Attachment, BindArgs, BusId, BusStats, Capabilities, Credentials, EndpointId, EndpointStats,
+    Errno, Flags, HandleId, Header, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats,
+    SendArgs, SendOutcome, UserUsage,
 };
 
 /// Why a frame could not be decoded. Every case is a protocol violation.
@@ -317,19 +317,44 @@ struct_wire!(Credentials {
     gid: u32
 });
 struct_wire!(BindArgs { name: Arc<str>, replier: bool });
-struct_wire!(Outgoing {
-    name: Arc<str>,
-    data: Bytes,
-    flags: Flags,
-    to: EndpointId,
-    in_reply_to: MessageId,
-    id: MessageId,
-    orig_from: OrigFrom,
-    final_to: OrigFrom,
-    to_handles: Vec<HandleId>,
-    handles: Vec<HandleId>,
-    fds: Option<Attachment>,
-});
+impl Wire for Outgoing {
+    const MIN_LEN: usize = 4 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 4 + 1;
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.name.encode(out);
+        self.data.encode(out);
+        self.flags.encode(out);
+        self.to.encode(out);
+        self.in_reply_to.encode(out);
+        self.id.encode(out);
+        self.orig_from.encode(out);
+        self.final_to.encode(out);
+        self.destinations().to_vec().encode(out);
+        self.carried().to_vec().encode(out);
+        self.attached_fds().cloned().encode(out);
+    }
+    fn decode(r: &mut Reader) -> Result<Self, WireError> {
+        let mut m = Outgoing {
+            name: Arc::<str>::decode(r)?,
+            data: Bytes::decode(r)?,
+            flags: Flags::decode(r)?,
+            to: EndpointId::decode(r)?,
+            in_reply_to: MessageId::decode(r)?,
+            id: MessageId::decode(r)?,
+            orig_from: OrigFrom::decode(r)?,
+            final_to: OrigFrom::decode(r)?,
+            caps: None,
+        };
+        let caps = Capabilities {
+            to_handles: Vec::decode(r)?,
+            handles: Vec::decode(r)?,
+            fds: Option::decode(r)?,
+        };
+        if caps != Capabilities::default() {
+            m.caps = Some(Box::new(caps));
+        }
+        Ok(m)
+    }
+}
 struct_wire!(SendArgs { message: Outgoing, deadline: Option<u64> });
 struct_wire!(Header {
     id: MessageId,

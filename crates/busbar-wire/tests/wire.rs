@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use busbar_kernel::{
-    Attachment, BindArgs, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags,
-    HandleId, Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Quota, QuotaStats, Request,
-    Response, SendArgs, SendOutcome, UserUsage,
+    Attachment, BindArgs, BusId, BusStats, Capabilities, Credentials, EndpointId, EndpointStats,
+    Errno, Flags, HandleId, Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Quota,
+    QuotaStats, Request, Response, SendArgs, SendOutcome, UserUsage,
 };
 use busbar_wire::*;
 use bytes::Bytes;
@@ -68,12 +68,14 @@ fn sample_outgoing() -> Outgoing {
             local: 6,
         },
         to: EndpointId(9),
-        handles: vec![HandleId(4), HandleId(5)],
-        to_handles: vec![HandleId(6)],
-        fds: Some(Attachment {
-            count: 1,
-            payload: Arc::new(()),
-        }),
+        caps: Some(Box::new(Capabilities {
+            handles: vec![HandleId(4), HandleId(5)],
+            to_handles: vec![HandleId(6)],
+            fds: Some(Attachment {
+                count: 1,
+                payload: Arc::new(()),
+            }),
+        })),
         ..Outgoing::request("$.x.y", vec![1, 2, 3]).with_flags(Flags::URGENT)
     }
 }

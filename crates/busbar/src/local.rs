@@ -220,11 +220,12 @@ impl Link for LocalLink {
     }
 
     fn call(&self, request: Request) -> Result<Response, Errno> {
-        let r = self
+        let mut r = self
             .kernel
             .lock()
             .dispatch(self.bus, self.endpoint, request)?;
-        own_fds(r)
+        own_fds(&mut r)?;
+        Ok(r)
     }
 
     fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
@@ -314,8 +315,8 @@ impl Link for LocalLink {
 /// (every copy of a message shares one attachment inside the kernel), so a
 /// receiver closing its fds affects nobody else. `EIO` if the process is out
 /// of fds.
-fn own_fds(mut r: Response) -> Result<Response, Errno> {
-    match &mut r {
+fn own_fds(r: &mut Response) -> Result<(), Errno> {
+    match r {
         Response::Recv(Some(m)) | Response::TakeReply(Some(m)) => own_fds_of(m)?,
         Response::RecvBatch(v) => {
             for m in v {
@@ -324,7 +325,7 @@ fn own_fds(mut r: Response) -> Result<Response, Errno> {
         }
         _ => {}
     }
-    Ok(r)
+    Ok(())
 }
 
 fn own_fds_of(m: &mut Message) -> Result<(), Errno> {

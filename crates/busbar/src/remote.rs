@@ -282,7 +282,7 @@ impl Conn {
                 Request::SendBatch(v) => v.iter().map(|a| &a.message).collect(),
                 _ => Vec::new(),
             })
-            .filter_map(|m| m.fds.as_ref())
+            .filter_map(|m| m.attached_fds())
             .collect();
         if fds
             .iter()
