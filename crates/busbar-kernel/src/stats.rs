@@ -81,7 +81,7 @@ pub struct Quota {
 impl Quota {
     /// No limits: the bus does no quota accounting at all (the default of
     /// an in-process kernel, where there is one user).
-    pub const UNLIMITED: Quota = Quota {
+    pub const UNLIMITED: Self = Self {
         messages: u32::MAX,
         bytes: u64::MAX,
         handles: u32::MAX,

@@ -333,7 +333,7 @@ impl Wire for Outgoing {
         self.attached_fds().cloned().encode(out);
     }
     fn decode(r: &mut Reader) -> Result<Self, WireError> {
-        let mut m = Outgoing {
+        let mut m = Self {
             name: Arc::<str>::decode(r)?,
             data: Bytes::decode(r)?,
             flags: Flags::decode(r)?,
