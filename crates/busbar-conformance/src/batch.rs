@@ -117,3 +117,23 @@ pub fn send_batch_pending(make: &dyn Fn() -> Bus) {
     );
     assert_eq!(next(&l).id, serial(2));
 }
+
+/// A batch stops once it holds 64 MiB of data (it always takes one).
+pub fn recv_batch_byte_budget(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, l] = open_n(&bus);
+    bus.set_max_message_size(32 << 20).unwrap();
+    l.bind("$.big").unwrap();
+    let data = busbar::Bytes::from(vec![7u8; 30 << 20]);
+    for _ in 0..4 {
+        s.announce("$.big", data.clone()).unwrap();
+    }
+    let first = l.try_recv_batch(10).unwrap();
+    assert_eq!(
+        first.len(),
+        3,
+        "30 + 30 MiB < 64 MiB, so a third; then stop"
+    );
+    assert_eq!(l.try_recv_batch(10).unwrap().len(), 1);
+    assert!(first.iter().all(|m| m.data.len() == 30 << 20));
+}

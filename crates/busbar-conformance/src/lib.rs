@@ -112,7 +112,7 @@ macro_rules! for_each_case {
                 call_gone_away, call_ignored, call_timeout, wait_reply, take_reply,
                 reply_then_recv, serve
             }
-            batch { recv_batch, recv_batch_einval, send_batch, send_batch_pending }
+            batch { recv_batch, recv_batch_einval, recv_batch_byte_budget, send_batch, send_batch_pending }
             capabilities {
                 create_carry_and_send, coalesce_count_and_pin, multicast_is_atomic_and_ordered,
                 destroy, release_notice, close, quota_messages_and_bytes, quota_handles, fds

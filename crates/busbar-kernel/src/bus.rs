@@ -99,6 +99,10 @@ fn charge_handle(usage: &mut Usage, uid: u32, by: u32, delta: i32) {
     });
 }
 
+/// A `RecvBatch` stops taking messages once it holds this many bytes (it
+/// always takes at least one).
+pub const RECV_BATCH_BYTES: u64 = 64 << 20;
+
 /// The smallest maximum message size a bus accepts.
 pub const MIN_MAX_MESSAGE_SIZE: u32 = 100;
 
@@ -1345,9 +1349,15 @@ impl Bus {
         let ep = self.ep(id)?;
         let n = (max as usize).min(ep.queue.len() + ep.set_aside as usize);
         let mut out = Vec::with_capacity(n);
-        while out.len() < max as usize {
+        let mut bytes = 0;
+        // Stop once the batch holds `RECV_BATCH_BYTES` (a daemon response
+        // frame stays far below its 4 GiB length field).
+        while out.len() < max as usize && bytes < RECV_BATCH_BYTES {
             match self.recv(host, id, ())? {
-                Some(m) => out.push(m),
+                Some(m) => {
+                    bytes += size_of_message(&m);
+                    out.push(m);
+                }
                 None => break,
             }
         }

@@ -56,7 +56,7 @@ macro_rules! operation_table {
             16 => EndpointStats(()) -> $crate::EndpointStats, endpoint, endpoint_stats, [ENOENT];
             /// Statistics of the bus and all its endpoints.
             17 => BusStats(()) -> $crate::BusStats, bus, bus_stats, [ENOENT];
-            /// Takes up to this many queued messages at once (at least 1), in queue order.
+            /// Takes up to this many queued messages at once (at least 1), in queue order, stopping after 64 MiB of data.
             18 => RecvBatch(u32) -> Vec<$crate::Message>, endpoint, recv_batch, [ENOENT, EINVAL];
             /// Sends several messages in order, as if by one `Send` each; one result per message.
             19 => SendBatch(Vec<$crate::SendArgs>) -> Vec<$crate::SendResult>, endpoint, send_batch, [ENOENT];

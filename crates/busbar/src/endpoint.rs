@@ -307,8 +307,9 @@ impl Endpoint {
     }
 
     /// Takes up to `max` queued messages at once (at least 1: `EINVAL` for
-    /// 0), in queue order, without waiting. One bus operation however many
-    /// it returns: the way to drain a busy queue.
+    /// 0), in queue order, without waiting, stopping once it holds 64 MiB of
+    /// data. One bus operation however many it returns: the way to drain a
+    /// busy queue.
     pub fn try_recv_batch(&self, max: u32) -> Result<Vec<Message>, Errno> {
         self.calls().recv_batch(self.bus.id(), self.id, max)
     }
