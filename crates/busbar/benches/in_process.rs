@@ -126,13 +126,20 @@ fn one_thread_bus(batches: u64, unrelated_bindings: u32) -> Samples {
     s
 }
 
-fn one_thread_bus_batched(batches: u64) -> Samples {
+/// An endpoint bound to the benchmark name with room for a whole batch, and
+/// the announcement the batch rows send (the bus must outlive the endpoint).
+fn batch_endpoint() -> (Bus, busbar::Endpoint, busbar::Outgoing) {
     let bus = Bus::in_process();
     let ep = bus.open().unwrap();
     ep.set_queue_limit(BATCH as u32).unwrap();
     ep.bind("$.bench.sensor.temperature").unwrap();
     let data = busbar::Bytes::from_static(b"21.5C");
     let out = busbar::Outgoing::announcement("$.bench.sensor.temperature", data);
+    (bus, ep, out)
+}
+
+fn one_thread_bus_batched(batches: u64) -> Samples {
+    let (_bus, ep, out) = batch_endpoint();
     let mut s = Samples::new();
     for _ in 0..batches {
         let t = Instant::now();
@@ -148,12 +155,7 @@ fn one_thread_bus_batched(batches: u64) -> Samples {
 }
 
 fn one_thread_bus_both_batched(batches: u64) -> Samples {
-    let bus = Bus::in_process();
-    let ep = bus.open().unwrap();
-    ep.set_queue_limit(BATCH as u32).unwrap();
-    ep.bind("$.bench.sensor.temperature").unwrap();
-    let data = busbar::Bytes::from_static(b"21.5C");
-    let out = busbar::Outgoing::announcement("$.bench.sensor.temperature", data);
+    let (_bus, ep, out) = batch_endpoint();
     let mut s = Samples::new();
     for _ in 0..batches {
         let t = Instant::now();

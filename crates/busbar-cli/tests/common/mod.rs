@@ -102,27 +102,25 @@ impl Drop for Daemon {
     }
 }
 
-pub fn run_with_socket(socket: &Path, args: &[&str]) -> Output {
+/// `busbar CMD --socket S REST...` with stdin closed (`args` = CMD, REST...).
+fn busbar_command(socket: &Path, args: &[&str]) -> Command {
     let (cmd, rest) = args.split_first().unwrap();
-    Command::new(exe())
-        .arg(cmd)
+    let mut c = Command::new(exe());
+    c.arg(cmd)
         .arg("--socket")
         .arg(socket)
         .args(rest)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .stdin(Stdio::null());
+    c
+}
+
+pub fn run_with_socket(socket: &Path, args: &[&str]) -> Output {
+    busbar_command(socket, args).output().unwrap()
 }
 
 /// Spawns `busbar ARGS --socket S` with piped stdout.
 pub fn spawn(socket: &Path, args: &[&str]) -> Child {
-    let (cmd, rest) = args.split_first().unwrap();
-    Command::new(exe())
-        .arg(cmd)
-        .arg("--socket")
-        .arg(socket)
-        .args(rest)
-        .stdin(Stdio::null())
+    busbar_command(socket, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
