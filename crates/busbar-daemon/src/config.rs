@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use busbar_kernel::KernelConfig;
+use busbar_server::{Limits, Privilege};
 use serde::Deserialize;
 
 /// Everything the daemon needs to start.
@@ -13,8 +14,12 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// Kernel limits (buses, default queue limit, message size).
     pub kernel: KernelConfig,
-    /// The most client connections served at once.
-    pub max_connections: usize,
+    /// What one connection and one user may make the daemon hold.
+    pub limits: Limits,
+    /// Uids besides root and the daemon's own allowed bus-wide powers.
+    pub privileged_uids: Vec<u32>,
+    /// Primary groups allowed bus-wide powers.
+    pub privileged_groups: Vec<u32>,
     /// The socket file's permission bits (default `0o600`: user only).
     pub socket_mode: u32,
     /// The socket file's group, if it should be changed.
@@ -22,20 +27,37 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// Defaults: the default socket path, one bus, kernel defaults, 4096
-    /// connections, mode `0600`.
+    /// Defaults: the given socket path, one bus, kernel defaults, the
+    /// default [`Limits`], mode `0600`, only root and the daemon's uid
+    /// privileged.
     pub fn new(socket: PathBuf) -> Self {
+        let kernel = KernelConfig {
+            max_buses: 1024,
+            // Several users share a daemon: account by default.
+            quota: busbar_kernel::Quota::default(),
+            ..KernelConfig::default()
+        };
         Self {
             socket,
-            kernel: KernelConfig {
-                max_buses: 1024,
-                // Several users share a daemon: account by default.
-                quota: busbar_kernel::Quota::default(),
-                ..KernelConfig::default()
+            limits: Limits {
+                max_frame: Limits::frame_for_message_size(kernel.absolute_max_message_size),
+                ..Limits::default()
             },
-            max_connections: 4096,
+            kernel,
+            privileged_uids: Vec::new(),
+            privileged_groups: Vec::new(),
             socket_mode: 0o600,
             socket_group: None,
+        }
+    }
+
+    /// Who holds bus-wide powers: root, the daemon's uid, and the
+    /// configured uids and groups.
+    pub fn privilege(&self) -> Privilege {
+        Privilege {
+            daemon_uid: busbar_sys::effective_uid(),
+            uids: self.privileged_uids.clone(),
+            gids: self.privileged_groups.clone(),
         }
     }
 
@@ -45,7 +67,15 @@ impl DaemonConfig {
     /// buses = 2                    # buses created at start
     /// default_queue_limit = 100    # queue limit of a new endpoint
     /// max_message_size = 4194304   # bytes (name + data) per message
-    /// max_connections = 4096
+    /// max_connections = 4096      # refused with ENFILE beyond
+    /// max_connections_per_uid = 512  # unprivileged users; EUSERS beyond
+    /// max_endpoints_per_connection = 4096
+    /// max_parked_per_connection = 1024
+    /// max_fds_per_uid = 16384      # fds held outside the queues
+    /// max_partial_bytes_per_uid = 268435456
+    /// hello_timeout_ms = 5000
+    /// privileged_uids = [1000]     # besides root and the daemon's uid
+    /// privileged_groups = ["busbar-admin"]
     /// socket_mode = "0660"         # octal permission bits of the socket
     /// socket_group = "busbar"      # group name or number
     /// quota_messages = 65536       # per (receiving user, sending user)
@@ -72,12 +102,48 @@ impl DaemonConfig {
         if let Some(n) = f.max_message_size {
             self.kernel.max_message_size = n;
             self.kernel.absolute_max_message_size = self.kernel.absolute_max_message_size.max(n);
+            self.limits.max_frame =
+                Limits::frame_for_message_size(self.kernel.absolute_max_message_size);
         }
-        if let Some(n) = f.max_connections {
-            if n == 0 {
-                return Err("max_connections must be at least 1".into());
+        let l = &mut self.limits;
+        for (key, value, field) in [
+            ("max_connections", f.max_connections, &mut l.max_connections),
+            (
+                "max_connections_per_uid",
+                f.max_connections_per_uid,
+                &mut l.max_connections_per_uid,
+            ),
+            (
+                "max_endpoints_per_connection",
+                f.max_endpoints_per_connection,
+                &mut l.max_endpoints_per_connection,
+            ),
+            (
+                "max_parked_per_connection",
+                f.max_parked_per_connection,
+                &mut l.max_parked_per_connection,
+            ),
+            ("max_fds_per_uid", f.max_fds_per_uid, &mut l.max_fds_per_uid),
+            (
+                "max_partial_bytes_per_uid",
+                f.max_partial_bytes_per_uid,
+                &mut l.max_partial_bytes_per_uid,
+            ),
+        ] {
+            if let Some(n) = value {
+                if n == 0 {
+                    return Err(format!("{key} must be at least 1"));
+                }
+                *field = n;
             }
-            self.max_connections = n;
+        }
+        if let Some(ms) = f.hello_timeout_ms {
+            l.hello_timeout = ms.max(1) * 1_000_000;
+        }
+        self.privileged_uids
+            .extend(f.privileged_uids.unwrap_or_default());
+        for g in f.privileged_groups.unwrap_or_default() {
+            self.privileged_groups.push(resolve_group(&g)?);
         }
         let q = &mut self.kernel.quota;
         q.messages = f.quota_messages.unwrap_or(q.messages);
@@ -91,16 +157,21 @@ impl DaemonConfig {
                 .ok_or_else(|| format!("socket_mode {m:?} is not an octal mode like \"0660\""))?;
         }
         if let Some(g) = f.socket_group {
-            self.socket_group = Some(match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => busbar_sys::group_id(&g)
-                    .map_err(|e| format!("cannot read /etc/group: {e}"))?
-                    .ok_or_else(|| format!("no group named {g:?}"))?,
-            });
+            self.socket_group = Some(resolve_group(&g)?);
         }
         self.kernel.validate().map_err(|_| {
             "inconsistent limits (queue limit ≥ 1, message size ≥ 100, buses ≤ 1024)".to_string()
         })
+    }
+}
+
+/// A group by number or name.
+fn resolve_group(g: &str) -> Result<u32, String> {
+    match g.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(_) => busbar_sys::group_id(g)
+            .map_err(|e| format!("cannot read /etc/group: {e}"))?
+            .ok_or_else(|| format!("no group named {g:?}")),
     }
 }
 
@@ -111,6 +182,14 @@ struct ConfigFile {
     default_queue_limit: Option<u32>,
     max_message_size: Option<u32>,
     max_connections: Option<usize>,
+    max_connections_per_uid: Option<usize>,
+    max_endpoints_per_connection: Option<usize>,
+    max_parked_per_connection: Option<usize>,
+    max_fds_per_uid: Option<usize>,
+    max_partial_bytes_per_uid: Option<usize>,
+    hello_timeout_ms: Option<u64>,
+    privileged_uids: Option<Vec<u32>>,
+    privileged_groups: Option<Vec<String>>,
     socket_mode: Option<String>,
     socket_group: Option<String>,
     quota_messages: Option<u32>,
@@ -126,7 +205,7 @@ mod tests {
     #[test]
     fn file_applies_and_unknown_keys_are_rejected() {
         let mut c = DaemonConfig::new("/x".into());
-        c.apply_toml("buses = 3\ndefault_queue_limit = 7\nsocket_mode = \"0660\"\nsocket_group = \"0\"\nmax_connections = 9\nquota_messages = 5\nquota_fds = 2")
+        c.apply_toml("buses = 3\ndefault_queue_limit = 7\nsocket_mode = \"0660\"\nsocket_group = \"0\"\nmax_connections = 9\nquota_messages = 5\nquota_fds = 2\nmax_connections_per_uid = 3\nhello_timeout_ms = 250\nprivileged_uids = [1234]\nprivileged_groups = [\"0\"]")
             .unwrap();
         assert_eq!((c.kernel.quota.messages, c.kernel.quota.fds), (5, 2));
         assert_eq!(
@@ -137,7 +216,20 @@ mod tests {
         assert_eq!(c.kernel.default_queue_limit, 7);
         assert_eq!(c.socket_mode, 0o660);
         assert_eq!(c.socket_group, Some(0));
-        assert_eq!(c.max_connections, 9);
+        assert_eq!(c.limits.max_connections, 9);
+        assert_eq!(c.limits.max_connections_per_uid, 3);
+        assert_eq!(c.limits.hello_timeout, 250_000_000);
+        assert!(c.privilege().allows(&busbar_kernel::Credentials {
+            pid: 1,
+            uid: 1234,
+            gid: 99
+        }));
+        assert!(c.privilege().allows(&busbar_kernel::Credentials {
+            pid: 1,
+            uid: 4321,
+            gid: 0
+        }));
+        assert!(c.apply_toml("max_parked_per_connection = 0").is_err());
         assert!(c.apply_toml("bogus = 1").unwrap_err().contains("bogus"));
         assert!(c.apply_toml("socket_mode = \"999\"").is_err());
         assert!(c.apply_toml("default_queue_limit = 0").is_err());

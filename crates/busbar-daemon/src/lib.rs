@@ -5,15 +5,17 @@
 //! wire protocol (`busbar-wire`, described in `docs/protocol.md`).
 //! Credentials come from `SO_PEERCRED`; SIGTERM/SIGINT shut it down
 //! cleanly (clients get `ESHUTDOWN`, the socket file is removed).
+//!
+//! The protocol itself lives in `busbar-server`, a sans-IO session; this
+//! crate is its epoll shell, its configuration and its socket.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod config;
-mod host;
 mod reactor;
+mod socket_dir;
 
+pub use busbar_server::{Limits, Privilege};
 pub use config::DaemonConfig;
-pub use reactor::{
-    Daemon, MAX_ENDPOINTS_PER_CONNECTION, OUT_LIMIT, ShutdownHandle, resolve_socket, run_daemon,
-};
+pub use reactor::{Daemon, ShutdownHandle, resolve_socket, run_daemon};

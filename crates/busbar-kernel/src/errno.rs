@@ -54,7 +54,7 @@ macro_rules! errnos {
 
 errnos! {
     /// The operation is not allowed for this caller.
-    EPERM = 1, "operation not permitted";
+    EPERM = 1, "operation not permitted (a bus-wide power needs a privileged client; or the endpoint is not this connection's)";
     /// No such bus or endpoint.
     ENOENT = 2, "no such bus or endpoint";
     /// The waiter was interrupted.
@@ -69,6 +69,10 @@ errnos! {
     EBUSY = 16, "a recipient's queue is full";
     /// An argument is invalid (bad flags, no such binding, a limit out of range).
     EINVAL = 22, "invalid argument";
+    /// The daemon has too many connections (its `max_connections` limit).
+    ENFILE = 23, "the daemon serves as many connections as it may (max_connections); try again later";
+    /// This user holds as many of a resource as a per-user limit allows (connections, fds).
+    EMFILE = 24, "a per-connection or per-user limit of the daemon is reached (connections, endpoints, bindings, parked waits or fds); close some";
     /// A stateful request's replier is no longer the endpoint that holds the name.
     EPIPE = 32, "the named replier is no longer the endpoint bound to this name";
     /// A name is longer than 1000 bytes.
@@ -81,6 +85,8 @@ errnos! {
     EPROTO = 71, "protocol error";
     /// The name is not a valid message name, or is a wildcard where one is not allowed.
     EBADMSG = 74, "invalid message name";
+    /// This user has as many connections to the daemon as it may (`max_connections_per_uid`).
+    EUSERS = 87, "this user has as many connections to the daemon as it may (max_connections_per_uid)";
     /// The message is larger than the bus's maximum message size.
     EMSGSIZE = 90, "message is larger than the bus's maximum message size";
     /// The operation is not supported by this peer or version.
@@ -91,6 +97,8 @@ errnos! {
     EADDRNOTAVAIL = 99, "no replier is bound to this name (or the requester has gone)";
     /// The connection to the daemon was lost.
     ECONNRESET = 104, "connection to the bus was lost";
+    /// The daemon cannot buffer more for this client (output, partial frames or unclaimed fds).
+    ENOBUFS = 105, "the daemon will not buffer more for this client (it does not read its socket, or sends more than a frame holds)";
     /// The bus or transport has shut down.
     ESHUTDOWN = 108, "the bus has shut down";
     /// Too many file descriptors in one message.

@@ -62,7 +62,7 @@ pub struct Kernel<H: Host> {
 }
 
 macro_rules! define_dispatch {
-    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*]; )*) => {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*], [$($prop:ident),*]; )*) => {
         impl<H: Host> Kernel<H> {
             /// Performs one operation for `endpoint` on `bus` (the endpoint is
             /// ignored by kernel- and bus-scoped operations).

@@ -17,61 +17,65 @@ use crate::{
 };
 
 /// Calls `$callback!` with the operation table. Each row is
-/// `code => Variant(Args) -> Reply, scope, method, [errors];`.
+/// `code => Variant(Args) -> Reply, scope, method, [errors], [properties];`.
+/// Properties: `privileged` (a bus-wide power: the daemon allows it only to
+/// privileged clients), `can_wait` (may be parked until it finds something),
+/// `sends_messages` (its arguments carry messages, and maybe fds),
+/// `takes_messages` (its result carries messages, and maybe fds).
 #[macro_export]
 macro_rules! operation_table {
     ($callback:ident) => {
         $callback! {
             /// Creates a new bus in this kernel and returns its id.
-            1 => CreateBus(()) -> $crate::BusId, kernel, create_bus, [ENOMEM];
+            1 => CreateBus(()) -> $crate::BusId, kernel, create_bus, [ENOMEM], [privileged];
             /// Opens an endpoint on a bus with the given (bus-established) credentials.
-            2 => Open($crate::Credentials) -> $crate::EndpointId, bus, open, [ENOENT, ENOMEM];
+            2 => Open($crate::Credentials) -> $crate::EndpointId, bus, open, [ENOENT, ENOMEM], [];
             /// Closes an endpoint: queue drained with synthetic replies, bindings removed, owed requests answered `Ignored`.
-            3 => Close(()) -> (), endpoint, close, [ENOENT];
+            3 => Close(()) -> (), endpoint, close, [ENOENT], [];
             /// Binds a name (pattern) as listener or replier.
-            4 => Bind($crate::BindArgs) -> (), endpoint, bind, [ENOENT, EBADMSG, ENAMETOOLONG, EADDRINUSE, EAGAIN];
+            4 => Bind($crate::BindArgs) -> (), endpoint, bind, [ENOENT, EBADMSG, ENAMETOOLONG, EADDRINUSE, EAGAIN], [];
             /// Removes the most recent matching binding and the queued messages it caused.
-            5 => Unbind($crate::BindArgs) -> (), endpoint, unbind, [ENOENT, EBADMSG, ENAMETOOLONG, EINVAL, EAGAIN];
+            5 => Unbind($crate::BindArgs) -> (), endpoint, unbind, [ENOENT, EBADMSG, ENAMETOOLONG, EINVAL, EAGAIN], [];
             /// Sends a message; returns its id. `EAGAIN` (`ALL_OR_WAIT`) leaves it pending.
-            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY, EDQUOT, ETOOMANYREFS];
+            6 => Send($crate::SendArgs) -> $crate::MessageId, endpoint, send, [ENOENT, EINVAL, EBADMSG, ENAMETOOLONG, EMSGSIZE, ENOLCK, EADDRNOTAVAIL, ECONNREFUSED, EPIPE, EBUSY, EAGAIN, EALREADY, EDQUOT, ETOOMANYREFS], [sends_messages];
             /// Takes the next message, if any.
-            7 => Recv(()) -> Option<$crate::Message>, endpoint, recv, [ENOENT];
+            7 => Recv(()) -> Option<$crate::Message>, endpoint, recv, [ENOENT], [can_wait, takes_messages];
             /// Takes the reply (real or synthetic) to one of our requests, if it has arrived.
-            8 => TakeReply($crate::MessageId) -> Option<$crate::Message>, endpoint, take_reply, [ENOENT, EINVAL];
+            8 => TakeReply($crate::MessageId) -> Option<$crate::Message>, endpoint, take_reply, [ENOENT, EINVAL], [can_wait, takes_messages];
             /// Drops the pending send, if any; says whether there was one.
-            9 => DiscardSend(()) -> bool, endpoint, discard_send, [ENOENT];
+            9 => DiscardSend(()) -> bool, endpoint, discard_send, [ENOENT], [];
             /// Takes the outcome of a pending send that has finished.
-            10 => TakeSendOutcome(()) -> Option<$crate::SendOutcome>, endpoint, take_send_outcome, [ENOENT];
+            10 => TakeSendOutcome(()) -> Option<$crate::SendOutcome>, endpoint, take_send_outcome, [ENOENT], [can_wait];
             /// Sets this endpoint's queue limit (at least 1); returns the previous one.
-            11 => SetQueueLimit(u32) -> u32, endpoint, set_queue_limit, [ENOENT, EINVAL];
+            11 => SetQueueLimit(u32) -> u32, endpoint, set_queue_limit, [ENOENT, EINVAL], [];
             /// Sets "only once" (one copy per message however many bindings match); returns the previous value.
-            12 => SetOnlyOnce(bool) -> bool, endpoint, set_only_once, [ENOENT];
+            12 => SetOnlyOnce(bool) -> bool, endpoint, set_only_once, [ENOENT], [];
             /// Switches the bus's replier bind events; switching on sends the caller an event per existing replier. Returns the previous value.
-            13 => SetReplierBindEvents(bool) -> bool, endpoint, set_replier_bind_events, [ENOENT, EBUSY];
+            13 => SetReplierBindEvents(bool) -> bool, endpoint, set_replier_bind_events, [ENOENT, EBUSY], [privileged];
             /// Sets the bus's maximum message size (name plus data bytes); returns the previous value.
-            14 => SetMaxMessageSize(u32) -> u32, bus, set_max_message_size, [ENOENT, EINVAL];
+            14 => SetMaxMessageSize(u32) -> u32, bus, set_max_message_size, [ENOENT, EINVAL], [privileged];
             /// The endpoint that would receive a request sent to this name now.
-            15 => FindReplier(std::sync::Arc<str>) -> Option<$crate::EndpointId>, bus, find_replier, [ENOENT, EBADMSG, ENAMETOOLONG];
+            15 => FindReplier(std::sync::Arc<str>) -> Option<$crate::EndpointId>, bus, find_replier, [ENOENT, EBADMSG, ENAMETOOLONG], [];
             /// Statistics of one endpoint.
-            16 => EndpointStats(()) -> $crate::EndpointStats, endpoint, endpoint_stats, [ENOENT];
+            16 => EndpointStats(()) -> $crate::EndpointStats, endpoint, endpoint_stats, [ENOENT], [];
             /// Statistics of the bus and all its endpoints.
-            17 => BusStats(()) -> $crate::BusStats, bus, bus_stats, [ENOENT];
+            17 => BusStats(()) -> $crate::BusStats, bus, bus_stats, [ENOENT], [];
             /// Takes up to this many queued messages at once (at least 1), in queue order, stopping after 64 MiB of data.
-            18 => RecvBatch(u32) -> Vec<$crate::Message>, endpoint, recv_batch, [ENOENT, EINVAL];
+            18 => RecvBatch(u32) -> Vec<$crate::Message>, endpoint, recv_batch, [ENOENT, EINVAL], [can_wait, takes_messages];
             /// Sends several messages in order, as if by one `Send` each; one result per message.
-            19 => SendBatch(Vec<$crate::SendArgs>) -> Vec<$crate::SendResult>, endpoint, send_batch, [ENOENT];
+            19 => SendBatch(Vec<$crate::SendArgs>) -> Vec<$crate::SendResult>, endpoint, send_batch, [ENOENT], [sends_messages];
             /// Makes this endpoint a monitor: it gets a copy of every message the bus queues for anyone (synthetic ones included). Returns the previous value.
-            20 => SetMonitor(bool) -> bool, endpoint, set_monitor, [ENOENT];
+            20 => SetMonitor(bool) -> bool, endpoint, set_monitor, [ENOENT], [privileged];
             /// Creates a node owned by this endpoint; returns our (pinned) handle to it.
-            21 => CreateNode(()) -> $crate::HandleId, endpoint, create_node, [ENOENT, EDQUOT];
+            21 => CreateNode(()) -> $crate::HandleId, endpoint, create_node, [ENOENT, EDQUOT], [];
             /// Drops one reference to one of our handles (`EBUSY` for the owner's last one while the node lives).
-            22 => ReleaseHandle($crate::HandleId) -> (), endpoint, release_handle, [ENOENT, EBUSY];
+            22 => ReleaseHandle($crate::HandleId) -> (), endpoint, release_handle, [ENOENT, EBUSY], [];
             /// Destroys some of our nodes, atomically; every holder is told.
-            23 => DestroyNodes(Vec<$crate::HandleId>) -> (), endpoint, destroy_nodes, [ENOENT, EPERM, EINVAL];
+            23 => DestroyNodes(Vec<$crate::HandleId>) -> (), endpoint, destroy_nodes, [ENOENT, EPERM, EINVAL], [];
             /// Sets the bus's quota per receiving user; returns the previous one.
-            24 => SetQuota($crate::Quota) -> $crate::Quota, bus, set_quota, [ENOENT];
+            24 => SetQuota($crate::Quota) -> $crate::Quota, bus, set_quota, [ENOENT], [privileged];
             /// The bus's quota and what each user has charged.
-            25 => QuotaStats(()) -> $crate::QuotaStats, bus, quota_stats, [ENOENT];
+            25 => QuotaStats(()) -> $crate::QuotaStats, bus, quota_stats, [ENOENT], [];
         }
     };
 }
@@ -107,7 +111,7 @@ pub struct SendOutcome {
 }
 
 macro_rules! define_ops {
-    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*]; )*) => {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*], [$($prop:ident),*]; )*) => {
         /// Stable operation codes (used on the wire).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u16)]
@@ -142,9 +146,32 @@ macro_rules! define_ops {
             pub fn scope(self) -> Scope {
                 match self { $( OpCode::$name => define_ops!(@scope $scope), )* }
             }
-            /// The errors the operation may return (besides `ESHUTDOWN`/`EPROTO` from transports).
+            /// The errors the kernel may return for it. Transports add their own:
+            /// `ESHUTDOWN`, `EPROTO`, `ECONNRESET`, and the daemon's `EPERM`
+            /// (privilege, ownership), `EMFILE` and `ENOBUFS` (its limits).
             pub fn errors(self) -> &'static [Errno] {
                 match self { $( OpCode::$name => &[$(Errno::$err),*], )* }
+            }
+            fn properties(self) -> u8 {
+                match self { $( OpCode::$name => 0 $(| property::$prop)*, )* }
+            }
+            /// A bus-wide power (quota, maximum message size, bind-event
+            /// switch, creating buses, monitoring): the daemon allows it only
+            /// to privileged clients (`EPERM` otherwise).
+            pub fn is_privileged(self) -> bool {
+                self.properties() & property::privileged != 0
+            }
+            /// Can it wait (be parked until it finds something)?
+            pub fn can_wait(self) -> bool {
+                self.properties() & property::can_wait != 0
+            }
+            /// Do its arguments carry messages (and so maybe fds)?
+            pub fn sends_messages(self) -> bool {
+                self.properties() & property::sends_messages != 0
+            }
+            /// Does its result carry messages (and so maybe fds)?
+            pub fn takes_messages(self) -> bool {
+                self.properties() & property::takes_messages != 0
             }
         }
 
@@ -199,6 +226,15 @@ macro_rules! define_ops {
     (@scope endpoint) => { Scope::Endpoint };
 }
 
+/// The properties an operation can have in the table (bits).
+#[allow(non_upper_case_globals)]
+mod property {
+    pub const privileged: u8 = 1;
+    pub const can_wait: u8 = 2;
+    pub const sends_messages: u8 = 4;
+    pub const takes_messages: u8 = 8;
+}
+
 operation_table!(define_ops);
 
 // The types named in the table, re-checked here so the table cannot refer to
@@ -220,5 +256,8 @@ mod tests {
         assert_eq!(OpCode::from_u16(0), None);
         assert_eq!(OpCode::Send.scope(), Scope::Endpoint);
         assert!(OpCode::Send.errors().contains(&Errno::ENOLCK));
+        assert!(OpCode::SetQuota.is_privileged() && !OpCode::Send.is_privileged());
+        assert!(OpCode::Recv.can_wait() && !OpCode::Send.can_wait());
+        assert!(OpCode::SendBatch.sends_messages() && OpCode::RecvBatch.takes_messages());
     }
 }

@@ -11,9 +11,9 @@
 mod unix;
 
 pub use unix::{
-    Epoll, Interest, Ready, SCM_MAX_FD, SIGINT, SIGTERM, default_socket_path, forward_signals,
-    group_id, is_unix_socket, memfd_with, open_fd_count, peer_credentials, raise_fd_limit,
-    recv_with_fds, send_with_fds, set_group, set_mode,
+    Epoll, Interest, Ready, SCM_MAX_FD, SIGINT, SIGTERM, default_socket_path, effective_uid,
+    forward_signals, group_id, is_unix_socket, memfd_with, open_fd_count, peer_credentials,
+    raise_fd_limit, recv_with_fds, send_with_fds, set_group, set_mode,
 };
 
 use std::io;

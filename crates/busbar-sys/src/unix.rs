@@ -37,9 +37,12 @@ pub struct Interest {
 
 impl Interest {
     fn flags(self) -> epoll::EventFlags {
-        let mut f = epoll::EventFlags::RDHUP;
+        // RDHUP only with reading: a half-closed peer whose input is not
+        // wanted (backpressure, answering what it sent) must not wake the
+        // loop again and again.
+        let mut f = epoll::EventFlags::empty();
         if self.read {
-            f |= epoll::EventFlags::IN;
+            f |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
         }
         if self.write {
             f |= epoll::EventFlags::OUT;
@@ -178,16 +181,28 @@ pub fn default_socket_path() -> PathBuf {
     PathBuf::from(format!("/tmp/busbar-{uid}/bus.sock"))
 }
 
-/// `chmod(path, mode)`.
+/// `fchmodat(AT_FDCWD, path, mode)` on a path that must not be a symbolic
+/// link: `lstat` first, so a link planted at `path` is refused
+/// (`ELOOP`), never followed. (Linux cannot chmod a link itself.)
 pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::LOOP.raw_os_error(),
+        ));
+    }
     rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode))?;
     Ok(())
 }
 
-/// `chown(path, -1, gid)`—Sets a file's group.
+/// `lchown(path, -1, gid)`—Sets a file's group without following a
+/// symbolic link.
 pub fn set_group(path: &Path, gid: u32) -> io::Result<()> {
-    rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))?;
-    Ok(())
+    std::os::unix::fs::lchown(path, None, Some(gid))
+}
+
+/// `geteuid()`.
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// The gid of a group name, from `/etc/group`.

@@ -62,10 +62,7 @@ pub const WAIT_FOREVER: u32 = u32::MAX;
 
 /// Can this operation wait (with [`FLAG_WAIT`])?
 pub fn can_wait(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Recv | OpCode::RecvBatch | OpCode::TakeReply | OpCode::TakeSendOutcome
-    )
+    op.can_wait()
 }
 
 /// Is this the "found nothing" result of a waitable operation?
@@ -193,7 +190,7 @@ impl FrameReader {
             return Err(WireError::TooLong(len));
         }
         if self.buf.len() < len {
-            self.buf.reserve(len - self.buf.len());
+            // Memory is taken as bytes arrive, never from a declared length.
             return Ok(None);
         }
         let mut frame = self.buf.split_to(len).freeze();
@@ -285,7 +282,7 @@ pub struct WireRequest {
 }
 
 macro_rules! define_wire {
-    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*]; )*) => {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident($args:ty) -> $reply:ty, $scope:ident, $method:ident, [$($err:ident),*], [$($prop:ident),*]; )*) => {
         /// Appends a request frame (body: `u32 bus, u32 endpoint`, then the
         /// arguments). `wait_ms`: set [`FLAG_WAIT`] with this wait. `flags`:
         /// further request flags ([`FLAG_LAST_REQUEST`]).

@@ -1,0 +1,237 @@
+//! Frames to kernel operations: the handshake, ownership and privilege
+//! checks, fd pairing, pipelined calls, parking of waiting requests, and the
+//! responses. Each frame costs its kernel operation plus O(1) here.
+
+use std::collections::VecDeque;
+
+use busbar_kernel::{
+    Attachment, BusId, Credentials, EndpointId, Errno, MessageId, OpCode, Outgoing, Request,
+    Response, Scope,
+};
+use busbar_wire::{
+    FLAG_LAST_REQUEST, FLAG_QUIET, FLAG_READABLE, FLAG_WAIT, Frame, VERSION, WAIT_FOREVER, Welcome,
+    WireError, emit_response, emit_welcome, is_empty_result, parse_hello, parse_request,
+};
+
+use crate::conn::{Owned, ReceivedFd, State};
+use crate::session::{ConnId, Server};
+
+/// Gives each message in a request the fds that came with it. `Ok(false)`
+/// if one is a Unix socket (refused); an error if fewer fds came than the
+/// frame names.
+fn claim_fds(request: &mut Request, fds_in: &mut VecDeque<ReceivedFd>) -> Result<bool, WireError> {
+    let outs: Vec<&mut Outgoing> = match request {
+        Request::Send(a) => vec![&mut a.message],
+        Request::SendBatch(v) => v.iter_mut().map(|a| &mut a.message).collect(),
+        _ => return Ok(true),
+    };
+    let mut ok = true;
+    for out in outs {
+        let Some(att) = out.attached_fds() else {
+            continue;
+        };
+        let n = att.count as usize;
+        if fds_in.len() < n {
+            return Err(WireError::Invalid("frame names more fds than came with it"));
+        }
+        let fds: Vec<_> = fds_in.drain(..n).collect();
+        ok &= !fds.iter().any(|f| f.unix_socket);
+        out.set_attached_fds(Some(Attachment::from_fds(
+            fds.into_iter().map(|f| f.fd).collect(),
+        )));
+    }
+    Ok(ok)
+}
+
+/// Whether a request forwards message ids (a bridge's power).
+fn forwards_ids(request: &Request) -> bool {
+    match request {
+        Request::Send(a) => a.message.id != MessageId::NONE,
+        Request::SendBatch(v) => v.iter().any(|a| a.message.id != MessageId::NONE),
+        _ => false,
+    }
+}
+
+impl Server {
+    /// Handles every complete buffered frame of a connection, until its
+    /// output is full (the rest waits for it to drain).
+    pub(crate) fn process(&mut self, c: ConnId) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&c) else {
+                return;
+            };
+            if conn.state == State::Closing {
+                return;
+            }
+            if self.out_full(&self.conns[&c]) {
+                return;
+            }
+            let conn = self.conns.get_mut(&c).expect("checked above");
+            let frame = match conn.reader.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => return self.violation(c, &e.to_string(), None, Errno::EPROTO),
+            };
+            self.handle_frame(c, frame);
+            self.recharge(c);
+        }
+    }
+
+    fn handle_frame(&mut self, c: ConnId, frame: Frame) {
+        let now = self.now();
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if conn.state == State::Greeting {
+            self.mark_dirty(c);
+            match parse_hello(&frame) {
+                Ok(VERSION) => {
+                    let welcome = Welcome {
+                        version: VERSION,
+                        max_frame: self.limits.max_frame.min(u32::MAX as usize) as u32,
+                        buses: self.kernel.bus_count(),
+                    };
+                    let conn = self.conns.get_mut(&c).expect("checked above");
+                    emit_welcome(&mut conn.out.buf, welcome);
+                    conn.state = State::Serving;
+                }
+                Ok(v) => {
+                    self.log(
+                        busbar_kernel::Level::Warn,
+                        format_args!("client speaks protocol version {v}, not {VERSION}"),
+                    );
+                    self.goodbye(c, Errno::EOPNOTSUPP);
+                }
+                Err(e) => self.violation(c, &e.to_string(), None, Errno::EPROTO),
+            }
+            return;
+        }
+        let seq = frame.header.seq;
+        let wire = match parse_request(&frame) {
+            Ok(w) => w,
+            Err(e) => {
+                let addressed = OpCode::from_u16(frame.header.kind).map(|op| (seq, op));
+                return self.violation(c, &e.to_string(), addressed, Errno::EPROTO);
+            }
+        };
+        let (bus, ep) = (BusId(wire.bus), EndpointId(wire.endpoint));
+        let op = wire.request.code();
+        let mut request = wire.request;
+        let fds_ok = match claim_fds(&mut request, &mut conn.fds_in) {
+            Ok(ok) => ok,
+            Err(e) => return self.violation(c, &e.to_string(), Some((seq, op)), Errno::EPROTO),
+        };
+        if let Request::TakeReply(id) = &mut request
+            && frame.header.flags & FLAG_LAST_REQUEST != 0
+        {
+            // Pipelined call: the request this endpoint's last Send sent.
+            *id = conn
+                .endpoints
+                .get(&(bus, ep))
+                .and_then(|o| o.last_request)
+                .unwrap_or(MessageId::NONE);
+        }
+        let wait = (frame.header.flags & FLAG_WAIT != 0 && op.can_wait()).then(|| {
+            let ms = frame.header.status as u32;
+            let deadline =
+                (ms != WAIT_FOREVER).then(|| now.saturating_add(u64::from(ms) * 1_000_000));
+            (request.clone(), deadline)
+        });
+        let privileged_op = op.is_privileged() || forwards_ids(&request);
+        let result = if op.scope() == Scope::Endpoint && !conn.owns(bus, ep) {
+            Err(Errno::EPERM)
+        } else if privileged_op && !conn.privileged {
+            self.stats.privilege_refusals += 1;
+            Err(Errno::EPERM)
+        } else if !fds_ok {
+            Err(Errno::EOPNOTSUPP)
+        } else if op == OpCode::Open
+            && conn.endpoints.len() >= self.limits.max_endpoints_per_connection
+        {
+            Err(Errno::EMFILE)
+        } else {
+            let sends_request = matches!(&request, Request::Send(a) if a.message.is_request());
+            if let Request::Open(creds) = &mut request {
+                // Credentials come from SO_PEERCRED, never from the client.
+                *creds = Credentials {
+                    pid: conn.creds.pid,
+                    uid: conn.creds.uid,
+                    gid: conn.creds.gid,
+                };
+            }
+            let r = self.kernel.dispatch(bus, ep, request);
+            if op == OpCode::Send {
+                let sent = match &r {
+                    Ok(Response::Send(id)) if sends_request => Some(*id),
+                    _ => None,
+                };
+                if let Some(o) = self
+                    .conns
+                    .get_mut(&c)
+                    .and_then(|c| c.endpoints.get_mut(&(bus, ep)))
+                {
+                    o.last_request = sent;
+                }
+            }
+            r
+        };
+        match &result {
+            Ok(Response::Open(new)) => {
+                self.owners.insert((bus, *new), c);
+                if let Some(conn) = self.conns.get_mut(&c) {
+                    conn.endpoints.insert(
+                        (bus, *new),
+                        Owned {
+                            armed: true,
+                            last_request: None,
+                        },
+                    );
+                }
+            }
+            Ok(Response::Close(())) => self.forget_endpoint(c, bus, ep),
+            _ => {}
+        }
+        // Wake-ups this operation caused for others; the requester learns
+        // its own readiness from the response flag.
+        self.deliver_wakes(Some((bus, ep)));
+        let readable = op.scope() == Scope::Endpoint && self.kernel.host().readable(bus, ep);
+        let max_parked = self.limits.max_parked_per_connection;
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        conn.arm(bus, ep);
+        let mut result = result;
+        if let Some((request, deadline)) = wait {
+            let live = deadline.is_none_or(|d| d > now);
+            if live && is_empty_result(&result) {
+                if conn.parked >= max_parked {
+                    result = Err(Errno::EMFILE);
+                } else {
+                    conn.parked += 1;
+                    self.parked.park(bus, ep, c, seq, request, deadline);
+                    return;
+                }
+            }
+        }
+        if frame.header.flags & FLAG_QUIET != 0 && result.is_ok() {
+            return;
+        }
+        let flags = if readable { FLAG_READABLE } else { 0 };
+        let at = conn.out.buf.len();
+        emit_response(&mut conn.out.buf, seq, op, flags, &result);
+        conn.out.note_fds(at, &result);
+        self.mark_dirty(c);
+    }
+
+    fn forget_endpoint(&mut self, c: ConnId, bus: BusId, ep: EndpointId) {
+        self.retry_parked(bus, ep, None);
+        let orphans = self.parked.take(bus, ep);
+        if let Some(conn) = self.conns.get_mut(&c) {
+            conn.parked -= orphans.len();
+            conn.endpoints.remove(&(bus, ep));
+            conn.stalled.remove(&(bus, ep));
+        }
+        self.owners.remove(&(bus, ep));
+        self.kernel.host_mut().levels.remove(&(bus, ep));
+    }
+}

@@ -1,0 +1,694 @@
+//! The server session: every connection's protocol state and the kernel,
+//! with no IO. The driver (the daemon's epoll shell, or the simulator)
+//! feeds it events and performs what it asks:
+//!
+//! - [`Server::handle_connect`] for a new connection (or a refusal to
+//!   write once: [`goodbye_frame`]), [`Server::handle_input`] with the bytes
+//!   and fds read, [`Server::handle_eof`] when the client shut its writing
+//!   side, [`Server::handle_disconnect`] when the connection broke;
+//! - [`Server::poll_dirty`] names connections whose output or interest
+//!   changed, in the order their output was produced; for each,
+//!   [`Server::poll_transmit`] / [`Server::handle_sent`] (or
+//!   [`Server::handle_write_error`]) until nothing is left or the socket is
+//!   full, then [`Server::status`] says what to watch (or to close it);
+//! - [`Server::poll_timeout`] / [`Server::handle_timeout`] for time.
+//!
+//! Costs: a frame costs its operation (see the kernel's docs) plus O(1)
+//! here; a wake-up costs O(waits parked on that endpoint); a deadline costs
+//! O(log parked). Nothing scans every connection, endpoint or wait, except
+//! [`Server::shutdown`].
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::os::fd::BorrowedFd;
+
+use busbar_kernel::{
+    BusId, Credentials, EndpointId, Errno, Kernel, KernelConfig, Level, Nanos, OpCode, Request,
+    Response,
+};
+use busbar_wire::{FLAG_READABLE, GOODBYE, WAKE, emit_frame, emit_response, is_empty_result};
+
+use crate::conn::{Conn, ReceivedFd, State};
+use crate::host::{LogSink, ServerHost};
+use crate::parked::ParkedWaits;
+use crate::{Limits, Privilege};
+
+/// A connection, as the session names it.
+pub type ConnId = u64;
+
+/// What the driver should do with a connection's socket now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Keep it; watch for readability and/or writability.
+    Open {
+        /// Read from it (false: backpressure, closing, or half-closed).
+        read: bool,
+        /// It has output waiting and may be written.
+        write: bool,
+    },
+    /// Close it (the session has forgotten it).
+    Closed,
+}
+
+/// How writing to a connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The OS refused to pass more fds for now (`ETOOMANYREFS`: the
+    /// daemon's fds in flight reached the per-user limit). Not this
+    /// client's fault: the output stays queued and is retried later.
+    TooManyRefs,
+    /// The connection is broken.
+    Broken,
+}
+
+/// Counters for the operator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections refused for the global or per-uid limit.
+    pub refused_connections: u64,
+    /// Connections closed for breaking the protocol or a limit.
+    pub violations: u64,
+    /// Connections closed for not sending `Hello` in time.
+    pub hello_timeouts: u64,
+    /// Writes put off because the OS refused to pass fds.
+    pub fd_write_backoffs: u64,
+    /// Requests refused for lack of privilege.
+    pub privilege_refusals: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct UidUse {
+    conns: usize,
+    partial: usize,
+    fds: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Hello,
+    Linger,
+    WriteRetry,
+}
+
+/// The longest back-off between two tries of a write the OS refused.
+const MAX_WRITE_BACKOFF: Nanos = 1_000_000_000;
+
+/// The daemon's protocol logic over one kernel.
+pub struct Server {
+    pub(crate) kernel: Kernel<ServerHost>,
+    pub(crate) limits: Limits,
+    privilege: Privilege,
+    pub(crate) conns: HashMap<ConnId, Conn, foldhash::fast::RandomState>,
+    pub(crate) owners: HashMap<(BusId, EndpointId), ConnId, foldhash::fast::RandomState>,
+    pub(crate) parked: ParkedWaits,
+    uids: HashMap<u32, UidUse, foldhash::fast::RandomState>,
+    timers: BTreeSet<(Nanos, ConnId, Timer)>,
+    dirty: VecDeque<ConnId>,
+    next_conn: ConnId,
+    pub(crate) stats: ServerStats,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("connections", &self.conns.len())
+            .field("parked", &self.parked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `Goodbye` frame saying why: what to write to a refused connection.
+pub fn goodbye_frame(why: Errno) -> Vec<u8> {
+    let mut out = Vec::new();
+    emit_frame(&mut out, GOODBYE, 0, 0, why.number(), |_| {});
+    out
+}
+
+impl Server {
+    /// A session over a new kernel. `seed` seeds the kernel's hash tables;
+    /// `log` receives the kernel's and the session's log lines.
+    pub fn new(
+        config: KernelConfig,
+        limits: Limits,
+        privilege: Privilege,
+        seed: u64,
+        log: LogSink,
+    ) -> Result<Self, Errno> {
+        let host = ServerHost {
+            now: 0,
+            alarm: None,
+            woken: Vec::new(),
+            levels: HashMap::default(),
+            entropy: seed,
+            log,
+        };
+        Ok(Self {
+            kernel: Kernel::new(host, config)?,
+            limits,
+            privilege,
+            conns: HashMap::default(),
+            owners: HashMap::default(),
+            parked: ParkedWaits::default(),
+            uids: HashMap::default(),
+            timers: BTreeSet::new(),
+            dirty: VecDeque::new(),
+            next_conn: 1,
+            stats: ServerStats::default(),
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counters for the operator.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Waits parked now.
+    pub fn parked_count(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Buses the kernel holds.
+    pub fn bus_count(&self) -> u32 {
+        self.kernel.bus_count()
+    }
+
+    pub(crate) fn log(&mut self, level: Level, args: std::fmt::Arguments<'_>) {
+        (self.kernel.host_mut().log)(level, args);
+    }
+
+    fn set_now(&mut self, now: Nanos) {
+        let h = self.kernel.host_mut();
+        h.now = h.now.max(now);
+    }
+
+    pub(crate) fn now(&self) -> Nanos {
+        self.kernel.host().now
+    }
+
+    /// A new connection from a peer with these (`SO_PEERCRED`)
+    /// credentials. `Err`: refused (`ENFILE`: too many connections;
+    /// `EUSERS`: too many from this uid); write [`goodbye_frame`] to it and
+    /// close it. Non-privileged uids are held to
+    /// [`Limits::max_connections_per_uid`].
+    pub fn handle_connect(&mut self, now: Nanos, creds: Credentials) -> Result<ConnId, Errno> {
+        self.set_now(now);
+        let privileged = self.privilege.allows(&creds);
+        let uid_conns = self.uids.get(&creds.uid).map_or(0, |u| u.conns);
+        let refused = if self.conns.len() >= self.limits.max_connections {
+            Some(Errno::ENFILE)
+        } else if !privileged && uid_conns >= self.limits.max_connections_per_uid {
+            Some(Errno::EUSERS)
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            self.stats.refused_connections += 1;
+            let n = self.stats.refused_connections;
+            if n.is_power_of_two() {
+                self.log(
+                    Level::Warn,
+                    format_args!(
+                        "connection from uid {} pid {} refused: {} ({n} refused so far)",
+                        creds.uid,
+                        creds.pid,
+                        e.strerror()
+                    ),
+                );
+            }
+            return Err(e);
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.uids.entry(creds.uid).or_default().conns += 1;
+        self.conns
+            .insert(id, Conn::new(creds, privileged, self.limits.max_frame));
+        self.timers.insert((
+            now.saturating_add(self.limits.hello_timeout),
+            id,
+            Timer::Hello,
+        ));
+        Ok(id)
+    }
+
+    /// Whether the driver should read from this connection now.
+    pub fn wants_read(&self, c: ConnId) -> bool {
+        self.conns
+            .get(&c)
+            .is_some_and(|conn| conn.state != State::Closing && !conn.eof && !self.out_full(conn))
+    }
+
+    /// Whether a connection's output is too full to answer more requests
+    /// (bytes, or fds held for its user).
+    pub(crate) fn out_full(&self, conn: &Conn) -> bool {
+        conn.out.pending() > self.limits.max_output
+            || self
+                .uids
+                .get(&conn.creds.uid)
+                .is_some_and(|u| u.fds > self.limits.max_fds_per_uid)
+    }
+
+    /// Bytes and fds read from a connection.
+    pub fn handle_input(&mut self, now: Nanos, c: ConnId, bytes: &[u8], fds: Vec<ReceivedFd>) {
+        self.set_now(now);
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if conn.state == State::Closing {
+            return;
+        }
+        conn.fds_in.extend(fds);
+        conn.reader.buffer().extend_from_slice(bytes);
+        if conn.fds_in.len() > self.limits.max_unclaimed_fds_per_connection {
+            return self.violation(
+                c,
+                "too many fds sent ahead of their frames",
+                None,
+                Errno::ENOBUFS,
+            );
+        }
+        self.process(c);
+        self.recharge(c);
+        self.finish_if_done(c);
+    }
+
+    /// The client shut its writing side: its buffered requests are still
+    /// answered, then the connection is closed.
+    pub fn handle_eof(&mut self, now: Nanos, c: ConnId) {
+        self.set_now(now);
+        if let Some(conn) = self.conns.get_mut(&c) {
+            conn.eof = true;
+            self.mark_dirty(c);
+            self.finish_if_done(c);
+        }
+    }
+
+    /// The connection broke (read or write error, hang-up): its endpoints
+    /// are closed, so the bus answers for them.
+    pub fn handle_disconnect(&mut self, now: Nanos, c: ConnId, why: &str) {
+        self.set_now(now);
+        self.drop_conn(c, why);
+    }
+
+    /// The next connection whose output or interest changed (or that was
+    /// closed), in the order output was produced, each once.
+    pub fn poll_dirty(&mut self) -> Option<ConnId> {
+        let c = self.dirty.pop_front()?;
+        if let Some(conn) = self.conns.get_mut(&c) {
+            conn.dirty = false;
+        }
+        Some(c)
+    }
+
+    /// What to do with a connection's socket now.
+    pub fn status(&self, c: ConnId) -> Status {
+        match self.conns.get(&c) {
+            None => Status::Closed,
+            Some(conn) => Status::Open {
+                read: self.wants_read(c),
+                write: conn.out.pending() > 0 && conn.write_paused_until.is_none(),
+            },
+        }
+    }
+
+    /// The next bytes to write to a connection, with the fds that must go
+    /// with their first byte (`SCM_RIGHTS`).
+    pub fn poll_transmit(&self, c: ConnId) -> Option<(&[u8], Vec<BorrowedFd<'_>>)> {
+        let conn = self.conns.get(&c)?;
+        if conn.write_paused_until.is_some() {
+            return None;
+        }
+        conn.out.transmit()
+    }
+
+    /// `n` bytes and `nfds` of the fds of the last [`Server::poll_transmit`]
+    /// were written.
+    pub fn handle_sent(&mut self, now: Nanos, c: ConnId, n: usize, nfds: usize) {
+        self.set_now(now);
+        let max_output = self.limits.max_output;
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        conn.out.sent(n, nfds, max_output);
+        conn.write_backoff = 0;
+        let closing_done = conn.state == State::Closing && conn.out.pending() == 0;
+        let drained = conn.out.pending() <= max_output / 2;
+        if closing_done {
+            return self.drop_conn(c, "closed after goodbye");
+        }
+        self.recharge(c);
+        if drained {
+            self.resume(c);
+        }
+        self.finish_if_done(c);
+    }
+
+    /// The connection's socket became writable again.
+    pub fn handle_writable(&mut self, c: ConnId) {
+        self.mark_dirty(c);
+    }
+
+    /// Writing failed.
+    pub fn handle_write_error(&mut self, now: Nanos, c: ConnId, e: WriteError) {
+        self.set_now(now);
+        match e {
+            WriteError::Broken => self.drop_conn(c, "write failed"),
+            WriteError::TooManyRefs => {
+                let Some(conn) = self.conns.get_mut(&c) else {
+                    return;
+                };
+                conn.write_backoff = (conn.write_backoff * 2).clamp(1_000_000, MAX_WRITE_BACKOFF);
+                let at = now.saturating_add(conn.write_backoff);
+                conn.write_paused_until = Some(at);
+                self.timers.insert((at, c, Timer::WriteRetry));
+                self.stats.fd_write_backoffs += 1;
+                let n = self.stats.fd_write_backoffs;
+                if n.is_power_of_two() {
+                    self.log(
+                        Level::Warn,
+                        format_args!(
+                            "the OS refused to pass more fds (ETOOMANYREFS: too many in flight, some client is not reading); output kept and retried ({n} times so far)"
+                        ),
+                    );
+                }
+                self.mark_dirty(c);
+            }
+        }
+    }
+
+    /// When [`Server::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Nanos> {
+        [
+            self.kernel.host().alarm,
+            self.parked.next_deadline(),
+            self.timers.first().map(|t| t.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Time passed: kernel alarms, wait deadlines, handshake and linger
+    /// deadlines, write retries.
+    pub fn handle_timeout(&mut self, now: Nanos) {
+        self.set_now(now);
+        if self.kernel.host().alarm.is_some_and(|a| a <= now) {
+            self.kernel.handle_alarm();
+            self.deliver_wakes(None);
+        }
+        for (bus, ep) in self.parked.due(now) {
+            self.retry_parked(bus, ep, Some(now));
+        }
+        self.deliver_wakes(None);
+        while let Some(&(at, c, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(conn) = self.conns.get_mut(&c) else {
+                continue;
+            };
+            match timer {
+                Timer::Hello if conn.state == State::Greeting => {
+                    self.stats.hello_timeouts += 1;
+                    let (uid, pid) = (conn.creds.uid, conn.creds.pid);
+                    self.log(
+                        Level::Debug,
+                        format_args!("connection of uid {uid} pid {pid} sent no Hello in time"),
+                    );
+                    self.goodbye(c, Errno::ETIMEDOUT);
+                }
+                Timer::Linger if conn.state == State::Closing => {
+                    self.drop_conn(c, "did not read its goodbye in time");
+                }
+                Timer::WriteRetry if conn.write_paused_until.is_some_and(|t| t <= now) => {
+                    conn.write_paused_until = None;
+                    self.mark_dirty(c);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Says goodbye (`ESHUTDOWN`) to every connection; the driver writes
+    /// what it can and closes them.
+    pub fn shutdown(&mut self) -> Vec<ConnId> {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for &c in &ids {
+            if let Some(conn) = self.conns.get_mut(&c) {
+                emit_frame(
+                    &mut conn.out.buf,
+                    GOODBYE,
+                    0,
+                    0,
+                    Errno::ESHUTDOWN.number(),
+                    |_| {},
+                );
+            }
+        }
+        ids
+    }
+
+    pub(crate) fn mark_dirty(&mut self, c: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&c)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push_back(c);
+        }
+    }
+
+    /// Updates what a connection holds for its uid (partial frames, fds);
+    /// closes it if that passes a per-uid limit on input.
+    pub(crate) fn recharge(&mut self, c: ConnId) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let (partial, fds) = (conn.reader.buffered(), conn.fds_held());
+        let (old_partial, old_fds) = (conn.partial_charged, conn.fds_charged);
+        conn.partial_charged = partial;
+        conn.fds_charged = fds;
+        let fds_in = conn.fds_in.len();
+        let u = self.uids.entry(conn.creds.uid).or_default();
+        u.partial = u.partial + partial - old_partial;
+        u.fds = u.fds + fds - old_fds;
+        if u.partial > self.limits.max_partial_bytes_per_uid {
+            self.violation(
+                c,
+                "too many bytes of incomplete frames for this user",
+                None,
+                Errno::ENOBUFS,
+            );
+        } else if fds_in > 0 && u.fds > self.limits.max_fds_per_uid {
+            self.violation(c, "too many fds held for this user", None, Errno::ENOBUFS);
+        }
+    }
+
+    /// Answers buffered requests and stalled waits once output drained.
+    fn resume(&mut self, c: ConnId) {
+        self.process(c);
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if !conn.stalled.is_empty() {
+            let stalled: Vec<_> = conn.stalled.drain().collect();
+            for (bus, ep) in stalled {
+                self.retry_parked(bus, ep, None);
+            }
+            self.deliver_wakes(None);
+        }
+    }
+
+    /// Closes a half-closed connection once everything it asked is answered.
+    fn finish_if_done(&mut self, c: ConnId) {
+        if let Some(conn) = self.conns.get(&c)
+            && conn.eof
+            && conn.state != State::Closing
+            && conn.out.pending() == 0
+            && conn.parked == 0
+        {
+            self.drop_conn(c, "closed by the client");
+        }
+    }
+
+    /// A protocol violation or a broken input limit: answer the request if
+    /// it can be addressed, say goodbye, close.
+    pub(crate) fn violation(
+        &mut self,
+        c: ConnId,
+        what: &str,
+        addressed: Option<(u32, OpCode)>,
+        why: Errno,
+    ) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let (uid, pid) = (conn.creds.uid, conn.creds.pid);
+        if let Some((seq, op)) = addressed {
+            emit_response(&mut conn.out.buf, seq, op, 0, &Err(why));
+        }
+        self.stats.violations += 1;
+        self.log(
+            Level::Warn,
+            format_args!(
+                "client uid {uid} pid {pid}: {what}; closing the connection ({})",
+                why.name()
+            ),
+        );
+        self.goodbye(c, why);
+    }
+
+    pub(crate) fn goodbye(&mut self, c: ConnId, why: Errno) {
+        let linger = self.now().saturating_add(self.limits.linger_timeout);
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        emit_frame(&mut conn.out.buf, GOODBYE, 0, 0, why.number(), |_| {});
+        conn.state = State::Closing;
+        // What it sent is dropped now; what it holds is released.
+        conn.fds_in.clear();
+        *conn.reader.buffer() = Default::default();
+        self.timers.insert((linger, c, Timer::Linger));
+        self.recharge(c);
+        self.mark_dirty(c);
+    }
+
+    pub(crate) fn drop_conn(&mut self, c: ConnId, why: &str) {
+        let Some(conn) = self.conns.remove(&c) else {
+            return;
+        };
+        if let Some(u) = self.uids.get_mut(&conn.creds.uid) {
+            u.conns -= 1;
+            u.partial -= conn.partial_charged;
+            u.fds -= conn.fds_charged;
+            if u.conns == 0 {
+                self.uids.remove(&conn.creds.uid);
+            }
+        }
+        self.dirty.push_back(c);
+        let (pid, n) = (conn.creds.pid, conn.endpoints.len());
+        self.log(
+            Level::Debug,
+            format_args!("client pid {pid} gone ({n} endpoints): {why}"),
+        );
+        for &(bus, ep) in conn.endpoints.keys() {
+            drop(self.parked.take(bus, ep));
+            self.owners.remove(&(bus, ep));
+            let _ = self.kernel.dispatch(bus, ep, Request::Close(()));
+            self.kernel.host_mut().levels.remove(&(bus, ep));
+        }
+        self.deliver_wakes(None);
+    }
+
+    /// Handles the kernel's wake-ups: parked requests of a woken endpoint are
+    /// retried; an endpoint with none gets a `Wake` frame (at most one
+    /// between two of its requests). Retries can wake others in turn, so this
+    /// runs until nothing is left.
+    pub(crate) fn deliver_wakes(&mut self, except: Option<(BusId, EndpointId)>) {
+        loop {
+            let mut woken = std::mem::take(&mut self.kernel.host_mut().woken);
+            if woken.is_empty() {
+                self.kernel.host_mut().woken = woken;
+                return;
+            }
+            woken.sort_unstable();
+            woken.dedup();
+            for &(bus, ep) in &woken {
+                // Parked requests are retried even for the requester (another
+                // thread of it may be waiting); only its Wake is left to the
+                // response flag.
+                if self.retry_parked(bus, ep, None) || Some((bus, ep)) == except {
+                    continue;
+                }
+                let Some(&c) = self.owners.get(&(bus, ep)) else {
+                    continue;
+                };
+                let Some(conn) = self.conns.get_mut(&c) else {
+                    continue;
+                };
+                if conn.state == State::Serving && conn.disarm(bus, ep) {
+                    emit_frame(&mut conn.out.buf, WAKE, 0, 0, 0, |b| {
+                        b.extend_from_slice(&bus.0.to_le_bytes());
+                        b.extend_from_slice(&ep.0.to_le_bytes());
+                    });
+                    self.mark_dirty(c);
+                }
+            }
+            woken.clear();
+            let fresh = std::mem::replace(&mut self.kernel.host_mut().woken, woken);
+            self.kernel.host_mut().woken.extend(fresh);
+        }
+    }
+
+    /// Retries the parked requests of one endpoint, oldest first; answers
+    /// those that find something (or fail, or are past `expired_at`).
+    /// While the owner's output is full, only expired waits are answered
+    /// (with the empty result); the rest wait for it to drain. Returns
+    /// whether the endpoint had parked requests.
+    pub(crate) fn retry_parked(
+        &mut self,
+        bus: BusId,
+        ep: EndpointId,
+        expired_at: Option<Nanos>,
+    ) -> bool {
+        if !self.parked.has(bus, ep) {
+            return false;
+        }
+        let list = self.parked.take(bus, ep);
+        let mut keep = VecDeque::new();
+        for p in list {
+            let Some(conn) = self.conns.get(&p.conn) else {
+                continue;
+            };
+            let op = p.request.code();
+            let expired = expired_at.is_some_and(|now| p.deadline.is_some_and(|d| d <= now));
+            let result = if self.out_full(conn) {
+                if !expired {
+                    if let Some(conn) = self.conns.get_mut(&p.conn) {
+                        conn.stalled.insert((bus, ep));
+                    }
+                    keep.push_back(p);
+                    continue;
+                }
+                Ok(empty_response(op))
+            } else {
+                self.kernel.dispatch(bus, ep, p.request.clone())
+            };
+            if is_empty_result(&result) && !expired {
+                keep.push_back(p);
+                continue;
+            }
+            let readable = self.kernel.host().readable(bus, ep);
+            if let Some(conn) = self.conns.get_mut(&p.conn) {
+                conn.parked -= 1;
+                conn.arm(bus, ep);
+                let flags = if readable { FLAG_READABLE } else { 0 };
+                let at = conn.out.buf.len();
+                emit_response(&mut conn.out.buf, p.seq, op, flags, &result);
+                conn.out.note_fds(at, &result);
+                self.recharge(p.conn);
+                self.mark_dirty(p.conn);
+            }
+        }
+        self.parked.put_back(bus, ep, keep);
+        true
+    }
+}
+
+/// The "found nothing" result of a waitable operation.
+pub(crate) fn empty_response(op: OpCode) -> Response {
+    match op {
+        OpCode::Recv => Response::Recv(None),
+        OpCode::TakeReply => Response::TakeReply(None),
+        OpCode::RecvBatch => Response::RecvBatch(Vec::new()),
+        _ => Response::TakeSendOutcome(None),
+    }
+}
