@@ -1,0 +1,465 @@
+//! Sending: validating, planning and delivering one message.
+//!
+//! Every copy is planned (each recipient's room, then the quota) before any is
+//! queued, so a send queues all its copies or none; a failed plan resets the
+//! recipients' scratch counters (`planned`, `copies`: 0 between sends).
+//! send: O(matching bindings + recipients × carried handles + monitors), the
+//! binding lookup being a few hash probes per word of the name (see `binding`).
+
+use std::mem;
+
+use crate::binding::BindingId;
+use crate::endpoint::{Endpoint, Pending, Queued, SendState};
+use crate::name::check_message_name;
+use crate::node::NodeId;
+use crate::{
+    BusId, Credentials, EndpointId, Errno, Flags, HandleId, Header, Host, Message, MessageId,
+    Outgoing, SendArgs,
+};
+
+use super::Bus;
+use super::quota::{Usage, charge};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    /// The requester's copy of a reply (uses its reserved slot).
+    Requester,
+    /// The replier's copy of a request (`WANT_YOU_TO_REPLY`).
+    Replier,
+    /// A listener's copy.
+    Listener,
+    /// A listener copy that did not fit: counted as lost.
+    Lost,
+    /// The owner's copy of a message sent to one of its nodes.
+    Node(NodeId),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Planned {
+    pub(super) ep: EndpointId,
+    pub(super) role: Role,
+    pub(super) cause: Option<BindingId>,
+    /// The receiving endpoint's user (charged for the copy).
+    pub(super) uid: u32,
+}
+
+/// What to do when a listener's queue is full.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum WhenFull {
+    /// Skip it, counting the loss.
+    Skip,
+    /// Fail the whole send with this error.
+    Fail(Errno),
+}
+
+impl Bus {
+    fn validate(&self, msg: &Outgoing) -> Result<(), Errno> {
+        if msg.flags.contains(Flags::ALL_OR_WAIT) && msg.flags.contains(Flags::ALL_OR_FAIL) {
+            return Err(Errno::EINVAL);
+        }
+        if msg.is_request() && msg.is_reply() {
+            return Err(Errno::EINVAL);
+        }
+        check_message_name(&msg.name)?;
+        if msg.name.len() + msg.data.len() > self.max_message_size as usize {
+            return Err(Errno::EMSGSIZE);
+        }
+        if msg
+            .attached_fds()
+            .is_some_and(|a| a.count > crate::MAX_FDS_PER_MESSAGE)
+        {
+            return Err(Errno::ETOOMANYREFS);
+        }
+        if !msg.destinations().is_empty() {
+            // A message to nodes is a one-way multicast, not a request or reply.
+            if msg.is_request() || msg.is_reply() {
+                return Err(Errno::EINVAL);
+            }
+            let mut seen = msg.destinations().to_vec();
+            seen.sort_unstable();
+            if seen.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn send<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        args: SendArgs,
+    ) -> Result<MessageId, Errno> {
+        let SendArgs {
+            message: mut msg,
+            deadline,
+        } = args;
+        let sender = self.ep(from)?;
+        if matches!(sender.send, SendState::Pending(_)) {
+            return Err(Errno::EALREADY);
+        }
+        self.validate(&msg)?;
+        if !msg.destinations().is_empty() {
+            self.nodes_of(sender, msg.destinations())?;
+        }
+        if !msg.carried().is_empty() {
+            self.nodes_of(sender, msg.carried())?;
+        }
+        msg.flags = msg
+            .flags
+            .without(Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY));
+        if msg.is_request() && !sender.has_room() {
+            return Err(Errno::ENOLCK);
+        }
+        let creds = sender.creds;
+        let local = msg.id.network == 0;
+        let id = if local {
+            MessageId {
+                network: 0,
+                serial: self.next_serial,
+            }
+        } else {
+            msg.id
+        };
+        match self.route(host, from, creds, &msg, id, false) {
+            Ok(()) => {
+                if local {
+                    self.take_serial();
+                }
+                let sender = self.ep_mut(from)?;
+                sender.sent += 1;
+                sender.send = SendState::Idle;
+                Ok(id)
+            }
+            Err(Errno::EAGAIN) if msg.flags.contains(Flags::ALL_OR_WAIT) => {
+                if local {
+                    self.take_serial();
+                }
+                let request = msg.is_request();
+                let sender = self.ep_mut(from)?;
+                if request {
+                    sender.outstanding.insert(id);
+                }
+                sender.send = SendState::Pending(Pending { msg, id, deadline });
+                self.pending.push_back(from);
+                Err(Errno::EAGAIN)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn send_batch<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        batch: Vec<SendArgs>,
+    ) -> Result<Vec<crate::SendResult>, Errno> {
+        self.ep(from)?;
+        Ok(batch
+            .into_iter()
+            .map(|args| self.send(host, from, args))
+            .collect())
+    }
+
+    /// Plans every copy of `msg`, then delivers them all, or fails with no effect.
+    pub(super) fn route<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        creds: Credentials,
+        msg: &Outgoing,
+        id: MessageId,
+        retry: bool,
+    ) -> Result<(), Errno> {
+        let mut plan = mem::take(&mut self.plan);
+        plan.clear();
+        // A new request's reply slot counts as used while its copies are planned.
+        let reserve = msg.is_request() && !retry;
+        if reserve && let Some(s) = self.endpoints.get_mut(&from) {
+            s.planned += 1;
+        }
+        let mut r = self.plan_send(from, msg, &mut plan);
+        if r.is_ok() && !plan.is_empty() && self.usage.on {
+            r = self.check_quota(from, creds.uid, msg, &plan);
+        }
+        if reserve && let Some(s) = self.endpoints.get_mut(&from) {
+            s.planned = 0;
+            s.copies = 0;
+        }
+        match r {
+            Ok(()) => {
+                if (msg.is_request() || msg.is_reply())
+                    && let Some(s) = self.endpoints.get_mut(&from)
+                {
+                    if msg.is_request() {
+                        s.outstanding.insert(id);
+                    } else {
+                        s.owed.remove(&msg.in_reply_to);
+                    }
+                }
+                let header = Header {
+                    id,
+                    in_reply_to: msg.in_reply_to,
+                    to: msg.to,
+                    from,
+                    orig_from: msg.orig_from,
+                    final_to: msg.final_to,
+                    name: msg.name.clone(),
+                    data: msg.data.clone(),
+                    creds,
+                    fds: msg.attached_fds().cloned(),
+                };
+                let base = Message::new(header, msg.flags);
+                let carried = match self.endpoints.get(&from) {
+                    Some(s) if !msg.carried().is_empty() => self.nodes_of(s, msg.carried())?,
+                    _ => Vec::new(),
+                };
+                self.deliver(
+                    host,
+                    base,
+                    &plan,
+                    msg.flags.contains(Flags::URGENT),
+                    &carried,
+                );
+            }
+            Err(_) => self.reset_plan(&plan),
+        }
+        self.plan = plan;
+        r
+    }
+
+    fn plan_send(
+        &mut self,
+        from: EndpointId,
+        msg: &Outgoing,
+        plan: &mut Vec<Planned>,
+    ) -> Result<(), Errno> {
+        let when_full = if msg.flags.contains(Flags::ALL_OR_WAIT) {
+            WhenFull::Fail(Errno::EAGAIN)
+        } else if msg.flags.contains(Flags::ALL_OR_FAIL) {
+            WhenFull::Fail(Errno::EBUSY)
+        } else {
+            WhenFull::Skip
+        };
+        if !msg.destinations().is_empty() {
+            let nodes = self.nodes_of(self.ep(from)?, msg.destinations())?;
+            for node in nodes {
+                // A destroyed node: the copy is discarded.
+                let Some(owner) = self.nodes.get(&node).filter(|n| n.live).map(|n| n.owner) else {
+                    continue;
+                };
+                let Some(ep) = self.endpoints.get_mut(&owner) else {
+                    continue;
+                };
+                plan_required(plan, ep, owner, Role::Node(node), None, msg.flags)?;
+            }
+            return Ok(());
+        }
+        if msg.is_reply() {
+            let requester = match self.ep(from)?.owed.get(&msg.in_reply_to) {
+                Some(&r) if r == msg.to => r,
+                _ => return Err(Errno::ECONNREFUSED),
+            };
+            let Some(ep) = self.endpoints.get_mut(&requester) else {
+                // The requester has gone: no reply can ever reach it, so the
+                // debt is cancelled (see docs/semantics.md).
+                self.ep_mut(from)?.owed.remove(&msg.in_reply_to);
+                return Err(Errno::EADDRNOTAVAIL);
+            };
+            debug_assert!(ep.outstanding.contains(&msg.in_reply_to));
+            ep.copies += 1;
+            plan.push(Planned {
+                ep: requester,
+                role: Role::Requester,
+                cause: None,
+                uid: ep.creds.uid,
+            });
+        } else if msg.is_request() {
+            let (bid, replier) = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
+            if msg.to != EndpointId::BUS && msg.to != replier {
+                return Err(Errno::EPIPE);
+            }
+            let ep = self
+                .endpoints
+                .get_mut(&replier)
+                .expect("bound endpoints exist");
+            plan_required(plan, ep, replier, Role::Replier, Some(bid), msg.flags)?;
+        }
+        self.plan_listeners(&msg.name, when_full, plan)
+    }
+
+    /// Plans a copy for every listener binding matching `name` ("only once"
+    /// endpoints get at most one copy of the message). On failure the plan
+    /// still names every endpoint whose scratch counters were touched.
+    pub(super) fn plan_listeners(
+        &mut self,
+        name: &str,
+        when_full: WhenFull,
+        plan: &mut Vec<Planned>,
+    ) -> Result<(), Errno> {
+        let mut matched = mem::take(&mut self.matched);
+        matched.clear();
+        self.index.listeners(name, &mut matched);
+        let mut r = Ok(());
+        for &(bid, target) in &matched {
+            let Some(ep) = self.endpoints.get_mut(&target) else {
+                continue;
+            };
+            if ep.only_once && ep.copies > 0 {
+                continue;
+            }
+            ep.copies += 1;
+            let role = if ep.has_room() {
+                ep.planned += 1;
+                Role::Listener
+            } else if let WhenFull::Fail(e) = when_full {
+                r = Err(e);
+                Role::Lost
+            } else {
+                Role::Lost
+            };
+            plan.push(Planned {
+                ep: target,
+                role,
+                cause: Some(bid),
+                uid: ep.creds.uid,
+            });
+            if r.is_err() {
+                break;
+            }
+        }
+        self.matched = matched;
+        r
+    }
+
+    /// Clears the scratch counters of every endpoint in a plan that will not
+    /// be delivered (delivery clears them itself).
+    pub(super) fn reset_plan(&mut self, plan: &[Planned]) {
+        for p in plan {
+            if let Some(ep) = self.endpoints.get_mut(&p.ep) {
+                ep.planned = 0;
+                ep.copies = 0;
+            }
+        }
+    }
+
+    /// Queues every planned copy of `base` (and clears the scratch
+    /// counters); each receiver gets its own handles to the `carried` nodes.
+    pub(super) fn deliver<H: Host>(
+        &mut self,
+        host: &mut H,
+        base: Message,
+        plan: &[Planned],
+        urgent: bool,
+        carried: &[NodeId],
+    ) {
+        self.copy_to_monitors(host, &base);
+        let bus = self.id;
+        let mut base = Some(base);
+        let last = plan.len().saturating_sub(1);
+        for (i, p) in plan.iter().enumerate() {
+            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                continue;
+            };
+            ep.planned = 0;
+            ep.copies = 0;
+            if p.role == Role::Lost {
+                ep.lost_unreported += 1;
+                ep.lost_total += 1;
+                continue;
+            }
+            let mut m = if i == last {
+                base.take().expect("the last copy takes the original")
+            } else {
+                base.clone().expect("copies before the last clone it")
+            };
+            match p.role {
+                Role::Requester => {
+                    ep.outstanding.remove(&m.in_reply_to);
+                }
+                Role::Replier => m.flags = m.flags.with(Flags::WANT_YOU_TO_REPLY),
+                Role::Node(node) => {
+                    m.destination = ep.by_node.get(&node).copied().unwrap_or(HandleId::INVALID);
+                }
+                Role::Listener | Role::Lost => {}
+            }
+            if !carried.is_empty() {
+                let by = m.creds.uid;
+                m.handles = carried
+                    .iter()
+                    .map(|&n| self.install_handle(p.ep, n, by))
+                    .collect();
+            }
+            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                continue;
+            };
+            push_into(ep, &mut self.usage, host, (bus, p.ep), m, p.cause, urgent);
+        }
+    }
+
+    pub(super) fn push<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        msg: Message,
+        cause: Option<BindingId>,
+        urgent: bool,
+    ) {
+        let bus = self.id;
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            push_into(ep, &mut self.usage, host, (bus, id), msg, cause, urgent);
+        }
+    }
+}
+
+/// Plans a copy that must be delivered (a replier's, a node owner's): a
+/// full queue fails the whole send, `EAGAIN` (pending) with `ALL_OR_WAIT`,
+/// `EBUSY` otherwise.
+fn plan_required(
+    plan: &mut Vec<Planned>,
+    ep: &mut Endpoint,
+    id: EndpointId,
+    role: Role,
+    cause: Option<BindingId>,
+    flags: Flags,
+) -> Result<(), Errno> {
+    if !ep.has_room() {
+        return Err(if flags.contains(Flags::ALL_OR_WAIT) {
+            Errno::EAGAIN
+        } else {
+            Errno::EBUSY
+        });
+    }
+    ep.planned += 1;
+    ep.copies += 1;
+    plan.push(Planned {
+        ep: id,
+        role,
+        cause,
+        uid: ep.creds.uid,
+    });
+    Ok(())
+}
+
+/// Queues `msg` on `ep` (front if urgent), attaching its unreported losses,
+/// and wakes its waiter.
+pub(super) fn push_into<H: Host>(
+    ep: &mut Endpoint,
+    usage: &mut Usage,
+    host: &mut H,
+    (bus, id): (BusId, EndpointId),
+    mut msg: Message,
+    cause: Option<BindingId>,
+    urgent: bool,
+) {
+    msg.lost = mem::take(&mut ep.lost_unreported);
+    charge(usage, ep, &msg);
+    let q = Queued { msg, cause };
+    if urgent {
+        ep.queue.push_front(q);
+    } else {
+        ep.queue.push_back(q);
+    }
+    ep.readable = true;
+    host.wake(bus, id, true);
+}
