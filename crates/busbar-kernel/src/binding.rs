@@ -128,6 +128,39 @@ impl BindingIndex {
         Some(b)
     }
 
+    /// Removes many bindings at once (an endpoint closing): one pass over
+    /// each listener list touched, so O(bindings removed + targets of the
+    /// prefixes touched) however many of them share a prefix. Returns the
+    /// removed bindings in the order of `ids`.
+    pub(crate) fn remove_many(&mut self, ids: &[BindingId]) -> Vec<Binding> {
+        let mut removed = Vec::with_capacity(ids.len());
+        let mut touched: Vec<(usize, Arc<str>)> = Vec::new();
+        for &id in ids {
+            let Some(b) = self.bindings.remove(&id) else {
+                continue;
+            };
+            let s = slot(b.kind);
+            if b.replier {
+                self.repliers[s].remove(&*b.prefix);
+            } else {
+                touched.push((s, b.prefix.clone()));
+            }
+            removed.push(b);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let gone: std::collections::HashSet<BindingId> = ids.iter().copied().collect();
+        for (s, prefix) in touched {
+            if let Some(v) = self.listeners[s].get_mut(&*prefix) {
+                v.retain(|(x, _)| !gone.contains(x));
+                if v.is_empty() {
+                    self.listeners[s].remove(&*prefix);
+                }
+            }
+        }
+        removed
+    }
+
     /// The replier that a request to `name` reaches.
     pub(crate) fn replier(&self, name: &str) -> Option<Target> {
         if let Some(&id) = self.repliers[0].get(name) {

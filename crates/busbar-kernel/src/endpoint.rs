@@ -22,6 +22,12 @@ pub(crate) struct Pending {
     pub msg: Outgoing,
     pub id: MessageId,
     pub deadline: Option<Nanos>,
+    /// Bus-wide order of going pending (oldest retried first).
+    pub seq: u64,
+    /// The endpoint whose full queue it waits for.
+    pub blocked_on: EndpointId,
+    /// A request's replier, a reply's requester (when known).
+    pub peer: Option<EndpointId>,
 }
 
 /// Where an endpoint's send stands. Only one send can be pending at a time.
@@ -49,7 +55,9 @@ pub(crate) struct Endpoint {
     /// Requests we sent whose reply has not been queued yet: each reserves a slot.
     pub outstanding: HashSet<MessageId, Hasher>,
     /// Requests we received as replier (and took) that we still owe a reply, by requester.
-    pub owed: HashMap<MessageId, EndpointId, Hasher>,
+    /// Requests this endpoint must answer, by (request id, requester): two
+    /// requesters can never share a debt, even with equal (forwarded) ids.
+    pub owed: HashSet<(MessageId, EndpointId), Hasher>,
     /// Our bindings, oldest first.
     pub bindings: Vec<BindingId>,
     /// Copies lost since the last delivered message (reported on the next one).
@@ -86,7 +94,7 @@ impl Endpoint {
             only_once: false,
             monitor: false,
             outstanding: HashSet::with_hasher(hasher.clone()),
-            owed: HashMap::with_hasher(hasher.clone()),
+            owed: HashSet::with_hasher(hasher.clone()),
             bindings: Vec::new(),
             lost_unreported: 0,
             lost_total: 0,

@@ -102,7 +102,7 @@ errnos! {
     /// The bus or transport has shut down.
     ESHUTDOWN = 108, "the bus has shut down";
     /// Too many file descriptors in one message.
-    ETOOMANYREFS = 109, "too many file descriptors in one message";
+    ETOOMANYREFS = 109, "too many file descriptors (253) or handles (1024) in one message";
     /// A deadline passed.
     ETIMEDOUT = 110, "timed out";
     /// This endpoint may not reply to that message (not its replier, or already answered).

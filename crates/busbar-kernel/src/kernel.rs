@@ -70,7 +70,7 @@ macro_rules! define_dispatch {
                 let result = match request {
                     $( Request::$name(args) => define_dispatch!(@call self, $scope, $method, bus, endpoint, args).map(Response::$name), )*
                 };
-                self.after_operation(bus);
+                self.after_operation(bus, endpoint);
                 result
             }
         }
@@ -145,10 +145,12 @@ impl<H: Host> Kernel<H> {
         f(b, &mut self.host)
     }
 
-    fn after_operation(&mut self, bus: BusId) {
+    /// Only an endpoint's own operations make room in its queue (or change
+    /// its bindings), so only the sends waiting for it are retried.
+    fn after_operation(&mut self, bus: BusId, endpoint: EndpointId) {
         if let Some(b) = self.buses.get_mut(bus.0 as usize) {
             if b.has_pending() {
-                b.retry_pending(&mut self.host);
+                b.retry_blocked_on(&mut self.host, endpoint);
                 self.rearm();
             } else if self.alarm.is_some() {
                 self.rearm();

@@ -64,7 +64,8 @@ pub use host::{Host, Level, Nanos};
 pub use kernel::{Kernel, KernelConfig};
 pub use message::{
     Attachment, BusId, Capabilities, Credentials, EndpointId, Flags, HandleId, Header,
-    MAX_FDS_PER_MESSAGE, Message, MessageId, OrigFrom, Outgoing, ReplierBindEvent, synthetic,
+    MAX_FDS_PER_MESSAGE, MAX_HANDLES_PER_MESSAGE, Message, MessageId, OrigFrom, Outgoing,
+    ReplierBindEvent, synthetic,
 };
 pub use name::MAX_NAME_LEN;
 pub use ops::{

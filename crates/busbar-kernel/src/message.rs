@@ -103,6 +103,11 @@ impl Eq for Attachment {}
 /// `SCM_MAX_FD`); more is `ETOOMANYREFS`.
 pub const MAX_FDS_PER_MESSAGE: u32 = 253;
 
+/// The most handles one message may carry, and the most nodes it may be
+/// sent to; more is `ETOOMANYREFS`. (Every receiver gets its own handle
+/// per carried node, so this bounds what one send makes the bus hold.)
+pub const MAX_HANDLES_PER_MESSAGE: usize = 1024;
+
 /// A message id: `{network, serial}`. `{0,0}` means "none". Locally sent
 /// messages have network 0 and a serial from the bus's one counter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

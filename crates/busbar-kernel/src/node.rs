@@ -17,7 +17,7 @@ pub(crate) type NodeId = u64;
 pub(crate) struct HandleRef {
     pub node: NodeId,
     /// References held (at least 1 while the entry exists).
-    pub refs: u32,
+    pub refs: u64,
     /// The user whose send created the entry (charged for it).
     pub by: u32,
 }

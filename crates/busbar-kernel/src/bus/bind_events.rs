@@ -53,6 +53,11 @@ impl Bus {
             replier: args.replier,
         });
         self.ep_mut(id)?.bindings.push(bid);
+        if args.replier {
+            // Pending requests to names it now serves change replier.
+            let p = parse_pattern(&args.name)?;
+            self.retry_requests_matching(host, p.kind, p.prefix);
+        }
         host.log(
             Level::Debug,
             format_args!(
@@ -101,6 +106,8 @@ impl Bus {
         }
         self.feed_set_aside(host, id, false);
         self.update_readiness(host, id);
+        // Sends waiting for it (as listener or replier) may now go, or fail.
+        self.retry_related_to(host, id);
         host.log(
             Level::Debug,
             format_args!("bus {} endpoint {id} unbound {}", self.id, args.name),

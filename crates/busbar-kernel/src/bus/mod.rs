@@ -16,6 +16,8 @@ mod bind_events;
 mod caps;
 mod monitor;
 mod pending;
+
+use pending::PendingIndex;
 mod quota;
 mod recv;
 mod route;
@@ -80,8 +82,12 @@ pub(crate) struct Bus {
     usage: Usage,
     /// Scratch for the quota check: per receiving user, messages, bytes, handles.
     quota_scratch: Vec<(u32, u32, u64, u32)>,
-    /// Endpoints with a pending send, in the order they went pending.
-    pending: VecDeque<EndpointId>,
+    /// Pending sends, indexed (see `pending`).
+    pending: PendingIndex,
+    /// The endpoint whose full queue made the last route fail `EAGAIN`.
+    blocker: Option<EndpointId>,
+    /// The replier (request) or requester (reply) the last route found.
+    peer: Option<EndpointId>,
     // Scratch buffers reused by every send.
     plan: Vec<Planned>,
     matched: Vec<Target>,
@@ -107,7 +113,9 @@ impl Bus {
             bind_events: false,
             set_aside: VecDeque::new(),
             tragic: false,
-            pending: VecDeque::new(),
+            pending: PendingIndex::default(),
+            blocker: None,
+            peer: None,
             monitors: Vec::new(),
             nodes,
             next_node: 1,
@@ -179,8 +187,8 @@ impl Bus {
             self.monitors.retain(|&m| m != id);
         }
         // 1 + 2: the pending send and the reservations go with the endpoint.
-        if matches!(ep.send, SendState::Pending(_)) {
-            self.pending.retain(|&e| e != id);
+        if let SendState::Pending(p) = &ep.send {
+            self.pending.remove(id, p);
         }
         // 3: drain the queue.
         for q in mem::take(&mut ep.queue) {
@@ -189,12 +197,11 @@ impl Bus {
                 self.synthetic_reply(host, synthetic::GONE_AWAY, id, q.msg.from, q.msg.id);
             }
         }
-        // 4: remove bindings, newest first.
-        for &bid in ep.bindings.iter().rev() {
-            if let Some(b) = self.index.remove(bid)
-                && b.replier
-                && self.bind_events
-            {
+        // 4: remove bindings, newest first (in one pass over each name's
+        // listener list: closing N bindings of one name is O(N), not O(N²)).
+        let newest_first: Vec<_> = ep.bindings.iter().rev().copied().collect();
+        for b in self.index.remove_many(&newest_first) {
+            if b.replier && self.bind_events {
                 self.bind_event_on_close(host, id, &b.pattern);
             }
         }
@@ -211,6 +218,9 @@ impl Bus {
         for (req, requester) in owed {
             self.synthetic_reply(host, synthetic::IGNORED, id, requester, req);
         }
+        // Pending sends that waited for it, or were addressed through it,
+        // now go elsewhere or fail.
+        self.retry_related_to(host, id);
         host.log(
             Level::Debug,
             format_args!("bus {} endpoint {id} closed", self.id),

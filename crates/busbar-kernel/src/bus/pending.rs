@@ -1,17 +1,148 @@
-//! `ALL_OR_WAIT` sends that found a full queue: at most one per endpoint, kept
-//! in the order they went pending and retried in that order after every
-//! operation on the bus (O(pending × send)). A finished one leaves its outcome
-//! to take and makes the endpoint readable; a failed request gets a synthetic
-//! reply, an expired one (`ETIMEDOUT`) was never sent and gets none.
-//! next_deadline and expire: O(pending).
+//! `ALL_OR_WAIT` sends that found a full queue: at most one per endpoint.
+//! Each is indexed by what can change its fate, so nothing scans every
+//! pending send:
+//! - its blocker (the endpoint whose full queue it waits for): after an
+//!   operation of E (the only way E's queue gets room), sends blocked on E
+//!   are retried oldest first while E has room: O(log n + retries);
+//! - its peer (a request's replier, a reply's requester): when the peer
+//!   closes or unbinds, they are retried (they fail, or go elsewhere);
+//! - a request's name: when a replier binds a pattern, pending requests to
+//!   names it matches are retried (a stateful one now fails `EPIPE`):
+//!   O(log n + names under the pattern's prefix);
+//! - its deadline: next_deadline O(1), expire O(log n) per expired send.
+//!
+//! A finished send leaves its outcome to take and makes the endpoint
+//! readable; a failed request gets a synthetic reply; an expired one
+//! (`ETIMEDOUT`) was never sent and gets none.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem;
+use std::sync::Arc;
 
 use crate::endpoint::{Pending, SendState};
 use crate::message::synthetic;
+use crate::name::PatternKind;
 use crate::{EndpointId, Errno, Host, Nanos, SendOutcome};
 
 use super::Bus;
+
+type BySeq = BTreeMap<u64, EndpointId>;
+
+/// Pending sends by blocker, by peer, by request name and by deadline.
+#[derive(Debug, Default)]
+pub(crate) struct PendingIndex {
+    next_seq: u64,
+    by_blocker: HashMap<EndpointId, BySeq, foldhash::fast::RandomState>,
+    by_peer: HashMap<EndpointId, BySeq, foldhash::fast::RandomState>,
+    requests_by_name: BTreeMap<(Arc<str>, u64), EndpointId>,
+    deadlines: BTreeSet<(Nanos, u64, EndpointId)>,
+    len: usize,
+}
+
+fn index_in(
+    map: &mut HashMap<EndpointId, BySeq, foldhash::fast::RandomState>,
+    key: EndpointId,
+    seq: u64,
+    sender: EndpointId,
+) {
+    map.entry(key).or_default().insert(seq, sender);
+}
+
+fn unindex_in(
+    map: &mut HashMap<EndpointId, BySeq, foldhash::fast::RandomState>,
+    key: EndpointId,
+    seq: u64,
+) {
+    if let Some(m) = map.get_mut(&key) {
+        m.remove(&seq);
+        if m.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+impl PendingIndex {
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub fn insert(&mut self, sender: EndpointId, p: &Pending) {
+        index_in(&mut self.by_blocker, p.blocked_on, p.seq, sender);
+        if let Some(peer) = p.peer {
+            index_in(&mut self.by_peer, peer, p.seq, sender);
+        }
+        if p.msg.is_request() {
+            self.requests_by_name
+                .insert((p.msg.name.clone(), p.seq), sender);
+        }
+        if let Some(d) = p.deadline {
+            self.deadlines.insert((d, p.seq, sender));
+        }
+        self.len += 1;
+    }
+
+    pub fn remove(&mut self, sender: EndpointId, p: &Pending) {
+        unindex_in(&mut self.by_blocker, p.blocked_on, p.seq);
+        if let Some(peer) = p.peer {
+            unindex_in(&mut self.by_peer, peer, p.seq);
+        }
+        if p.msg.is_request() {
+            self.requests_by_name.remove(&(p.msg.name.clone(), p.seq));
+        }
+        if let Some(d) = p.deadline {
+            self.deadlines.remove(&(d, p.seq, sender));
+        }
+        self.len -= 1;
+    }
+
+    /// The oldest send blocked on `blocker` that went pending after `seq`
+    /// (a retried send keeps its `seq`, so a cursor passes it once).
+    fn blocked_on_after(&self, blocker: EndpointId, seq: u64) -> Option<(u64, EndpointId)> {
+        self.by_blocker
+            .get(&blocker)?
+            .range(seq + 1..)
+            .next()
+            .map(|(&s, &e)| (s, e))
+    }
+
+    /// Senders of pending requests to names matching a pattern, oldest first.
+    fn requests_matching(&self, kind: PatternKind, prefix: &str) -> Vec<EndpointId> {
+        let from: Arc<str> = Arc::from(prefix);
+        let mut v: Vec<(u64, EndpointId)> = self
+            .requests_by_name
+            .range((from, 0)..)
+            .take_while(|((name, _), _)| name.starts_with(prefix))
+            .filter(|((name, _), _)| {
+                let rest = &name[prefix.len()..];
+                match kind {
+                    PatternKind::Exact => rest.is_empty(),
+                    PatternKind::OneWord => rest.starts_with('.') && !rest[1..].contains('.'),
+                    PatternKind::AnyWords => rest.starts_with('.'),
+                }
+            })
+            .map(|((_, seq), &sender)| (*seq, sender))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Senders related to `ep` as blocker or peer, oldest first.
+    fn related_to(&self, ep: EndpointId) -> Vec<EndpointId> {
+        let mut v: Vec<(u64, EndpointId)> = [&self.by_blocker, &self.by_peer]
+            .into_iter()
+            .filter_map(|m| m.get(&ep))
+            .flat_map(|m| m.iter().map(|(&s, &e)| (s, e)))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 impl Bus {
     pub(crate) fn has_pending(&self) -> bool {
@@ -25,12 +156,16 @@ impl Bus {
         _: (),
     ) -> Result<bool, Errno> {
         let ep = self.ep_mut(id)?;
-        let SendState::Pending(p) = mem::take(&mut ep.send) else {
-            // Idle or Done: put back what was there.
-            return Ok(false);
+        let p = match mem::take(&mut ep.send) {
+            SendState::Pending(p) => p,
+            other => {
+                // Idle or Done: put back what was there.
+                ep.send = other;
+                return Ok(false);
+            }
         };
         ep.outstanding.remove(&p.id);
-        self.pending.retain(|&e| e != id);
+        self.pending.remove(id, &p);
         self.update_readiness(host, id);
         Ok(true)
     }
@@ -53,42 +188,81 @@ impl Bus {
         Ok(out)
     }
 
-    /// Retries every pending send, oldest first. Called after every
-    /// operation while any send is pending, so no chance of room is missed.
-    pub(crate) fn retry_pending<H: Host>(&mut self, host: &mut H) {
-        for _ in 0..self.pending.len() {
-            let Some(id) = self.pending.pop_front() else {
-                break;
-            };
-            let Some(ep) = self.endpoints.get_mut(&id) else {
-                continue;
-            };
-            let SendState::Pending(p) = mem::take(&mut ep.send) else {
-                continue;
-            };
-            let creds = ep.creds;
-            match self.route(host, id, creds, &p.msg, p.id, true) {
-                Ok(()) => {
-                    if let Some(ep) = self.endpoints.get_mut(&id) {
-                        ep.sent += 1;
-                    }
-                    self.finish_send(
-                        host,
-                        id,
-                        SendOutcome {
-                            id: p.id,
-                            result: Ok(()),
-                        },
-                    );
-                }
-                Err(Errno::EAGAIN) => {
-                    if let Some(ep) = self.endpoints.get_mut(&id) {
-                        ep.send = SendState::Pending(p);
-                    }
-                    self.pending.push_back(id);
-                }
-                Err(e) => self.fail_pending(host, id, p, e),
+    /// Retries the sends blocked on `blocker`, oldest first, while it has
+    /// room. Called after every operation of `blocker`.
+    /// Each is retried at most once per call (one that needs more room
+    /// than there is waits again).
+    pub(crate) fn retry_blocked_on<H: Host>(&mut self, host: &mut H, blocker: EndpointId) {
+        let mut after = 0;
+        while let Some((seq, sender)) = self.pending.blocked_on_after(blocker, after) {
+            if self.endpoints.get(&blocker).is_some_and(|b| !b.has_room()) {
+                return;
             }
+            after = seq;
+            self.retry_sender(host, sender);
+        }
+    }
+
+    /// Retries every send that waits for `ep` or is addressed through it
+    /// (`ep` closed or unbound).
+    pub(crate) fn retry_related_to<H: Host>(&mut self, host: &mut H, ep: EndpointId) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for sender in self.pending.related_to(ep) {
+            self.retry_sender(host, sender);
+        }
+    }
+
+    /// Retries pending requests to names a new replier pattern matches.
+    pub(crate) fn retry_requests_matching<H: Host>(
+        &mut self,
+        host: &mut H,
+        kind: PatternKind,
+        prefix: &str,
+    ) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for sender in self.pending.requests_matching(kind, prefix) {
+            self.retry_sender(host, sender);
+        }
+    }
+
+    /// Routes one pending send again: delivered, still waiting (re-indexed
+    /// by its new blocker), or failed.
+    fn retry_sender<H: Host>(&mut self, host: &mut H, sender: EndpointId) {
+        let Some(ep) = self.endpoints.get_mut(&sender) else {
+            return;
+        };
+        let SendState::Pending(p) = mem::take(&mut ep.send) else {
+            return;
+        };
+        let creds = ep.creds;
+        self.pending.remove(sender, &p);
+        match self.route(host, sender, creds, &p.msg, p.id, true) {
+            Ok(()) => {
+                if let Some(ep) = self.endpoints.get_mut(&sender) {
+                    ep.sent += 1;
+                }
+                let outcome = SendOutcome {
+                    id: p.id,
+                    result: Ok(()),
+                };
+                self.finish_send(host, sender, outcome);
+            }
+            Err(Errno::EAGAIN) => {
+                let p = Pending {
+                    blocked_on: self.blocker.unwrap_or(EndpointId::BUS),
+                    peer: self.peer,
+                    ..p
+                };
+                self.pending.insert(sender, &p);
+                if let Some(ep) = self.endpoints.get_mut(&sender) {
+                    ep.send = SendState::Pending(p);
+                }
+            }
+            Err(e) => self.fail_pending(host, sender, p, e),
         }
     }
 
@@ -121,42 +295,33 @@ impl Bus {
 
     /// The earliest deadline of a pending send.
     pub(crate) fn next_deadline(&self) -> Option<Nanos> {
-        self.pending
-            .iter()
-            .filter_map(|id| match &self.endpoints.get(id)?.send {
-                SendState::Pending(p) => p.deadline,
-                _ => None,
-            })
-            .min()
+        self.pending.deadlines.first().map(|d| d.0)
     }
 
     /// Ends pending sends whose deadline has passed (outcome `ETIMEDOUT`;
-    /// the message was never sent, so it gets no reply).
+    /// the message was never sent, so it gets no reply). A request's
+    /// reserved reply slot is freed, so sends blocked on its sender retry.
     pub(crate) fn expire<H: Host>(&mut self, host: &mut H, now: Nanos) {
-        for _ in 0..self.pending.len() {
-            let Some(id) = self.pending.pop_front() else {
+        while let Some(&(d, _, sender)) = self.pending.deadlines.first() {
+            if d > now {
                 break;
-            };
-            let Some(ep) = self.endpoints.get_mut(&id) else {
+            }
+            let Some(ep) = self.endpoints.get_mut(&sender) else {
+                self.pending.deadlines.pop_first();
                 continue;
             };
-            match mem::take(&mut ep.send) {
-                SendState::Pending(p) if p.deadline.is_some_and(|d| d <= now) => {
-                    ep.outstanding.remove(&p.id);
-                    self.finish_send(
-                        host,
-                        id,
-                        SendOutcome {
-                            id: p.id,
-                            result: Err(Errno::ETIMEDOUT),
-                        },
-                    );
-                }
-                other => {
-                    ep.send = other;
-                    self.pending.push_back(id);
-                }
-            }
+            let SendState::Pending(p) = mem::take(&mut ep.send) else {
+                self.pending.deadlines.pop_first();
+                continue;
+            };
+            ep.outstanding.remove(&p.id);
+            self.pending.remove(sender, &p);
+            let outcome = SendOutcome {
+                id: p.id,
+                result: Err(Errno::ETIMEDOUT),
+            };
+            self.finish_send(host, sender, outcome);
+            self.retry_blocked_on(host, sender);
         }
     }
 }

@@ -78,7 +78,7 @@ impl Bus {
             return;
         };
         if msg.wants_us_to_reply() {
-            ep.owed.insert(msg.id, msg.from);
+            ep.owed.insert((msg.id, msg.from));
         }
         ep.received += 1;
         uncharge(&mut self.usage, ep, msg);

@@ -67,6 +67,8 @@ impl Bus {
         if msg
             .attached_fds()
             .is_some_and(|a| a.count > crate::MAX_FDS_PER_MESSAGE)
+            || msg.carried().len() > crate::MAX_HANDLES_PER_MESSAGE
+            || msg.destinations().len() > crate::MAX_HANDLES_PER_MESSAGE
         {
             return Err(Errno::ETOOMANYREFS);
         }
@@ -135,13 +137,21 @@ impl Bus {
                 if local {
                     self.take_serial();
                 }
-                let request = msg.is_request();
-                let sender = self.ep_mut(from)?;
-                if request {
-                    sender.outstanding.insert(id);
+                if msg.is_request() {
+                    self.ep_mut(from)?.outstanding.insert(id);
                 }
-                sender.send = SendState::Pending(Pending { msg, id, deadline });
-                self.pending.push_back(from);
+                let blocked_on = self.blocker.unwrap_or(EndpointId::BUS);
+                let seq = self.pending.next_seq();
+                let p = Pending {
+                    msg,
+                    id,
+                    deadline,
+                    seq,
+                    blocked_on,
+                    peer: self.peer,
+                };
+                self.pending.insert(from, &p);
+                self.ep_mut(from)?.send = SendState::Pending(p);
                 Err(Errno::EAGAIN)
             }
             Err(e) => Err(e),
@@ -178,9 +188,23 @@ impl Bus {
         if reserve && let Some(s) = self.endpoints.get_mut(&from) {
             s.planned += 1;
         }
+        self.blocker = None;
+        self.peer = None;
         let mut r = self.plan_send(from, msg, &mut plan);
         if r.is_ok() && !plan.is_empty() && self.usage.on {
             r = self.check_quota(from, creds.uid, msg, &plan);
+        }
+        // The carried nodes, resolved before anything changes (a retried
+        // send's handles may have been released since it went pending).
+        let mut carried = Vec::new();
+        if r.is_ok()
+            && !msg.carried().is_empty()
+            && let Some(s) = self.endpoints.get(&from)
+        {
+            match self.nodes_of(s, msg.carried()) {
+                Ok(nodes) => carried = nodes,
+                Err(e) => r = Err(e),
+            }
         }
         if reserve && let Some(s) = self.endpoints.get_mut(&from) {
             s.planned = 0;
@@ -194,7 +218,7 @@ impl Bus {
                     if msg.is_request() {
                         s.outstanding.insert(id);
                     } else {
-                        s.owed.remove(&msg.in_reply_to);
+                        s.owed.remove(&(msg.in_reply_to, msg.to));
                     }
                 }
                 let header = Header {
@@ -210,10 +234,6 @@ impl Bus {
                     fds: msg.attached_fds().cloned(),
                 };
                 let base = Message::new(header, msg.flags);
-                let carried = match self.endpoints.get(&from) {
-                    Some(s) if !msg.carried().is_empty() => self.nodes_of(s, msg.carried())?,
-                    _ => Vec::new(),
-                };
                 self.deliver(
                     host,
                     base,
@@ -251,19 +271,23 @@ impl Bus {
                 let Some(ep) = self.endpoints.get_mut(&owner) else {
                     continue;
                 };
-                plan_required(plan, ep, owner, Role::Node(node), None, msg.flags)?;
+                plan_required(plan, ep, owner, Role::Node(node), None, msg.flags)
+                    .inspect_err(|_| self.blocker = Some(owner))?;
             }
             return Ok(());
         }
         if msg.is_reply() {
-            let requester = match self.ep(from)?.owed.get(&msg.in_reply_to) {
-                Some(&r) if r == msg.to => r,
-                _ => return Err(Errno::ECONNREFUSED),
-            };
+            let requester = msg.to;
+            self.peer = Some(requester);
+            if !self.ep(from)?.owed.contains(&(msg.in_reply_to, requester)) {
+                return Err(Errno::ECONNREFUSED);
+            }
             let Some(ep) = self.endpoints.get_mut(&requester) else {
                 // The requester has gone: no reply can ever reach it, so the
                 // debt is cancelled (see docs/semantics.md).
-                self.ep_mut(from)?.owed.remove(&msg.in_reply_to);
+                self.ep_mut(from)?
+                    .owed
+                    .remove(&(msg.in_reply_to, requester));
                 return Err(Errno::EADDRNOTAVAIL);
             };
             debug_assert!(ep.outstanding.contains(&msg.in_reply_to));
@@ -276,6 +300,7 @@ impl Bus {
             });
         } else if msg.is_request() {
             let (bid, replier) = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
+            self.peer = Some(replier);
             if msg.to != EndpointId::BUS && msg.to != replier {
                 return Err(Errno::EPIPE);
             }
@@ -283,7 +308,8 @@ impl Bus {
                 .endpoints
                 .get_mut(&replier)
                 .expect("bound endpoints exist");
-            plan_required(plan, ep, replier, Role::Replier, Some(bid), msg.flags)?;
+            plan_required(plan, ep, replier, Role::Replier, Some(bid), msg.flags)
+                .inspect_err(|_| self.blocker = Some(replier))?;
         }
         self.plan_listeners(&msg.name, when_full, plan)
     }
@@ -314,6 +340,7 @@ impl Bus {
                 Role::Listener
             } else if let WhenFull::Fail(e) = when_full {
                 r = Err(e);
+                self.blocker = Some(target);
                 Role::Lost
             } else {
                 Role::Lost
