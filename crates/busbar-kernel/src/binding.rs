@@ -20,6 +20,10 @@ use crate::{EndpointId, Hasher};
 /// Identifies one binding for its whole life (never reused on a bus).
 pub(crate) type BindingId = u64;
 
+/// The "cause" of a monitor's copy: not a binding, and not charged to the
+/// sender's quota (a monitor can never make a send fail).
+pub(crate) const MONITOR_COPY: BindingId = BindingId::MAX;
+
 /// A binding and the endpoint it delivers to (what routing needs, without a
 /// second lookup).
 pub(crate) type Target = (BindingId, EndpointId);

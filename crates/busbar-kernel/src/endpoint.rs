@@ -83,6 +83,8 @@ pub(crate) struct Endpoint {
     pub next_handle: u64,
     /// Bytes (name plus data) of the queued messages.
     pub queued_bytes: u64,
+    /// Fds held by queued monitor copies (checked against the fd quota).
+    pub monitor_fds: u64,
 }
 
 impl Endpoint {
@@ -109,6 +111,7 @@ impl Endpoint {
             by_node: HashMap::with_hasher(hasher.clone()),
             next_handle: 1,
             queued_bytes: 0,
+            monitor_fds: 0,
         }
     }
 

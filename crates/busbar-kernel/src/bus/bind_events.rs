@@ -130,7 +130,7 @@ impl Bus {
             if q.cause == Some(bid) {
                 // A loss report must not vanish with the message carrying it.
                 ep.lost_unreported += q.msg.lost;
-                uncharge(&mut self.usage, ep, &q.msg);
+                uncharge(&mut self.usage, ep, &q.msg, q.cause);
                 removed.push(q.msg);
             } else {
                 ep.queue.push_back(q);

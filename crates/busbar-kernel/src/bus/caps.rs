@@ -59,7 +59,7 @@ impl Bus {
                 && let Some(pos) = o.queue.iter().position(|q| q.msg.id == notice)
             {
                 let q = o.queue.remove(pos).expect("position is in range");
-                uncharge(&mut self.usage, o, &q.msg);
+                uncharge(&mut self.usage, o, &q.msg, q.cause);
             }
         }
         h
@@ -172,7 +172,8 @@ impl Bus {
         );
         msg.destination = dest;
         let id = msg.id;
-        self.copy_to_monitors(host, &msg);
+        // Node notices, like messages to nodes, reach only their holder:
+        // no monitor copy.
         self.push(host, to, msg, None, false);
         Some(id)
     }

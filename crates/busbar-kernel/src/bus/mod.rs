@@ -192,7 +192,7 @@ impl Bus {
         }
         // 3: drain the queue.
         for q in mem::take(&mut ep.queue) {
-            uncharge(&mut self.usage, &mut ep, &q.msg);
+            uncharge(&mut self.usage, &mut ep, &q.msg, q.cause);
             if q.msg.wants_us_to_reply() {
                 self.synthetic_reply(host, synthetic::GONE_AWAY, id, q.msg.from, q.msg.id);
             }

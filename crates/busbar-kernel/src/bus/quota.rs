@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::mem;
 
+use crate::binding::{BindingId, MONITOR_COPY};
 use crate::endpoint::Endpoint;
 use crate::node::NodeId;
 use crate::{EndpointId, Errno, Hasher, Host, Message, Outgoing, Quota, QuotaStats, UserUsage};
@@ -31,7 +32,7 @@ pub(super) fn size_of_message(m: &Message) -> u64 {
 }
 
 /// File descriptors a message carries.
-fn fd_count(m: &Message) -> u32 {
+pub(super) fn fd_count(m: &Message) -> u32 {
     m.fds.as_ref().map_or(0, |a| a.count)
 }
 
@@ -59,10 +60,12 @@ fn is_empty_usage(u: &UserUsage) -> bool {
 
 /// Charges a queued message to its receiver's user, on its sender's
 /// account (the bus's own messages are not charged: they must always fit).
-pub(super) fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
+pub(super) fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message, cause: Option<BindingId>) {
     let size = size_of_message(m);
     ep.queued_bytes += size;
-    if !m.is_synthetic() {
+    if cause == Some(MONITOR_COPY) {
+        ep.monitor_fds += u64::from(fd_count(m));
+    } else if !m.is_synthetic() {
         let fds = fd_count(m);
         with_usage(usage, ep.creds.uid, m.creds.uid, |u| {
             u.messages += 1;
@@ -73,10 +76,17 @@ pub(super) fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
 }
 
 /// Refunds a message that left its receiver's queue.
-pub(super) fn uncharge(usage: &mut Usage, ep: &mut Endpoint, m: &Message) {
+pub(super) fn uncharge(
+    usage: &mut Usage,
+    ep: &mut Endpoint,
+    m: &Message,
+    cause: Option<BindingId>,
+) {
     let size = size_of_message(m);
     ep.queued_bytes -= size;
-    if !m.is_synthetic() {
+    if cause == Some(MONITOR_COPY) {
+        ep.monitor_fds -= u64::from(fd_count(m));
+    } else if !m.is_synthetic() {
         let fds = fd_count(m);
         with_usage(usage, ep.creds.uid, m.creds.uid, |u| {
             u.messages -= 1;
@@ -114,12 +124,12 @@ impl Bus {
         // across sends: no allocation on the hot path).
         let mut add = mem::take(&mut self.quota_scratch);
         add.clear();
-        let mut seen: Vec<EndpointId> = Vec::new();
+        let mut seen: std::collections::HashSet<EndpointId, Hasher> =
+            std::collections::HashSet::with_hasher(self.hasher.clone());
         for p in plan.iter().filter(|p| p.role != Role::Lost) {
-            let new_handles = if carried.is_empty() || seen.contains(&p.ep) {
+            let new_handles = if carried.is_empty() || !seen.insert(p.ep) {
                 0
             } else {
-                seen.push(p.ep);
                 let Some(ep) = self.endpoints.get(&p.ep) else {
                     continue;
                 };
@@ -177,7 +187,10 @@ impl Bus {
         };
         for ep in self.endpoints.values() {
             let uid = ep.creds.uid;
-            for q in ep.queue.iter().filter(|q| !q.msg.is_synthetic()) {
+            let charged = |q: &&crate::endpoint::Queued| {
+                !q.msg.is_synthetic() && q.cause != Some(MONITOR_COPY)
+            };
+            for q in ep.queue.iter().filter(charged) {
                 let (size, fds) = (size_of_message(&q.msg), fd_count(&q.msg));
                 with_usage(&mut u, uid, q.msg.creds.uid, |x| {
                     x.messages += 1;

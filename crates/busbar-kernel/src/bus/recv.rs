@@ -39,7 +39,7 @@ impl Bus {
             }
             None => return Ok(None),
         };
-        self.taken(host, id, &q.msg);
+        self.taken(host, id, &q.msg, q.cause);
         Ok(Some(q.msg))
     }
 
@@ -72,7 +72,13 @@ impl Bus {
 
     /// Bookkeeping after `msg` left `id`'s queue: a replier's request
     /// becomes owed; a set-aside event may move in; readiness is updated.
-    fn taken<H: Host>(&mut self, host: &mut H, id: EndpointId, msg: &Message) {
+    fn taken<H: Host>(
+        &mut self,
+        host: &mut H,
+        id: EndpointId,
+        msg: &Message,
+        cause: Option<crate::binding::BindingId>,
+    ) {
         let bus = self.id;
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return;
@@ -81,7 +87,7 @@ impl Bus {
             ep.owed.insert((msg.id, msg.from));
         }
         ep.received += 1;
-        uncharge(&mut self.usage, ep, msg);
+        uncharge(&mut self.usage, ep, msg, cause);
         if ep.set_aside > 0 {
             self.feed_set_aside(host, id, false);
             self.update_readiness(host, id);
@@ -111,7 +117,7 @@ impl Bus {
         match pos {
             Some(pos) => {
                 let q = ep.queue.remove(pos).expect("position is in range");
-                self.taken(host, id, &q.msg);
+                self.taken(host, id, &q.msg, q.cause);
                 Ok(Some(q.msg))
             }
             None if ep.outstanding.contains(&request) => Ok(None),

@@ -233,7 +233,12 @@ impl Bus {
                     creds,
                     fds: msg.attached_fds().cloned(),
                 };
-                let base = Message::new(header, msg.flags);
+                let mut base = Message::new(header, msg.flags);
+                if !msg.destinations().is_empty() {
+                    // Marks a message to nodes until each owner's copy gets
+                    // its own handle (below): monitors never see it.
+                    base.destination = HandleId(u64::MAX);
+                }
                 self.deliver(
                     host,
                     base,
@@ -380,7 +385,12 @@ impl Bus {
         urgent: bool,
         carried: &[NodeId],
     ) {
-        self.copy_to_monitors(host, &base);
+        // A message to nodes reaches only their owners: no monitor copy.
+        if base.destination == HandleId::INVALID
+            && !plan.iter().any(|p| matches!(p.role, Role::Node(_)))
+        {
+            self.copy_to_monitors(host, &base);
+        }
         let bus = self.id;
         let mut base = Some(base);
         let last = plan.len().saturating_sub(1);
@@ -480,7 +490,7 @@ pub(super) fn push_into<H: Host>(
     urgent: bool,
 ) {
     msg.lost = mem::take(&mut ep.lost_unreported);
-    charge(usage, ep, &msg);
+    charge(usage, ep, &msg, cause);
     let q = Queued { msg, cause };
     if urgent {
         ep.queue.push_front(q);
