@@ -4,11 +4,12 @@ mod bench;
 mod format;
 
 use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use busbar::{Bus, BusId, Errno, Flags, Message, Outgoing};
+use busbar::{Bus, BusId, Errno, Flags, Message, Outgoing, ServeError};
 use clap::{Args, Parser, Subcommand};
 
 /// busbar: a message bus for Linux with kernel-grade guarantees.
@@ -19,8 +20,9 @@ use clap::{Args, Parser, Subcommand};
 /// `/tmp/busbar-<uid>/bus.sock`.
 ///
 /// Exit status: 0 success; 1 an operation failed (the errno and a sentence
-/// are printed on stderr); 2 bad command line; 3 `call` got a synthetic
-/// reply (the replier went away, ignored or unbound).
+/// are printed on stderr), or `reply` could not answer a request; 2 bad
+/// command line; 3 `call` got a synthetic reply (the replier went away,
+/// ignored or unbound).
 #[derive(Debug, Parser)]
 #[command(name = "busbar", version, about, long_about)]
 struct Cli {
@@ -110,6 +112,16 @@ enum Cmd {
         json: bool,
     },
     /// Be the replier for a name and answer each request.
+    ///
+    /// A caller always gets an answer. If a request cannot be answered (its
+    /// reply is larger than the bus's maximum message size, or refused for
+    /// another reason; or the --exec command exits non-zero or is killed),
+    /// the replier says what happened on stderr, closes its endpoint and
+    /// exits with status 1. The bus then answers that request's caller with
+    /// $.KBUS.Replier.Ignored (and the callers of requests still queued with
+    /// $.KBUS.Replier.GoneAway), which `busbar call` reports with exit status
+    /// 3. To keep a service up across such failures, restart it: `while :;
+    /// do busbar reply NAME --exec CMD; done`.
     Reply {
         #[command(flatten)]
         target: Target,
@@ -121,7 +133,9 @@ enum Cmd {
         /// Reply with this data.
         #[arg(long, value_name = "D", group = "how")]
         data: Option<String>,
-        /// Run this shell command with the request data on stdin; reply with its stdout.
+        /// Run this shell command (sh -c) with the request data on stdin and
+        /// reply with its stdout; if it exits non-zero, the request is not
+        /// answered and the replier stops (see above).
         #[arg(long, value_name = "CMD", group = "how")]
         exec: Option<String>,
         /// Exit after answering this many requests.
@@ -146,6 +160,21 @@ enum Cmd {
     },
     /// Measure the daemon against raw Unix sockets, in one run.
     Bench(bench::BenchArgs),
+}
+
+/// What `busbar call` says a synthetic reply means.
+fn synthetic_meaning(name: &str) -> &'static str {
+    match name {
+        busbar::synthetic::GONE_AWAY => "the replier closed before reading the request",
+        busbar::synthetic::IGNORED => {
+            "the replier read the request and closed without answering it \
+             (`busbar reply` does so when it cannot answer: see its stderr)"
+        }
+        busbar::synthetic::UNBOUND => "the replier unbound the name before reading the request",
+        busbar::synthetic::DISAPPEARED => "no replier was left when the request could be sent",
+        busbar::synthetic::ERROR_SENDING => "the request could not be delivered",
+        _ => "a message from the bus itself",
+    }
 }
 
 /// The monitor's queue limit: deep, so a burst is shown rather than lost.
@@ -294,8 +323,10 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             if reply.is_synthetic() {
                 eprintln!(
-                    "busbar: call {name}: no real reply: the bus answered {} (from endpoint {})",
-                    reply.name, reply.from
+                    "busbar: call {name}: no real reply: the bus answered {} (from endpoint {}): {}",
+                    reply.name,
+                    reply.from,
+                    synthetic_meaning(&reply.name)
                 );
                 return Ok(ExitCode::from(3));
             }
@@ -332,18 +363,61 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let ep = bus.open().map_err(fail("open"))?;
             ep.bind_replier(&name)
                 .map_err(fail(format!("reply {name}")))?;
-            ep.serve(count, |m| {
+            // The size of the last reply (name and data), for the error.
+            let mut size = 0;
+            let served = ep.try_serve(count, |m| -> Result<busbar::Bytes, String> {
                 let answer: Vec<u8> = if echo {
                     m.data.to_vec()
                 } else if let Some(d) = &data {
                     d.clone().into_bytes()
                 } else {
-                    run_exec(exec.as_deref().unwrap_or("cat"), &m.data)
+                    run_exec(exec.as_deref().unwrap_or("cat"), &m.data)?
                 };
-                answer.into()
-            })
-            .map_err(fail(format!("reply {name}")))?;
-            Ok(ExitCode::SUCCESS)
+                size = m.name.len() + answer.len();
+                Ok(answer.into())
+            });
+            let why = match served {
+                Ok(_) => return Ok(ExitCode::SUCCESS),
+                Err(ServeError::Recv(errno)) => return Err(fail(format!("reply {name}"))(errno)),
+                Err(ServeError::Handler {
+                    request,
+                    requester,
+                    error,
+                }) => format!("request {request} from endpoint {requester}: {error}"),
+                Err(ServeError::Reply {
+                    request,
+                    requester,
+                    errno,
+                }) => {
+                    let mut why = format!(
+                        "cannot send the reply to request {request} from endpoint {requester}: \
+                         {} ({})",
+                        errno.strerror(),
+                        errno.name()
+                    );
+                    if errno == Errno::EMSGSIZE {
+                        let max = bus.stats().map_or_else(
+                            |_| "smaller".to_owned(),
+                            |s| s.max_message_size.to_string(),
+                        );
+                        why += &format!(
+                            ": it is {size} bytes (name and data) and the bus's maximum message \
+                             size is {max}; reply with less, or raise the maximum \
+                             (max_message_size in the daemon's config file)"
+                        );
+                    }
+                    why
+                }
+            };
+            // Closing makes the bus answer the request we could not
+            // (Ignored), and those still queued for us (GoneAway).
+            let _ = ep.close();
+            eprintln!("busbar: reply {name}: {why}");
+            eprintln!(
+                "busbar: reply {name}: stopped without answering that request; the bus answers \
+                 its caller $.KBUS.Replier.Ignored"
+            );
+            Ok(ExitCode::FAILURE)
         }
         Cmd::Monitor { target, json } => {
             let bus = connect(&target)?;
@@ -374,9 +448,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-/// Runs `sh -c cmd` with `input` on stdin; its stdout (or, if it cannot
-/// run, an error text) is the reply.
-fn run_exec(cmd: &str, input: &[u8]) -> Vec<u8> {
+/// Runs `sh -c cmd` with `input` on stdin: its stdout if it exits 0, else
+/// what went wrong (its own stderr goes to ours).
+fn run_exec(cmd: &str, input: &[u8]) -> Result<Vec<u8>, String> {
     let child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -385,7 +459,7 @@ fn run_exec(cmd: &str, input: &[u8]) -> Vec<u8> {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => return format!("busbar reply --exec: cannot run {cmd:?}: {e}").into_bytes(),
+        Err(e) => return Err(format!("cannot run --exec command {cmd:?}: {e}")),
     };
     if let Some(mut stdin) = child.stdin.take() {
         let input = input.to_vec();
@@ -395,10 +469,21 @@ fn run_exec(cmd: &str, input: &[u8]) -> Vec<u8> {
             let _ = stdin.write_all(&input);
         });
     }
-    match child.wait_with_output() {
-        Ok(o) => o.stdout,
-        Err(e) => format!("busbar reply --exec: {cmd:?} failed: {e}").into_bytes(),
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("--exec command {cmd:?} failed: {e}"))?;
+    if out.status.success() {
+        return Ok(out.stdout);
     }
+    let how = match (out.status.code(), out.status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        (None, None) => format!("failed ({})", out.status),
+    };
+    Err(format!(
+        "--exec command {cmd:?} {how}, so its output is not a reply (fix the command, or \
+         make it exit 0, e.g. `CMD || true`, to reply with its output whatever its status)"
+    ))
 }
 
 fn main() -> ExitCode {

@@ -320,6 +320,14 @@ fn help_is_complete() {
             assert!(stdout(&o).contains(f), "{cmd} --help lacks {f}");
         }
     }
+    // `reply --help` says what a caller gets when a request cannot be answered.
+    let o = std::process::Command::new(exe())
+        .args(["reply", "--help"])
+        .output()
+        .unwrap();
+    for says in ["exits with status 1", "$.KBUS.Replier.Ignored", "non-zero"] {
+        assert!(stdout(&o).contains(says), "reply --help lacks {says:?}");
+    }
     let _ = Duration::ZERO;
 }
 
@@ -368,4 +376,78 @@ fn monitor_never_sees_messages_to_nodes() {
     );
     monitor.kill().unwrap();
     monitor.wait().unwrap();
+}
+
+/// Waits for a child to exit, at most `limit`; kills it and fails if it
+/// does not. Returns its status and stderr.
+fn exit_within(mut child: std::process::Child, limit: Duration, what: &str) -> (i32, String) {
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() >= limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} still running after {limit:?}; its stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status.code().unwrap_or(-1), err)
+}
+
+/// How long a caller may wait for an answer from a replier that cannot
+/// answer: generous, yet far from "forever".
+const PROMPTLY: Duration = Duration::from_secs(20);
+
+/// A reply larger than the bus's maximum message size cannot be sent: the
+/// replier says so and stops, and the caller gets the bus's answer for it
+/// at once instead of waiting forever.
+#[test]
+fn reply_too_big_answers_the_caller_promptly() {
+    let d = Daemon::start("reply-too-big", &[]);
+    let bus = d.bus();
+    bus.set_max_message_size(1000).unwrap();
+    let replier = spawn(
+        &d.socket,
+        &["reply", "$.big", "--exec", "head -c 5000 /dev/zero"],
+    );
+    wait_until("the replier to bind", || {
+        bus.find_replier("$.big").unwrap().is_some()
+    });
+    let caller = spawn(&d.socket, &["call", "$.big", "--timeout", "20"]);
+    let (code, err) = exit_within(caller, PROMPTLY + PROMPTLY, "busbar call");
+    assert_eq!(code, 3, "the caller gets the bus's answer: {err}");
+    assert!(err.contains("$.KBUS.Replier.Ignored"), "{err}");
+    let (code, err) = exit_within(replier, PROMPTLY, "busbar reply");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("EMSGSIZE") && err.contains("5005") && err.contains("1000"),
+        "says what happened, with the sizes: {err}"
+    );
+    assert!(err.contains("max_message_size"), "says what to do: {err}");
+}
+
+/// A failing `--exec` command is not an empty, successful reply: the
+/// replier reports it and stops, and the caller gets the bus's answer.
+#[test]
+fn reply_exec_failure_answers_the_caller_promptly() {
+    let d = Daemon::start("reply-exec-fails", &[]);
+    let bus = d.bus();
+    let replier = spawn(&d.socket, &["reply", "$.fails", "--exec", "exit 3"]);
+    wait_until("the replier to bind", || {
+        bus.find_replier("$.fails").unwrap().is_some()
+    });
+    let caller = spawn(&d.socket, &["call", "$.fails", "x", "--timeout", "20"]);
+    let (code, err) = exit_within(caller, PROMPTLY + PROMPTLY, "busbar call");
+    assert_eq!(code, 3, "not an empty success: {err}");
+    assert!(err.contains("$.KBUS.Replier.Ignored"), "{err}");
+    let (code, err) = exit_within(replier, PROMPTLY, "busbar reply");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exit 3") && err.contains("status 3"), "{err}");
 }

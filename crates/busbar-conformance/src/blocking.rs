@@ -253,3 +253,68 @@ pub fn serve(make: &dyn Fn() -> Bus) {
     assert_eq!(r.stats().unwrap().owed_replies, 0);
     assert_eq!(r.serve(Some(0), |_| busbar::Bytes::new()).unwrap(), 0);
 }
+
+/// `serve` stops with the error as soon as a reply cannot be sent (here:
+/// larger than the bus's maximum message size), not when the next request
+/// comes: the request stays owed, and closing the replier answers it
+/// `Ignored`, so its requester is never left waiting.
+pub fn serve_reply_fails(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, r] = open_n(&bus);
+    bus.set_max_message_size(100).unwrap();
+    r.bind_replier("$.svc").unwrap();
+    let id = q.request("$.svc", &b""[..]).unwrap();
+    let served = std::thread::scope(|sc| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = &r;
+        sc.spawn(move || tx.send(r.serve(None, |_| vec![0u8; 200].into())));
+        let served = rx.recv_timeout(GUARD);
+        if served.is_err() {
+            // Unblock a serve that waits for the next request, then fail.
+            let _ = q.request("$.svc", &b""[..]);
+            panic!("serve still waiting {GUARD:?} after a reply it could not send");
+        }
+        served.unwrap()
+    });
+    assert_err(served, Errno::EMSGSIZE);
+    assert_eq!(
+        r.stats().unwrap().owed_replies,
+        1,
+        "the request is still owed"
+    );
+    assert_eq!(q.take_reply(id).unwrap(), None);
+    r.close().unwrap();
+    let m = q.wait_reply(id, Some(GUARD)).unwrap();
+    assert_eq!(&*m.name, synthetic::IGNORED);
+}
+
+/// `try_serve` stops as soon as the handler fails, naming the request,
+/// which stays owed until the replier closes (then it is `Ignored`); the
+/// requests before it were answered.
+pub fn try_serve_handler_fails(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, r] = open_n(&bus);
+    r.bind_replier("$.svc").unwrap();
+    let ok = q.request("$.svc", &b"fine"[..]).unwrap();
+    let bad = q.request("$.svc", &b"bad"[..]).unwrap();
+    let stopped = r.try_serve(None, |m| {
+        if &m.data[..] == b"bad" {
+            Err("cannot do that")
+        } else {
+            Ok(m.data.clone())
+        }
+    });
+    assert_eq!(
+        stopped,
+        Err(busbar::ServeError::Handler {
+            request: bad,
+            requester: q.id(),
+            error: "cannot do that"
+        })
+    );
+    assert_eq!(&q.wait_reply(ok, Some(GUARD)).unwrap().data[..], b"fine");
+    assert_eq!(r.stats().unwrap().owed_replies, 1);
+    r.close().unwrap();
+    let m = q.wait_reply(bad, Some(GUARD)).unwrap();
+    assert_eq!(&*m.name, synthetic::IGNORED);
+}

@@ -106,11 +106,14 @@ macro_rules! for_each_case {
                 ids_never_reused, set_aside_dropped
             }
             buses { create_bus, independent, no_such_bus }
-            readiness { messages, send_outcome, set_aside_is_readable, recv_timeout }
+            readiness {
+                messages, send_outcome, set_aside_is_readable, recv_timeout, poll_while_sending,
+                poll_concurrent_senders, poll_replier
+            }
             blocking {
                 recv_wakes, call_returns_reply, call_leaves_others_queued, call_no_replier,
                 call_gone_away, call_ignored, call_timeout, wait_reply, take_reply,
-                reply_then_recv, serve
+                reply_then_recv, serve, serve_reply_fails, try_serve_handler_fails
             }
             batch { recv_batch, recv_batch_einval, recv_batch_byte_budget, send_batch, send_batch_pending }
             capabilities {

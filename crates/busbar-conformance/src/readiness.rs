@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use busbar::{Bus, Flags, Outgoing, synthetic};
+use busbar::{Bus, Endpoint, Flags, Message, Outgoing, synthetic};
 
 use crate::util::*;
 
@@ -99,4 +99,131 @@ pub fn recv_timeout(make: &dyn Fn() -> Bus) {
         l.recv_timeout(Some(Duration::ZERO)).unwrap().unwrap().id,
         id
     );
+}
+
+/// How long a poller may sleep with something to take before the case
+/// fails: far longer than any wake-up takes on a working bus.
+const POLL_GUARD: Duration = Duration::from_secs(5);
+
+/// Messages in the concurrent readiness cases.
+const MESSAGES: u32 = 1_000;
+
+/// Waits for the readiness fd as a poller would; a poll that times out
+/// means a missed wake-up.
+#[track_caller]
+fn poll_or_fail(e: &Endpoint, got: u32, what: &str) {
+    assert!(
+        poll_readable(e.readiness_fd().expect("readiness fd"), POLL_GUARD),
+        "poll slept {POLL_GUARD:?} with {got} of {MESSAGES} {what} received: missed wake-up \
+         (stats: {:?})",
+        e.stats().ok()
+    );
+}
+
+/// The `u32` a concurrent case's message carries.
+fn number(m: &Message) -> u32 {
+    u32::from_le_bytes(m.data[..4].try_into().expect("4 data bytes"))
+}
+
+/// A poller (poll the readiness fd, then take with `try_recv` until empty)
+/// receives every one of 1,000 announcements sent meanwhile by another
+/// thread, in order, and never sleeps with one queued. The listener's small
+/// queue and `ALL_OR_WAIT` keep the two in step, so the queue goes from
+/// empty to not empty hundreds of times while the poller works.
+pub fn poll_while_sending(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, l] = open_n(&bus);
+    l.set_queue_limit(4).unwrap();
+    l.bind("$.a").unwrap();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            for i in 0..MESSAGES {
+                let out = Outgoing::announcement("$.a", i.to_le_bytes().to_vec())
+                    .with_flags(Flags::ALL_OR_WAIT);
+                s.send_wait(out, Some(GUARD)).unwrap();
+            }
+        });
+        let mut got = 0;
+        while got < MESSAGES {
+            poll_or_fail(&l, got, "announcements");
+            while let Some(m) = l.try_recv().unwrap() {
+                assert_eq!((number(&m), m.lost), (got, 0), "in order, none lost");
+                got += 1;
+            }
+        }
+    });
+    assert_empty(&l);
+    assert!(!is_readable(&l), "everything taken");
+}
+
+/// The same with four senders at once, sending as fast as they can into a
+/// queue that holds them all, and `try_recv_batch`: each sender's messages
+/// arrive complete and in its order.
+pub fn poll_concurrent_senders(make: &dyn Fn() -> Bus) {
+    const SENDERS: u32 = 4;
+    let bus = make();
+    let l = open(&bus);
+    l.set_queue_limit(MESSAGES + 1).unwrap();
+    l.bind("$.a.*").unwrap();
+    let senders: Vec<Endpoint> = (0..SENDERS).map(|_| open(&bus)).collect();
+    std::thread::scope(|sc| {
+        for (k, s) in senders.iter().enumerate() {
+            sc.spawn(move || {
+                let name = format!("$.a.s{k}");
+                for i in 0..MESSAGES / SENDERS {
+                    s.announce(&name, i.to_le_bytes().to_vec()).unwrap();
+                }
+            });
+        }
+        let mut next_of: Vec<u32> = vec![0; SENDERS as usize];
+        let mut got = 0;
+        while got < MESSAGES {
+            poll_or_fail(&l, got, "announcements");
+            loop {
+                let batch = l.try_recv_batch(64).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                for m in batch {
+                    let k = senders
+                        .iter()
+                        .position(|s| s.id() == m.from)
+                        .expect("from a sender");
+                    assert_eq!((number(&m), m.lost), (next_of[k], 0), "sender {k}'s order");
+                    next_of[k] += 1;
+                    got += 1;
+                }
+            }
+        }
+    });
+    assert!(!is_readable(&l), "everything taken");
+}
+
+/// A replier that polls its readiness fd, takes requests with `try_recv`
+/// and replies to each, answers 1,000 calls made one after another from
+/// another thread without ever sleeping with a request queued.
+pub fn poll_replier(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, r] = open_n(&bus);
+    r.bind_replier("$.svc").unwrap();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            for i in 0..MESSAGES {
+                let rep = q.call("$.svc", i.to_le_bytes().to_vec(), Some(GUARD));
+                let rep = rep.unwrap_or_else(|e| panic!("call {i}: {e}"));
+                assert_eq!(number(&rep), i + 1);
+            }
+        });
+        let mut got = 0;
+        while got < MESSAGES {
+            poll_or_fail(&r, got, "requests");
+            while let Some(req) = r.try_recv().unwrap() {
+                assert!(req.wants_us_to_reply());
+                assert_eq!(number(&req), got);
+                got += 1;
+                r.reply(&req, got.to_le_bytes().to_vec()).unwrap();
+            }
+        }
+    });
+    assert!(!is_readable(&r), "everything taken");
 }

@@ -13,6 +13,59 @@ use bytes::Bytes;
 use crate::Bus;
 use crate::transport::{Link, ViaLink};
 
+/// Why [`Endpoint::try_serve`] stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeError<E> {
+    /// The handler failed on `request` (from `requester`), which is left
+    /// unanswered.
+    Handler {
+        /// The request.
+        request: MessageId,
+        /// Who sent it.
+        requester: EndpointId,
+        /// What the handler returned.
+        error: E,
+    },
+    /// The reply to `request` could not be sent; the request is left
+    /// unanswered.
+    Reply {
+        /// The request.
+        request: MessageId,
+        /// Who sent it.
+        requester: EndpointId,
+        /// Why (`EMSGSIZE`: larger than the bus's maximum message size, ...).
+        errno: Errno,
+    },
+    /// Receiving failed.
+    Recv(Errno),
+}
+
+impl<E: fmt::Display> fmt::Display for ServeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Handler {
+                request,
+                requester,
+                error,
+            } => write!(
+                f,
+                "cannot answer request {request} from endpoint {requester}: {error}"
+            ),
+            Self::Reply {
+                request,
+                requester,
+                errno,
+            } => write!(
+                f,
+                "cannot send the reply to request {request} from endpoint {requester}: {errno}"
+            ),
+            Self::Recv(errno) => write!(f, "cannot receive: {errno}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ServeError<E> {}
+
 /// One open connection to a bus (KBUS's Ksock). Closed on drop (or with
 /// [`Endpoint::close`] to see the result).
 ///
@@ -199,41 +252,95 @@ impl Endpoint {
     /// Stops after `count` replies (`None`: never, unless an error). A
     /// requester that went away before its reply (`EADDRNOTAVAIL`) is not
     /// an error. Returns the number of requests answered.
+    ///
+    /// A reply that cannot be sent (`EMSGSIZE`: larger than the bus's
+    /// maximum message size, `EDQUOT`, ...) stops it with that error at
+    /// once, as [`Endpoint::try_serve`] describes: the request stays owed,
+    /// and closing the endpoint makes the bus answer it
+    /// `$.KBUS.Replier.Ignored`.
     pub fn serve(
         &self,
         count: Option<u64>,
         mut handler: impl FnMut(&Message) -> Bytes,
     ) -> Result<u64, Errno> {
+        self.try_serve(count, |m| Ok::<_, std::convert::Infallible>(handler(m)))
+            .map_err(|e| match e {
+                ServeError::Reply { errno, .. } | ServeError::Recv(errno) => errno,
+                ServeError::Handler { error, .. } => match error {},
+            })
+    }
+
+    /// [`Endpoint::serve`] with a handler that may fail. It stops at the
+    /// first of:
+    ///
+    /// - `count` replies sent: `Ok(count)`;
+    /// - the handler fails on a request: [`ServeError::Handler`];
+    /// - a reply cannot be sent: [`ServeError::Reply`], as soon as the
+    ///   bus refuses it;
+    /// - receiving fails (the daemon stopped, ...): [`ServeError::Recv`].
+    ///
+    /// After `Handler` or `Reply` the request is still owed: answer it some
+    /// other way, or close the endpoint, and the bus answers it
+    /// `$.KBUS.Replier.Ignored`, so its requester is never left waiting.
+    /// If the next message arrived in the same round trip as a failed
+    /// reply, it is dropped (a request is then answered `Ignored` too when
+    /// the endpoint closes).
+    ///
+    /// Each reply travels with the wait for the next message, in one round
+    /// trip ([`Endpoint::reply_then_recv`]); the daemon cannot make that
+    /// wait depend on the reply, so a refused reply is reported only when
+    /// the wait ends. That wait is therefore short (a tenth of a second),
+    /// then a plain `recv` follows: a request arriving within it still costs
+    /// one round trip, and a refused reply is reported within it.
+    pub fn try_serve<E>(
+        &self,
+        count: Option<u64>,
+        mut handler: impl FnMut(&Message) -> Result<Bytes, E>,
+    ) -> Result<u64, ServeError<E>> {
+        /// How long a reply's round trip waits for the next message.
+        const FIRST_WAIT: Duration = Duration::from_millis(100);
         let mut answered = 0;
         if count == Some(0) {
             return Ok(0);
         }
-        let mut next = self.recv()?;
+        let mut next = self.recv().map_err(ServeError::Recv)?;
         loop {
             if !next.wants_us_to_reply() {
-                next = self.recv()?;
+                next = self.recv().map_err(ServeError::Recv)?;
                 continue;
             }
-            let data = handler(&next);
+            let (request, requester) = (next.id, next.from);
+            let data = handler(&next).map_err(|error| ServeError::Handler {
+                request,
+                requester,
+                error,
+            })?;
             answered += 1;
-            let sent = if count.is_some_and(|c| answered >= c) {
-                let r = self.reply(&next, data).map(|_| ());
-                match r {
-                    Ok(()) | Err(Errno::EADDRNOTAVAIL) => return Ok(answered),
-                    Err(e) => return Err(e),
-                }
-            } else {
-                let (sent, m) = self.reply_then_recv(&next, data, None)?;
-                next = match m {
-                    Some(m) => m,
-                    None => self.recv()?,
+            let refused = |errno| ServeError::Reply {
+                request,
+                requester,
+                errno,
+            };
+            if count.is_some_and(|c| answered >= c) {
+                return match self.reply(&next, data) {
+                    Ok(_) | Err(Errno::EADDRNOTAVAIL) => Ok(answered),
+                    Err(e) => Err(refused(e)),
                 };
-                sent
+            }
+            let (sent, m) = match self.reply_then_recv(&next, data, Some(FIRST_WAIT)) {
+                Ok(r) => r,
+                // The round trip failed as a whole, the reply unsent: too
+                // big to send at all, or the connection broke.
+                Err(e) => return Err(refused(e)),
             };
             match sent {
                 Ok(()) | Err(Errno::EADDRNOTAVAIL) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(refused(e)),
             }
+            next = match m {
+                Some(m) => m,
+                None => self.recv().map_err(ServeError::Recv)?,
+            };
         }
     }
 

@@ -44,7 +44,7 @@ mod remote;
 mod transport;
 
 pub use bus::{Bus, default_socket_path};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, ServeError};
 
 pub use busbar_kernel::{
     Attachment, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,

@@ -2,15 +2,22 @@
 //!
 //! Each endpoint has its own connection (so a slow or blocked endpoint never
 //! holds up another), plus one control connection per `Bus` for bus-scoped
-//! operations. A call writes one request frame and reads until its response;
-//! `Wake` frames read on the way bump the endpoint's generation. The daemon
-//! sends at most one `Wake` between two requests on an endpoint, so waiting
-//! is: read the generation, make a request, and if it found nothing, wait
-//! for the socket to deliver a `Wake`.
+//! operations. A call writes one request frame and reads until its response.
+//! Waiting is done by the daemon: a waitable request (`FLAG_WAIT`) is parked
+//! there and answered when it finds something or at its deadline.
 //!
-//! The readiness fd is an epoll set holding the socket (a `Wake` waiting
-//! in it) and a local eventfd that mirrors the last readiness the daemon
-//! reported in a response: level-triggered, like the in-process one.
+//! The readiness fd is an epoll set holding the socket (a `Wake`, or any
+//! frame, waiting in it unread) and a local eventfd holding the readiness
+//! level the frames already read say, level-triggered like the in-process
+//! one. Every frame the daemon sends about the endpoint is newer than the
+//! ones before it in the byte stream: a response carries the endpoint's
+//! readability just after that operation (`FLAG_READABLE`), and a `Wake`
+//! says something arrived since the endpoint's last response. So the level
+//! is the one the *last* such frame read says, whoever read it and whatever
+//! it answered, applied as frames are read, in stream order, under the
+//! connection lock (`Conn::file_frames`). A `Wake` read together with a
+//! response (the daemon sends at most one between two requests, so it is
+//! never repeated) is thereby never lost: it leaves the eventfd set.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -22,7 +29,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use busbar_kernel::{
-    Attachment, BusId, EndpointId, Errno, Message, MessageId, Outgoing, Request, Response, SendArgs,
+    Attachment, BusId, EndpointId, Errno, Message, MessageId, OpCode, Outgoing, Request, Response,
+    Scope, SendArgs,
 };
 use busbar_sys::{Epoll, Interest, ReadinessFd};
 use busbar_wire::{
@@ -80,6 +88,10 @@ struct Conn {
     socket: UnixStream,
     /// The reader's buffer (only the current reader touches it).
     read_buf: Mutex<Vec<u8>>,
+    /// Made on first use of `readiness_fd` (endpoint connections only): an
+    /// eventfd mirroring `ConnState::readable`, and an epoll set holding it
+    /// and the socket (where a frame not yet read waits).
+    readiness: OnceLock<(ReadinessFd, Epoll)>,
 }
 
 #[derive(Debug)]
@@ -91,8 +103,9 @@ struct ConnState {
     done: HashMap<u32, Answer>,
     /// Some thread is reading the socket.
     reading: bool,
-    /// `Wake` frames seen.
-    wakes: u64,
+    /// The endpoint's readiness as the newest frame read about it says
+    /// (false until one does): mirrored by the readiness eventfd.
+    readable: bool,
     /// The daemon said goodbye (or the connection broke): every call fails with this.
     dead: Option<Errno>,
     /// Largest frame the daemon accepts.
@@ -106,8 +119,9 @@ impl ConnState {
         *self.dead.get_or_insert(e)
     }
 
-    /// Reads and files whatever has arrived, without blocking.
-    fn drain_nonblocking(&mut self, stream: &UnixStream) {
+    /// Buffers whatever has arrived, without blocking (file it with
+    /// `Conn::file_frames`).
+    fn read_nonblocking(&mut self, stream: &UnixStream) {
         let mut buf = [0u8; 4096];
         let mut fds = Vec::new();
         while let Ok(n) = busbar_sys::recv_with_fds(stream, &mut buf, &mut fds, true) {
@@ -117,7 +131,6 @@ impl ConnState {
             self.reader.buffer().extend_from_slice(&buf[..n]);
         }
         self.fds_in.extend(fds);
-        self.file_frames();
     }
 
     /// Gives each message in a response the fds that came with it; false if
@@ -141,19 +154,27 @@ impl ConnState {
         true
     }
 
-    /// Files every complete frame in the buffer.
-    fn file_frames(&mut self) {
+    /// Files every complete frame in the buffer, in stream order, and
+    /// follows the readiness they report: a `Wake` means readable, a
+    /// response to an endpoint-scoped operation says it in its
+    /// `FLAG_READABLE` (bus-scoped ones, such as `Open`, say nothing about
+    /// the endpoint). Returns whether any frame said something.
+    fn file_frames(&mut self) -> bool {
+        let mut learnt = false;
         loop {
             let f = match self.reader.next_frame() {
                 Ok(Some(f)) => f,
-                Ok(None) => return,
+                Ok(None) => return learnt,
                 Err(_) => {
                     self.die(Errno::EPROTO);
-                    return;
+                    return learnt;
                 }
             };
             match f.header.kind {
-                WAKE => self.wakes += 1,
+                WAKE => {
+                    self.readable = true;
+                    learnt = true;
+                }
                 GOODBYE => {
                     self.die(Errno::from_number(f.header.status).unwrap_or(Errno::ESHUTDOWN));
                 }
@@ -161,7 +182,13 @@ impl ConnState {
                     Ok(mut r) => {
                         if !self.claim_fds(&mut r) {
                             self.die(Errno::EPROTO);
-                            return;
+                            return learnt;
+                        }
+                        if OpCode::from_u16(k & !RESPONSE)
+                            .is_some_and(|op| op.scope() == Scope::Endpoint)
+                        {
+                            self.readable = f.header.flags & FLAG_READABLE != 0;
+                            learnt = true;
                         }
                         self.done.insert(f.header.seq, (r, f.header.flags));
                     }
@@ -209,7 +236,7 @@ impl Conn {
                 seq: 0,
                 done: HashMap::new(),
                 reading: false,
-                wakes: 0,
+                readable: false,
                 dead: None,
                 max_frame: w.max_frame as usize,
                 fds_in: VecDeque::new(),
@@ -217,7 +244,26 @@ impl Conn {
             cond: Condvar::new(),
             socket: stream,
             read_buf: Mutex::new(vec![0; 64 * 1024]),
+            readiness: OnceLock::new(),
         })
+    }
+
+    /// Files the frames read ([`ConnState::file_frames`]) and brings the
+    /// readiness eventfd to the level they leave, under the state lock so
+    /// the eventfd follows the frames in stream order.
+    ///
+    /// A readable level is written even if the eventfd is already set: the
+    /// write is a fresh wake-up for an edge-triggered poller (tokio's
+    /// `AsyncFd`), whose edge from the socket may have found nothing left
+    /// to read by the time it looked (this reader took the `Wake`).
+    fn file_frames(&self, st: &mut ConnState) {
+        if !st.file_frames() {
+            return;
+        }
+        if let Some((fd, _)) = self.readiness.get() {
+            // Failing to flip our own eventfd only degrades poll() to the socket.
+            let _ = if st.readable { fd.set() } else { fd.clear() };
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, ConnState> {
@@ -308,7 +354,8 @@ impl Conn {
         st.out = out;
         if w.is_err() {
             // The daemon may have said why before closing (ESHUTDOWN).
-            st.drain_nonblocking(&self.socket);
+            st.read_nonblocking(&self.socket);
+            self.file_frames(&mut st);
             return Err(st.die(Errno::ECONNRESET));
         }
         // The last request's response comes after every earlier one's
@@ -355,7 +402,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     st.reader.buffer().extend_from_slice(&buf[..n]);
-                    st.file_frames();
+                    self.file_frames(&mut st);
                 }
             }
             drop(buf);
@@ -401,8 +448,6 @@ impl Connector for RemoteConnector {
             conn,
             bus,
             endpoint,
-            readable: AtomicBool::new(false),
-            readiness: OnceLock::new(),
             closed: AtomicBool::new(false),
         }))
     }
@@ -417,11 +462,6 @@ struct RemoteLink {
     conn: Conn,
     bus: BusId,
     endpoint: EndpointId,
-    /// The last readiness level learnt from the daemon.
-    readable: AtomicBool,
-    /// Made on first use of `readiness_fd`: an eventfd mirroring `readable`,
-    /// and an epoll set holding it and the socket (where a `Wake` arrives).
-    readiness: OnceLock<(ReadinessFd, Epoll)>,
     closed: AtomicBool,
 }
 
@@ -431,19 +471,7 @@ impl RemoteLink {
         request: Request,
         wait: Option<Option<Instant>>,
     ) -> Result<Response, Errno> {
-        let (r, flags) = self.conn.call(self.bus, self.endpoint, &request, wait)?;
-        self.learn(flags);
-        r
-    }
-
-    /// Mirrors the readiness a response reported.
-    fn learn(&self, flags: u16) {
-        let level = flags & FLAG_READABLE != 0;
-        self.readable.store(level, Ordering::SeqCst);
-        if let Some((fd, _)) = self.readiness.get() {
-            // Failing to flip our own eventfd only degrades poll() to the socket.
-            let _ = if level { fd.set() } else { fd.clear() };
-        }
+        self.conn.call(self.bus, self.endpoint, &request, wait)?.0
     }
 }
 
@@ -476,7 +504,6 @@ impl RemoteLink {
             Some((Err(e), _)) => Err(e),
             Some((Ok(_), _)) => return Err(Errno::EPROTO),
         };
-        self.learn(flags);
         Ok((sent, (next, flags)))
     }
 }
@@ -526,10 +553,11 @@ impl Link for RemoteLink {
     }
 
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
-        if self.readiness.get().is_none() {
+        let readiness = &self.conn.readiness;
+        if readiness.get().is_none() {
             // Under the connection lock, so the level cannot change meanwhile.
-            let _st = self.conn.lock();
-            if self.readiness.get().is_none() {
+            let st = self.conn.lock();
+            if readiness.get().is_none() {
                 let level = ReadinessFd::new().map_err(|_| Errno::EIO)?;
                 let epoll = Epoll::new().map_err(|_| Errno::EIO)?;
                 let read = Interest {
@@ -540,13 +568,13 @@ impl Link for RemoteLink {
                     .add(&self.conn.socket, 0, read)
                     .map_err(|_| Errno::EIO)?;
                 epoll.add(&level, 1, read).map_err(|_| Errno::EIO)?;
-                if self.readable.load(Ordering::SeqCst) {
+                if st.readable {
                     level.set().map_err(|_| Errno::EIO)?;
                 }
-                let _ = self.readiness.set((level, epoll));
+                let _ = readiness.set((level, epoll));
             }
         }
-        Ok(self.readiness.get().expect("initialised above").1.as_fd())
+        Ok(readiness.get().expect("initialised above").1.as_fd())
     }
 
     fn close(&self) -> Result<(), Errno> {
