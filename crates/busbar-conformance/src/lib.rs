@@ -108,7 +108,7 @@ macro_rules! for_each_case {
             buses { create_bus, independent, no_such_bus }
             readiness {
                 messages, send_outcome, set_aside_is_readable, recv_timeout, poll_while_sending,
-                poll_concurrent_senders, poll_replier
+                poll_concurrent_senders, poll_replier, poll_while_waiting_reply
             }
             blocking {
                 recv_wakes, call_returns_reply, call_leaves_others_queued, call_no_replier,

@@ -227,3 +227,28 @@ pub fn poll_replier(make: &dyn Fn() -> Bus) {
     });
     assert!(!is_readable(&r), "everything taken");
 }
+
+/// One thread waits for a reply (parked in the daemon) while another polls
+/// the same endpoint's readiness fd: an announcement arriving meanwhile
+/// makes the fd readable (the waiting request does not take it), and the
+/// reply still reaches the waiter.
+pub fn poll_while_waiting_reply(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, r, other] = open_n(&bus);
+    r.bind_replier("$.svc").unwrap();
+    q.bind("$.news").unwrap();
+    std::thread::scope(|sc| {
+        let caller = sc.spawn(|| q.call("$.svc", &b"ask"[..], Some(GUARD)));
+        let req = r.recv_timeout(Some(GUARD)).unwrap().expect("the request");
+        other.announce("$.news", &b"hot"[..]).unwrap();
+        assert!(
+            poll_readable(q.readiness_fd().expect("readiness fd"), POLL_GUARD),
+            "an announcement arrived while a reply was awaited, and the readiness fd stayed quiet"
+        );
+        let m = q.try_recv().unwrap().expect("the announcement");
+        assert_eq!(&*m.name, "$.news");
+        r.reply(&req, &b"answer"[..]).unwrap();
+        let reply = caller.join().unwrap().unwrap();
+        assert_eq!(&reply.data[..], b"answer");
+    });
+}

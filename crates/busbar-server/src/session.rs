@@ -604,7 +604,9 @@ impl Server {
             for &(bus, ep) in &woken {
                 // Parked requests are retried even for the requester (another
                 // thread of it may be waiting); only its Wake is left to the
-                // response flag.
+                // response flag. A Wake still goes when no parked request
+                // took what arrived (e.g. a wait for one reply, and an
+                // announcement came): someone may poll the readiness fd.
                 if self.retry_parked(bus, ep, None) || Some((bus, ep)) == except {
                     continue;
                 }
@@ -632,7 +634,7 @@ impl Server {
     /// those that find something (or fail, or are past `expired_at`).
     /// While the owner's output is full, only expired waits are answered
     /// (with the empty result); the rest wait for it to drain. Returns
-    /// whether the endpoint had parked requests.
+    /// whether a parked request was answered with something it found.
     pub(crate) fn retry_parked(
         &mut self,
         bus: BusId,
@@ -644,6 +646,7 @@ impl Server {
         }
         let list = self.parked.take(bus, ep);
         let mut keep = VecDeque::new();
+        let mut answered = false;
         for p in list {
             let Some(conn) = self.conns.get(&p.conn) else {
                 continue;
@@ -666,6 +669,7 @@ impl Server {
                 keep.push_back(p);
                 continue;
             }
+            answered |= !is_empty_result(&result);
             let readable = self.kernel.host().readable(bus, ep);
             if let Some(conn) = self.conns.get_mut(&p.conn) {
                 conn.parked -= 1;
@@ -679,7 +683,7 @@ impl Server {
             }
         }
         self.parked.put_back(bus, ep, keep);
-        true
+        answered
     }
 }
 

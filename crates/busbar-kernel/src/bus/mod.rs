@@ -158,8 +158,15 @@ impl Bus {
         host: &mut H,
         creds: Credentials,
     ) -> Result<EndpointId, Errno> {
-        let id = EndpointId(self.next_endpoint);
-        self.next_endpoint = self.next_endpoint.checked_add(1).ok_or(Errno::ENOMEM)?;
+        // Ids are not reused until 2^32 - 1 endpoints have been opened on
+        // this bus; then the counter wraps, skipping ids still open (there
+        // are fewer than 2^32 of them, so this ends).
+        let mut n = self.next_endpoint;
+        while n == 0 || self.endpoints.contains_key(&EndpointId(n)) {
+            n = n.wrapping_add(1);
+        }
+        let id = EndpointId(n);
+        self.next_endpoint = n.wrapping_add(1);
         let ep = Endpoint::new(creds, self.config.default_queue_limit, &self.hasher);
         self.endpoints.insert(id, ep);
         host.log(
@@ -226,5 +233,50 @@ impl Bus {
             format_args!("bus {} endpoint {id} closed", self.id),
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NoHost;
+    impl Host for NoHost {
+        fn now(&mut self) -> crate::Nanos {
+            0
+        }
+        fn set_alarm(&mut self, _: Option<crate::Nanos>) {}
+        fn wake(&mut self, _: BusId, _: EndpointId, _: bool) {}
+        fn log(&mut self, _: Level, _: core::fmt::Arguments<'_>) {}
+        fn entropy(&mut self) -> u64 {
+            1
+        }
+    }
+
+    /// After 2^32 - 1 opens the ids wrap, skipping 0 and ids still open,
+    /// instead of failing every open forever.
+    #[test]
+    fn endpoint_ids_wrap_skipping_open_ones() {
+        let cfg = BusConfig {
+            default_queue_limit: 10,
+            max_message_size: 1000,
+            absolute_max_message_size: 1000,
+            set_aside_limit: 10,
+            quota: Quota::UNLIMITED,
+        };
+        let mut bus = Bus::new(BusId(0), cfg, Hasher::with_seed(1));
+        let h = &mut NoHost;
+        let first = bus.open(h, Credentials::default()).unwrap();
+        assert_eq!(first, EndpointId(1));
+        bus.next_endpoint = u32::MAX;
+        assert_eq!(
+            bus.open(h, Credentials::default()),
+            Ok(EndpointId(u32::MAX))
+        );
+        assert_eq!(bus.open(h, Credentials::default()), Ok(EndpointId(2)));
+        bus.close(h, first, ()).unwrap();
+        bus.next_endpoint = u32::MAX;
+        assert_eq!(bus.open(h, Credentials::default()), Ok(EndpointId(1)));
     }
 }
