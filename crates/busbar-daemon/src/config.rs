@@ -71,6 +71,8 @@ impl DaemonConfig {
     /// max_connections_per_uid = 512  # unprivileged users; EUSERS beyond
     /// max_endpoints_per_connection = 4096
     /// max_parked_per_connection = 1024
+    /// max_endpoints_per_uid = 16384   # unprivileged users; EMFILE beyond
+    /// max_bindings_per_uid = 65536    # unprivileged users; EMFILE beyond
     /// max_fds_per_uid = 16384      # fds held outside the queues
     /// max_partial_bytes_per_uid = 268435456
     /// hello_timeout_ms = 5000
@@ -124,6 +126,16 @@ impl DaemonConfig {
                 &mut l.max_parked_per_connection,
             ),
             ("max_fds_per_uid", f.max_fds_per_uid, &mut l.max_fds_per_uid),
+            (
+                "max_endpoints_per_uid",
+                f.max_endpoints_per_uid,
+                &mut l.max_endpoints_per_uid,
+            ),
+            (
+                "max_bindings_per_uid",
+                f.max_bindings_per_uid,
+                &mut l.max_bindings_per_uid,
+            ),
             (
                 "max_partial_bytes_per_uid",
                 f.max_partial_bytes_per_uid,
@@ -185,6 +197,8 @@ struct ConfigFile {
     max_connections_per_uid: Option<usize>,
     max_endpoints_per_connection: Option<usize>,
     max_parked_per_connection: Option<usize>,
+    max_endpoints_per_uid: Option<usize>,
+    max_bindings_per_uid: Option<usize>,
     max_fds_per_uid: Option<usize>,
     max_partial_bytes_per_uid: Option<usize>,
     hello_timeout_ms: Option<u64>,

@@ -65,6 +65,9 @@ errnos! {
     EAGAIN = 11, "a recipient's queue is full; the send is pending (or the bind event could not be delivered)";
     /// The bus ran out of memory.
     ENOMEM = 12, "out of memory";
+    /// The daemon answering at the socket runs as a user this client does
+    /// not trust.
+    EACCES = 13, "the daemon at this socket runs as a user this client does not trust (not this user nor root; list its uid in BUSBAR_TRUSTED_UIDS to allow it)";
     /// A recipient's queue is full.
     EBUSY = 16, "a recipient's queue is full";
     /// An argument is invalid (bad flags, no such binding, a limit out of range).

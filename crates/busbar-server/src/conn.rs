@@ -34,6 +34,8 @@ pub(crate) struct Owned {
     /// The request the endpoint's last `Send` sent, if that is what it did:
     /// what `TakeReply` of id `{0,0}` waits for (pipelined calls).
     pub last_request: Option<MessageId>,
+    /// Bindings it holds (charged to the uid).
+    pub bindings: usize,
 }
 
 /// Bytes to send, and the fds that go with some of them.

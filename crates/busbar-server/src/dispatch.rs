@@ -2,7 +2,7 @@
 //! checks, fd pairing, pipelined calls, parking of waiting requests, and the
 //! responses. Each frame costs its kernel operation plus O(1) here.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use busbar_kernel::{
     Attachment, BusId, Credentials, EndpointId, Errno, MessageId, OpCode, Outgoing, Request,
@@ -13,8 +13,9 @@ use busbar_wire::{
     WireError, emit_response, emit_welcome, is_empty_result, parse_hello, parse_request,
 };
 
+use crate::Limits;
 use crate::conn::{Owned, ReceivedFd, State};
-use crate::session::{ConnId, Server};
+use crate::session::{ConnId, Server, UidUse};
 
 /// Gives each message in a request the fds that came with it. `Ok(false)`
 /// if one is a Unix socket (refused); an error if fewer fds came than the
@@ -48,6 +49,21 @@ fn forwards_ids(request: &Request) -> bool {
     match request {
         Request::Send(a) => a.message.id != MessageId::NONE,
         Request::SendBatch(v) => v.iter().any(|a| a.message.id != MessageId::NONE),
+        _ => false,
+    }
+}
+
+/// Would this operation take an endpoint or a binding past the uid's limit?
+fn over_uid_limit(
+    uids: &HashMap<u32, UidUse, foldhash::fast::RandomState>,
+    limits: &Limits,
+    uid: u32,
+    op: OpCode,
+) -> bool {
+    let u = uids.get(&uid).copied().unwrap_or_default();
+    match op {
+        OpCode::Open => u.endpoints >= limits.max_endpoints_per_uid,
+        OpCode::Bind => u.bindings >= limits.max_bindings_per_uid,
         _ => false,
     }
 }
@@ -145,8 +161,9 @@ impl Server {
             Err(Errno::EPERM)
         } else if !fds_ok {
             Err(Errno::EOPNOTSUPP)
-        } else if op == OpCode::Open
-            && conn.endpoints.len() >= self.limits.max_endpoints_per_connection
+        } else if (op == OpCode::Open
+            && conn.endpoints.len() >= self.limits.max_endpoints_per_connection)
+            || (!conn.privileged && over_uid_limit(&self.uids, &self.limits, conn.creds.uid, op))
         {
             Err(Errno::EMFILE)
         } else {
@@ -184,11 +201,15 @@ impl Server {
                         Owned {
                             armed: true,
                             last_request: None,
+                            bindings: 0,
                         },
                     );
+                    self.uids.entry(conn.creds.uid).or_default().endpoints += 1;
                 }
             }
             Ok(Response::Close(())) => self.forget_endpoint(c, bus, ep),
+            Ok(Response::Bind(())) => self.count_binding(c, bus, ep, true),
+            Ok(Response::Unbind(())) => self.count_binding(c, bus, ep, false),
             _ => {}
         }
         // Wake-ups this operation caused for others; the requester learns
@@ -223,12 +244,34 @@ impl Server {
         self.mark_dirty(c);
     }
 
+    fn count_binding(&mut self, c: ConnId, bus: BusId, ep: EndpointId, bound: bool) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let uid = conn.creds.uid;
+        if let Some(o) = conn.endpoints.get_mut(&(bus, ep)) {
+            let u = self.uids.entry(uid).or_default();
+            if bound {
+                o.bindings += 1;
+                u.bindings += 1;
+            } else {
+                o.bindings -= 1;
+                u.bindings -= 1;
+            }
+        }
+    }
+
     fn forget_endpoint(&mut self, c: ConnId, bus: BusId, ep: EndpointId) {
         self.retry_parked(bus, ep, None);
         let orphans = self.parked.take(bus, ep);
         if let Some(conn) = self.conns.get_mut(&c) {
             conn.parked -= orphans.len();
-            conn.endpoints.remove(&(bus, ep));
+            if let Some(o) = conn.endpoints.remove(&(bus, ep))
+                && let Some(u) = self.uids.get_mut(&conn.creds.uid)
+            {
+                u.endpoints -= 1;
+                u.bindings -= o.bindings;
+            }
             conn.stalled.remove(&(bus, ep));
         }
         self.owners.remove(&(bus, ep));

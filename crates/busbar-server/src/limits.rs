@@ -16,6 +16,12 @@ pub struct Limits {
     pub max_connections_per_uid: usize,
     /// Endpoints one connection may hold open (`EMFILE` beyond).
     pub max_endpoints_per_connection: usize,
+    /// Endpoints one unprivileged uid may hold open, all connections
+    /// together (`EMFILE` beyond).
+    pub max_endpoints_per_uid: usize,
+    /// Bindings one unprivileged uid may hold, all its endpoints together
+    /// (`EMFILE` beyond).
+    pub max_bindings_per_uid: usize,
     /// Waiting requests (`FLAG_WAIT`) parked at once per connection
     /// (`EMFILE` beyond).
     pub max_parked_per_connection: usize,
@@ -61,6 +67,8 @@ impl Default for Limits {
             max_connections: 4096,
             max_connections_per_uid: 512,
             max_endpoints_per_connection: 4096,
+            max_endpoints_per_uid: 16384,
+            max_bindings_per_uid: 65536,
             max_parked_per_connection: 1024,
             max_output: 4 << 20,
             max_unclaimed_fds_per_connection: 4 * busbar_kernel::MAX_FDS_PER_MESSAGE as usize,

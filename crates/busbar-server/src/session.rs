@@ -76,10 +76,12 @@ pub struct ServerStats {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
-struct UidUse {
-    conns: usize,
-    partial: usize,
-    fds: usize,
+pub(crate) struct UidUse {
+    pub conns: usize,
+    pub partial: usize,
+    pub fds: usize,
+    pub endpoints: usize,
+    pub bindings: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,7 +102,7 @@ pub struct Server {
     pub(crate) conns: HashMap<ConnId, Conn, foldhash::fast::RandomState>,
     pub(crate) owners: HashMap<(BusId, EndpointId), ConnId, foldhash::fast::RandomState>,
     pub(crate) parked: ParkedWaits,
-    uids: HashMap<u32, UidUse, foldhash::fast::RandomState>,
+    pub(crate) uids: HashMap<u32, UidUse, foldhash::fast::RandomState>,
     timers: BTreeSet<(Nanos, ConnId, Timer)>,
     dirty: VecDeque<ConnId>,
     next_conn: ConnId,
@@ -569,6 +571,8 @@ impl Server {
             u.conns -= 1;
             u.partial -= conn.partial_charged;
             u.fds -= conn.fds_charged;
+            u.endpoints -= conn.endpoints.len();
+            u.bindings -= conn.endpoints.values().map(|o| o.bindings).sum::<usize>();
             if u.conns == 0 {
                 self.uids.remove(&conn.creds.uid);
             }

@@ -130,7 +130,10 @@ pub fn emit_frame(
     let start = out.len();
     out.resize(start + HEADER_LEN, 0);
     body(out);
-    let len = (out.len() - start) as u32;
+    // Every frame busbar makes is far below 4 GiB (messages are bounded by
+    // the maximum message size, batches by `RECV_BATCH_BYTES`); saturate
+    // rather than wrap if that ever broke, so the peer sees a bad length.
+    let len = u32::try_from(out.len() - start).unwrap_or(u32::MAX);
     FrameHeader {
         len,
         kind,

@@ -26,7 +26,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use busbar_kernel::{
     Attachment, BusId, EndpointId, Errno, Message, MessageId, OpCode, Outgoing, Request, Response,
@@ -204,9 +204,34 @@ impl ConnState {
     }
 }
 
+/// How long a client waits for the daemon's `Welcome`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a daemon running as `uid` may be talked to: this process's own
+/// uid, root, or a uid listed in `BUSBAR_TRUSTED_UIDS` (comma-separated).
+fn trusted_daemon_uid(uid: u32) -> bool {
+    uid == 0
+        || uid == busbar_sys::effective_uid()
+        || std::env::var("BUSBAR_TRUSTED_UIDS").is_ok_and(|v| {
+            v.split(',')
+                .any(|s| s.trim().parse::<u32>().is_ok_and(|u| u == uid))
+        })
+}
+
 impl Conn {
     fn connect(path: &Path) -> Result<Self, Errno> {
         let mut stream = UnixStream::connect(path).map_err(|e| io_errno(&e))?;
+        // Nothing is sent to a daemon this user does not trust (another
+        // user may have planted a socket where ours should be).
+        let peer = busbar_sys::peer_credentials(&stream).map_err(|e| io_errno(&e))?;
+        if !trusted_daemon_uid(peer.uid) {
+            return Err(Errno::EACCES);
+        }
+        // A daemon that never answers (overloaded, stopped) is an error,
+        // not a hang.
+        stream
+            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .map_err(|e| io_errno(&e))?;
         let mut out = Vec::new();
         emit_hello(&mut out);
         stream.write_all(&out).map_err(|_| Errno::ECONNRESET)?;
@@ -217,10 +242,20 @@ impl Conn {
             }
             let mut buf = [0u8; 4096];
             match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return Err(Errno::ECONNRESET),
+                Ok(0) => return Err(Errno::ECONNRESET),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(Errno::ETIMEDOUT);
+                }
+                Err(_) => return Err(Errno::ECONNRESET),
                 Ok(n) => reader.buffer().extend_from_slice(&buf[..n]),
             }
         };
+        stream.set_read_timeout(None).map_err(|e| io_errno(&e))?;
         if f.header.kind == GOODBYE {
             return Err(Errno::from_number(f.header.status).unwrap_or(Errno::EPROTO));
         }

@@ -61,7 +61,8 @@ impl Bus {
         while out.len() < max as usize && bytes < RECV_BATCH_BYTES {
             match self.recv(host, id, ())? {
                 Some(m) => {
-                    bytes += size_of_message(&m);
+                    // Handles travel as 8 bytes each: they count too.
+                    bytes += size_of_message(&m) + 8 * m.handles.len() as u64;
                     out.push(m);
                 }
                 None => break,
