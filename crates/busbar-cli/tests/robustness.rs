@@ -4,30 +4,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use busbar::{Bus, Errno};
 use busbar_kernel::{BindArgs, Request};
-use busbar_wire::{
-    FrameReader, GOODBYE, HEADER_LEN, RESPONSE, emit_frame, emit_hello, emit_request,
-    parse_response, parse_welcome,
-};
+use busbar_wire::{FrameReader, HEADER_LEN, RESPONSE, emit_frame, emit_request, parse_response};
 use common::*;
-
-/// The daemon answers a call from a fresh client.
-fn still_serves(d: &Daemon) {
-    let bus = d.bus();
-    let r = bus.open().unwrap();
-    r.bind_replier("$.ping").unwrap();
-    let c = bus.open().unwrap();
-    let id = c.request("$.ping", "?").unwrap();
-    let m = r.recv_timeout(Some(PATIENCE)).unwrap().unwrap();
-    r.reply(&m, "pong").unwrap();
-    assert_eq!(&c.wait_reply(id, Some(PATIENCE)).unwrap().data[..], b"pong");
-}
 
 #[test]
 fn replier_killed_with_sigkill_gets_its_requests_answered() {
@@ -78,43 +63,6 @@ fn replier_killed_with_sigkill_gets_its_requests_answered() {
     );
     assert_eq!(requester.stats().unwrap().outstanding_requests, 0);
     still_serves(&d);
-}
-
-/// Connects and says hello; returns the stream and a reader past the welcome.
-fn greeted(d: &Daemon) -> (UnixStream, FrameReader) {
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    let mut out = Vec::new();
-    emit_hello(&mut out);
-    s.write_all(&out).unwrap();
-    let mut r = FrameReader::new(1 << 24);
-    let f = next_frame(&mut s, &mut r).unwrap();
-    parse_welcome(&f).unwrap();
-    (s, r)
-}
-
-fn next_frame(s: &mut UnixStream, r: &mut FrameReader) -> Option<busbar_wire::Frame> {
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    loop {
-        if let Some(f) = r.next_frame().unwrap() {
-            return Some(f);
-        }
-        let mut buf = [0u8; 4096];
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => r.buffer().extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// Reads frames until the daemon closes; returns the Goodbye status if any.
-fn goodbye_then_eof(s: &mut UnixStream, r: &mut FrameReader) -> Option<i32> {
-    let mut status = None;
-    while let Some(f) = next_frame(s, r) {
-        if f.header.kind == GOODBYE {
-            status = Some(f.header.status);
-        }
-    }
-    status
 }
 
 #[test]

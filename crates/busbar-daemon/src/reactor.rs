@@ -283,6 +283,10 @@ impl Daemon {
             && let Ok((s, _)) = self.listener.accept()
         {
             let _ = (&s).write(&goodbye_frame(Errno::EMFILE));
+            drop(s);
+            // Take the slot back at once, or the next accept would serve
+            // a client with no fd to spare.
+            self.reserve = open_reserve();
         }
         let _ = self.epoll.delete(&self.listener);
         self.accept_paused_until = Some(Instant::now() + self.accept_backoff);

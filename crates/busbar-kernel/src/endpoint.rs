@@ -28,6 +28,8 @@ pub(crate) struct Pending {
     pub blocked_on: EndpointId,
     /// A request's replier, a reply's requester (when known).
     pub peer: Option<EndpointId>,
+    /// The sending user, charged for the payload while it waits.
+    pub uid: u32,
 }
 
 /// Where an endpoint's send stands. Only one send can be pending at a time.

@@ -234,7 +234,9 @@ impl Conn {
             .map_err(|e| io_errno(&e))?;
         let mut out = Vec::new();
         emit_hello(&mut out);
-        stream.write_all(&out).map_err(|_| Errno::ECONNRESET)?;
+        // If the daemon already refused us (and closed), the write fails but
+        // its Goodbye, saying why, is still there to read.
+        let hello_sent = stream.write_all(&out).is_ok();
         let mut reader = FrameReader::new(CLIENT_MAX_FRAME);
         let f = loop {
             if let Some(f) = reader.next_frame().map_err(|_| Errno::EPROTO)? {
@@ -258,6 +260,9 @@ impl Conn {
         stream.set_read_timeout(None).map_err(|e| io_errno(&e))?;
         if f.header.kind == GOODBYE {
             return Err(Errno::from_number(f.header.status).unwrap_or(Errno::EPROTO));
+        }
+        if !hello_sent {
+            return Err(Errno::ECONNRESET);
         }
         let w = parse_welcome(&f).map_err(|_| Errno::EPROTO)?;
         if w.version != VERSION {

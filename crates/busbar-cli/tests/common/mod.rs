@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use busbar_wire::{FrameReader, GOODBYE, emit_hello, parse_welcome};
 
 /// A generous bound for anything to happen on a slow, busy machine.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -46,7 +49,26 @@ impl Daemon {
     }
 
     pub fn start_at(dir: PathBuf, socket: PathBuf, args: &[&str]) -> Self {
-        let mut child = Command::new(exe())
+        Self::start_logged(dir, socket, args, &[]).0
+    }
+
+    /// Starts `WRAPPER... busbar daemon --socket SOCKET ARGS...` (e.g.
+    /// `prlimit --nofile=48:48`) and keeps its log lines.
+    pub fn start_logged(
+        dir: PathBuf,
+        socket: PathBuf,
+        args: &[&str],
+        wrapper: &[&str],
+    ) -> (Self, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(exe());
+                c
+            }
+            None => Command::new(exe()),
+        };
+        let mut child = cmd
             .arg("daemon")
             .arg("--socket")
             .arg(&socket)
@@ -67,8 +89,14 @@ impl Daemon {
             }
         }
         // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, socket, dir }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(l);
+            }
+        });
+        (Self { child, socket, dir }, log)
     }
 
     pub fn pid(&self) -> u32 {
@@ -174,4 +202,53 @@ pub fn socket_fd_count(pid: u32) -> usize {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|l| l.to_string_lossy().starts_with("socket:"))
         .count()
+}
+
+/// The daemon answers a call from a fresh client.
+pub fn still_serves(d: &Daemon) {
+    let bus = d.bus();
+    let r = bus.open().unwrap();
+    r.bind_replier("$.ping").unwrap();
+    let c = bus.open().unwrap();
+    let id = c.request("$.ping", "?").unwrap();
+    let m = r.recv_timeout(Some(PATIENCE)).unwrap().unwrap();
+    r.reply(&m, "pong").unwrap();
+    assert_eq!(&c.wait_reply(id, Some(PATIENCE)).unwrap().data[..], b"pong");
+}
+
+/// Connects and says hello; returns the stream and a reader past the welcome.
+pub fn greeted(d: &Daemon) -> (UnixStream, FrameReader) {
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    let mut out = Vec::new();
+    emit_hello(&mut out);
+    s.write_all(&out).unwrap();
+    let mut r = FrameReader::new(1 << 24);
+    let f = next_frame(&mut s, &mut r).unwrap();
+    parse_welcome(&f).unwrap();
+    (s, r)
+}
+
+pub fn next_frame(s: &mut UnixStream, r: &mut FrameReader) -> Option<busbar_wire::Frame> {
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    loop {
+        if let Some(f) = r.next_frame().unwrap() {
+            return Some(f);
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => r.buffer().extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads frames until the daemon closes; returns the Goodbye status if any.
+pub fn goodbye_then_eof(s: &mut UnixStream, r: &mut FrameReader) -> Option<i32> {
+    let mut status = None;
+    while let Some(f) = next_frame(s, r) {
+        if f.header.kind == GOODBYE {
+            status = Some(f.header.status);
+        }
+    }
+    status
 }

@@ -11,6 +11,10 @@
 //!   O(log n + names under the pattern's prefix);
 //! - its deadline: next_deadline O(1), expire O(log n) per expired send.
 //!
+//! While it waits, its payload is charged to the sending user: one user's
+//! pending sends together hold at most the quota's bytes and fds (a send
+//! that would pass them fails `EDQUOT` instead of going pending).
+//!
 //! A finished send leaves its outcome to take and makes the endpoint
 //! readable; a failed request gets a synthetic reply; an expired one
 //! (`ETIMEDOUT`) was never sent and gets none.
@@ -36,7 +40,14 @@ pub(crate) struct PendingIndex {
     by_peer: HashMap<EndpointId, BySeq, foldhash::fast::RandomState>,
     requests_by_name: BTreeMap<(Arc<str>, u64), EndpointId>,
     deadlines: BTreeSet<(Nanos, u64, EndpointId)>,
+    /// Payload bytes and fds held by each sending user's pending sends.
+    held: HashMap<u32, (u64, u64), foldhash::fast::RandomState>,
     len: usize,
+}
+
+fn payload(msg: &crate::Outgoing) -> (u64, u64) {
+    let bytes = (msg.name.len() + msg.data.len()) as u64;
+    (bytes, msg.attached_fds().map_or(0, |a| u64::from(a.count)))
 }
 
 fn index_in(
@@ -67,7 +78,19 @@ impl PendingIndex {
         self.next_seq
     }
 
+    /// Whether `uid` may have one more send pending with this payload: its
+    /// pending sends together stay within the quota's bytes and fds.
+    pub fn fits(&self, uid: u32, msg: &crate::Outgoing, quota: &crate::Quota) -> bool {
+        let (bytes, fds) = payload(msg);
+        let (b, f) = self.held.get(&uid).copied().unwrap_or_default();
+        b + bytes <= quota.bytes && f + fds <= u64::from(quota.fds)
+    }
+
     pub fn insert(&mut self, sender: EndpointId, p: &Pending) {
+        let (bytes, fds) = payload(&p.msg);
+        let h = self.held.entry(p.uid).or_default();
+        h.0 += bytes;
+        h.1 += fds;
         index_in(&mut self.by_blocker, p.blocked_on, p.seq, sender);
         if let Some(peer) = p.peer {
             index_in(&mut self.by_peer, peer, p.seq, sender);
@@ -83,6 +106,14 @@ impl PendingIndex {
     }
 
     pub fn remove(&mut self, sender: EndpointId, p: &Pending) {
+        let (bytes, fds) = payload(&p.msg);
+        if let Some(h) = self.held.get_mut(&p.uid) {
+            h.0 -= bytes;
+            h.1 -= fds;
+            if *h == (0, 0) {
+                self.held.remove(&p.uid);
+            }
+        }
         unindex_in(&mut self.by_blocker, p.blocked_on, p.seq);
         if let Some(peer) = p.peer {
             unindex_in(&mut self.by_peer, peer, p.seq);

@@ -134,6 +134,11 @@ impl Bus {
                 Ok(id)
             }
             Err(Errno::EAGAIN) if msg.flags.contains(Flags::ALL_OR_WAIT) => {
+                // The bus holds the payload while it waits: the sending
+                // user is charged for it (quota bytes and fds).
+                if !self.pending.fits(creds.uid, &msg, &self.quota) {
+                    return Err(Errno::EDQUOT);
+                }
                 if local {
                     self.take_serial();
                 }
@@ -149,6 +154,7 @@ impl Bus {
                     seq,
                     blocked_on,
                     peer: self.peer,
+                    uid: creds.uid,
                 };
                 self.pending.insert(from, &p);
                 self.ep_mut(from)?.send = SendState::Pending(p);
