@@ -217,9 +217,11 @@ fn unclaimed_fds_are_bounded_per_user() {
         let (s, r) = greeted(&d);
         let mut sent = 0;
         while sent < fds.len() {
-            sent += busbar_sys::send_with_fds(&s, &[0u8], &fds[sent..])
-                .unwrap()
-                .1;
+            // The daemon may cut the third connection off mid-way.
+            match busbar_sys::send_with_fds(&s, &[0u8], &fds[sent..]) {
+                Ok((_, n)) => sent += n,
+                Err(_) => break,
+            }
         }
         conns.push((s, r));
     }
