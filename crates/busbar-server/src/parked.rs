@@ -90,6 +90,15 @@ impl ParkedWaits {
         self.by_endpoint.insert((bus, ep), list);
     }
 
+    /// Parked waits per connection (for invariant checks: O(n)).
+    pub fn count_by_conn(&self) -> HashMap<ConnId, usize> {
+        let mut m = HashMap::new();
+        for p in self.by_endpoint.values().flatten() {
+            *m.entry(p.conn).or_default() += 1;
+        }
+        m
+    }
+
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Nanos> {
         self.deadlines.first().map(|d| d.0)
