@@ -1,6 +1,7 @@
 //! Feeds arbitrary bytes, split into request frames as the daemon splits a
 //! connection's stream, into a kernel: whatever the requests, the kernel
-//! answers each with a result and never panics. Bus and endpoint ids are
+//! answers each with a result, never panics, and fails only with an error
+//! its operation-table row lists. Bus and endpoint ids are
 //! folded into a small range so most requests reach real buses and
 //! endpoints rather than failing the lookup.
 #![no_main]
@@ -59,6 +60,13 @@ fuzz_target!(|data: &[u8]| {
         let Ok(w) = parse_request(&f) else { continue };
         let bus = BusId(w.bus % 3);
         let ep = EndpointId(w.endpoint % 6);
-        let _ = k.dispatch(bus, ep, w.request);
+        let op = w.request.code();
+        if let Err(e) = k.dispatch(bus, ep, w.request) {
+            assert!(
+                op.errors().contains(&e),
+                "{} failed {e:?}, which its row does not list",
+                op.name()
+            );
+        }
     }
 });

@@ -11,7 +11,7 @@
 //! the longest prefix wins (there is at most one replier per pattern string,
 //! hence per prefix and kind).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::name::{PatternKind, any_words_prefixes, parent};
@@ -60,6 +60,7 @@ pub(crate) struct BindingIndex {
     listeners: [HashMap<Arc<str>, Vec<Target>, Hasher>; 3],
     /// Replier bindings by kind, then prefix (at most one each).
     repliers: [HashMap<Arc<str>, Target, Hasher>; 3],
+    hasher: Hasher,
 }
 
 impl BindingIndex {
@@ -70,6 +71,7 @@ impl BindingIndex {
             next_id: 1,
             listeners: [(); 3].map(|_| HashMap::with_hasher(h())),
             repliers: [(); 3].map(|_| HashMap::with_hasher(h())),
+            hasher: h(),
         }
     }
 
@@ -138,7 +140,8 @@ impl BindingIndex {
     /// removed bindings in the order of `ids`.
     pub(crate) fn remove_many(&mut self, ids: &[BindingId]) -> Vec<Binding> {
         let mut removed = Vec::with_capacity(ids.len());
-        let mut touched: Vec<(usize, Arc<str>)> = Vec::new();
+        let mut touched: HashSet<(usize, Arc<str>), Hasher> =
+            HashSet::with_hasher(self.hasher.clone());
         for &id in ids {
             let Some(b) = self.bindings.remove(&id) else {
                 continue;
@@ -147,13 +150,12 @@ impl BindingIndex {
             if b.replier {
                 self.repliers[s].remove(&*b.prefix);
             } else {
-                touched.push((s, b.prefix.clone()));
+                touched.insert((s, b.prefix.clone()));
             }
             removed.push(b);
         }
-        touched.sort_unstable();
-        touched.dedup();
-        let gone: std::collections::HashSet<BindingId> = ids.iter().copied().collect();
+        let mut gone: HashSet<BindingId, Hasher> = HashSet::with_hasher(self.hasher.clone());
+        gone.extend(ids.iter().copied());
         for (s, prefix) in touched {
             if let Some(v) = self.listeners[s].get_mut(&*prefix) {
                 v.retain(|(x, _)| !gone.contains(x));

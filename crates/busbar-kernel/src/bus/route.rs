@@ -391,10 +391,9 @@ impl Bus {
         urgent: bool,
         carried: &[NodeId],
     ) {
-        // A message to nodes reaches only their owners: no monitor copy.
-        if base.destination == HandleId::INVALID
-            && !plan.iter().any(|p| matches!(p.role, Role::Node(_)))
-        {
+        // A message to nodes (marked by `route`) reaches only their
+        // owners: no monitor copy.
+        if base.destination == HandleId::INVALID {
             self.copy_to_monitors(host, &base);
         }
         let bus = self.id;
