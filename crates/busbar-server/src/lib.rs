@@ -21,9 +21,11 @@
 mod conn;
 mod dispatch;
 mod host;
+mod invariants;
 mod limits;
 mod parked;
 mod session;
+mod wakes;
 
 pub use conn::ReceivedFd;
 pub use host::LogSink;

@@ -23,9 +23,8 @@ use std::os::fd::BorrowedFd;
 
 use busbar_kernel::{
     BusId, Credentials, EndpointId, Errno, Kernel, KernelConfig, Level, Nanos, OpCode, Request,
-    Response,
 };
-use busbar_wire::{FLAG_READABLE, GOODBYE, WAKE, emit_frame, emit_response, is_empty_result};
+use busbar_wire::{GOODBYE, emit_frame, emit_response};
 
 use crate::conn::{Conn, ReceivedFd, State};
 use crate::host::{LogSink, ServerHost};
@@ -181,71 +180,6 @@ impl Server {
     /// Buses the kernel holds.
     pub fn bus_count(&self) -> u32 {
         self.kernel.bus_count()
-    }
-
-    /// Checks the session's bookkeeping (for tests and simulations; O(all
-    /// state)): parked waits counted per connection, per-uid usage equal
-    /// to the sum over its connections, endpoint owners consistent, and
-    /// no connection's output past the output limit plus `slack`.
-    pub fn check_invariants(&self, slack: usize) -> Result<(), String> {
-        let parked = self.parked.count_by_conn();
-        let mut uids: HashMap<u32, UidUse> = HashMap::new();
-        for (&c, conn) in &self.conns {
-            let p = parked.get(&c).copied().unwrap_or(0);
-            if p != conn.parked {
-                return Err(format!(
-                    "conn {c}: {} parked counted, {p} parked",
-                    conn.parked
-                ));
-            }
-            if conn.parked > self.limits.max_parked_per_connection {
-                return Err(format!("conn {c}: {} parked", conn.parked));
-            }
-            if conn.out.pending() > self.limits.max_output + slack {
-                return Err(format!("conn {c}: {} bytes of output", conn.out.pending()));
-            }
-            let u = uids.entry(conn.creds.uid).or_default();
-            u.conns += 1;
-            u.partial += conn.partial_charged;
-            u.fds += conn.fds_charged;
-            u.endpoints += conn.endpoints.len();
-            u.bindings += conn.endpoints.values().map(|o| o.bindings).sum::<usize>();
-            for k in conn.endpoints.keys() {
-                if self.owners.get(k) != Some(&c) {
-                    return Err(format!(
-                        "conn {c}: endpoint {k:?} owned by {:?}",
-                        self.owners.get(k)
-                    ));
-                }
-            }
-        }
-        if self.owners.len()
-            != self
-                .conns
-                .values()
-                .map(|c| c.endpoints.len())
-                .sum::<usize>()
-        {
-            return Err("owners of endpoints no connection holds".into());
-        }
-        if parked.keys().any(|c| !self.conns.contains_key(c)) {
-            return Err("a parked wait of a closed connection".into());
-        }
-        for (uid, u) in &self.uids {
-            let mine = uids.remove(uid).unwrap_or_default();
-            let fields = |u: &UidUse| (u.conns, u.partial, u.fds, u.endpoints, u.bindings);
-            if fields(u) != fields(&mine) {
-                return Err(format!(
-                    "uid {uid}: usage {:?}, connections add up to {:?}",
-                    fields(u),
-                    fields(&mine)
-                ));
-            }
-        }
-        if !uids.is_empty() {
-            return Err(format!("uids in use but not counted: {:?}", uids.keys()));
-        }
-        Ok(())
     }
 
     pub(crate) fn log(&mut self, level: Level, args: std::fmt::Arguments<'_>) {
@@ -655,113 +589,5 @@ impl Server {
             self.kernel.host_mut().levels.remove(&(bus, ep));
         }
         self.deliver_wakes(None);
-    }
-
-    /// Handles the kernel's wake-ups: parked requests of a woken endpoint are
-    /// retried; an endpoint with none gets a `Wake` frame (at most one
-    /// between two of its requests). Retries can wake others in turn, so this
-    /// runs until nothing is left.
-    pub(crate) fn deliver_wakes(&mut self, except: Option<(BusId, EndpointId)>) {
-        loop {
-            let mut woken = std::mem::take(&mut self.kernel.host_mut().woken);
-            if woken.is_empty() {
-                self.kernel.host_mut().woken = woken;
-                return;
-            }
-            woken.sort_unstable();
-            woken.dedup();
-            for &(bus, ep) in &woken {
-                // Parked requests are retried even for the requester (another
-                // thread of it may be waiting); only its Wake is left to the
-                // response flag. A Wake still goes when no parked request
-                // took what arrived (e.g. a wait for one reply, and an
-                // announcement came): someone may poll the readiness fd.
-                if self.retry_parked(bus, ep, None) || Some((bus, ep)) == except {
-                    continue;
-                }
-                let Some(&c) = self.owners.get(&(bus, ep)) else {
-                    continue;
-                };
-                let Some(conn) = self.conns.get_mut(&c) else {
-                    continue;
-                };
-                if conn.state == State::Serving && conn.disarm(bus, ep) {
-                    emit_frame(&mut conn.out.buf, WAKE, 0, 0, 0, |b| {
-                        b.extend_from_slice(&bus.0.to_le_bytes());
-                        b.extend_from_slice(&ep.0.to_le_bytes());
-                    });
-                    self.mark_dirty(c);
-                }
-            }
-            woken.clear();
-            let fresh = std::mem::replace(&mut self.kernel.host_mut().woken, woken);
-            self.kernel.host_mut().woken.extend(fresh);
-        }
-    }
-
-    /// Retries the parked requests of one endpoint, oldest first; answers
-    /// those that find something (or fail, or are past `expired_at`).
-    /// While the owner's output is full, only expired waits are answered
-    /// (with the empty result); the rest wait for it to drain. Returns
-    /// whether a parked request was answered with something it found.
-    pub(crate) fn retry_parked(
-        &mut self,
-        bus: BusId,
-        ep: EndpointId,
-        expired_at: Option<Nanos>,
-    ) -> bool {
-        if !self.parked.has(bus, ep) {
-            return false;
-        }
-        let list = self.parked.take(bus, ep);
-        let mut keep = VecDeque::new();
-        let mut answered = false;
-        for p in list {
-            let Some(conn) = self.conns.get(&p.conn) else {
-                continue;
-            };
-            let op = p.request.code();
-            let expired = expired_at.is_some_and(|now| p.deadline.is_some_and(|d| d <= now));
-            let result = if self.out_full(conn) {
-                if !expired {
-                    if let Some(conn) = self.conns.get_mut(&p.conn) {
-                        conn.stalled.insert((bus, ep));
-                    }
-                    keep.push_back(p);
-                    continue;
-                }
-                Ok(empty_response(op))
-            } else {
-                self.kernel.dispatch(bus, ep, p.request.clone())
-            };
-            if is_empty_result(&result) && !expired {
-                keep.push_back(p);
-                continue;
-            }
-            answered |= !is_empty_result(&result);
-            let readable = self.kernel.host().readable(bus, ep);
-            if let Some(conn) = self.conns.get_mut(&p.conn) {
-                conn.parked -= 1;
-                conn.arm(bus, ep);
-                let flags = if readable { FLAG_READABLE } else { 0 };
-                let at = conn.out.buf.len();
-                emit_response(&mut conn.out.buf, p.seq, op, flags, &result);
-                conn.out.note_fds(at, &result);
-                self.recharge(p.conn);
-                self.mark_dirty(p.conn);
-            }
-        }
-        self.parked.put_back(bus, ep, keep);
-        answered
-    }
-}
-
-/// The "found nothing" result of a waitable operation.
-pub(crate) fn empty_response(op: OpCode) -> Response {
-    match op {
-        OpCode::Recv => Response::Recv(None),
-        OpCode::TakeReply => Response::TakeReply(None),
-        OpCode::RecvBatch => Response::RecvBatch(Vec::new()),
-        _ => Response::TakeSendOutcome(None),
     }
 }

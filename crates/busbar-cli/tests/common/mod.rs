@@ -252,3 +252,10 @@ pub fn goodbye_then_eof(s: &mut UnixStream, r: &mut FrameReader) -> Option<i32> 
     }
     status
 }
+
+/// Writes `text` as `busbar.toml` in `d`; returns its path.
+pub fn config(d: &Path, text: &str) -> String {
+    let p = d.join("busbar.toml");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
