@@ -5,50 +5,20 @@
 //! into a failure.
 
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use busbar::{Bus, Endpoint, Flags, Outgoing};
-use busbar_daemon::{Daemon, DaemonConfig, ShutdownHandle};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+
+mod support;
+
+use support::daemon_bus;
 
 const MESSAGES: u32 = 1_000;
 
 /// Far longer than receiving 1,000 messages takes on a working bus.
 const OVERALL: Duration = Duration::from_secs(60);
-
-/// Stops the test's daemon when the last handle on its bus goes.
-struct StopOnDrop(ShutdownHandle);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.shutdown();
-    }
-}
-
-/// A bus on a fresh daemon on its own socket.
-fn daemon_bus() -> Bus {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "busbar-tokio-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("bus.sock");
-    let d = Daemon::bind(DaemonConfig::new(socket.clone())).unwrap();
-    let stop = d.shutdown_handle().unwrap();
-    std::thread::spawn(move || {
-        d.run().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-    });
-    Bus::connect(&socket)
-        .unwrap()
-        .with_keepalive(Arc::new(StopOnDrop(stop)))
-}
 
 /// The endpoint's readiness fd registered with tokio (edge-triggered), read
 /// interest only.

@@ -1,0 +1,40 @@
+//! A bus on a fresh, private daemon (a `busbar_daemon::Daemon` in a thread
+//! of the test process, on a unique socket), stopped when the last handle
+//! on the bus goes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use busbar::Bus;
+use busbar_daemon::{Daemon, DaemonConfig, ShutdownHandle};
+
+/// Stops the test's daemon when the last handle on its bus goes.
+struct StopOnDrop(ShutdownHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// A bus on a fresh daemon on its own socket.
+pub fn daemon_bus() -> Bus {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "busbar-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("bus.sock");
+    let d = Daemon::bind(DaemonConfig::new(socket.clone())).unwrap();
+    let stop = d.shutdown_handle().unwrap();
+    std::thread::spawn(move || {
+        d.run().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+    Bus::connect(&socket)
+        .unwrap()
+        .with_keepalive(Arc::new(StopOnDrop(stop)))
+}
