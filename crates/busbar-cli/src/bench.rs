@@ -133,7 +133,10 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     }
     let dir = std::env::temp_dir().join(format!("busbar-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(io_err("temp dir"))?;
+    // 0700 whatever the umask: the daemon refuses a socket directory others can write.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .map_err(io_err("temp dir"))?;
     let (socket, _daemon) = match &args.socket {
         Some(s) => (s.clone(), None),
         None => {

@@ -28,7 +28,10 @@ pub fn temp_dir(tag: &str) -> PathBuf {
         N.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    // 0700 whatever the umask: the daemon refuses a socket directory others can write.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&d)
+        .unwrap();
     d
 }
 

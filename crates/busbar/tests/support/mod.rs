@@ -26,7 +26,10 @@ pub fn daemon_bus() -> Bus {
         N.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    // 0700 whatever the umask: the daemon refuses a socket directory others can write.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .unwrap();
     let socket = dir.join("bus.sock");
     let d = Daemon::bind(DaemonConfig::new(socket.clone())).unwrap();
     let stop = d.shutdown_handle().unwrap();
