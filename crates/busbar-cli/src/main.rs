@@ -54,7 +54,12 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         buses: Option<u32>,
         /// A TOML config file: buses, default_queue_limit, max_message_size,
-        /// max_connections, socket_mode ("0660"), socket_group (unknown keys are errors).
+        /// socket_mode ("0660"), socket_group, quota_messages/bytes/handles/fds,
+        /// privileged_uids, privileged_groups, and the limits max_connections,
+        /// max_connections_per_uid, max_endpoints_per_connection,
+        /// max_endpoints_per_uid, max_bindings_per_uid, max_parked_per_connection,
+        /// max_fds_per_uid, max_partial_bytes_per_uid, hello_timeout_ms
+        /// (docs/security.md). Unknown keys are errors.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },

@@ -231,6 +231,8 @@ fn planted_sockets_and_untrusted_daemons_are_refused() {
     let planted = dir.join("planted");
     std::fs::create_dir(&planted).unwrap();
     std::os::unix::fs::chown(&planted, Some(NOBODY), Some(NOBODY)).unwrap();
+    // Whatever the umask: writable by its owner only.
+    busbar_sys::set_mode(&planted, 0o755).unwrap();
     let o = Command::new(exe())
         .args(["daemon", "--socket"])
         .arg(planted.join("bus.sock"))
