@@ -164,8 +164,10 @@ fn errors_are_named_and_exit_nonzero() {
     let o = d.run(&["send", "$.x", "--all-or-fail", "--all-or-wait"]);
     assert_eq!(o.status.code(), Some(2), "clap refuses conflicting flags");
 
-    let nowhere = temp_dir("nowhere").join("bus.sock");
+    let dir = temp_dir("nowhere");
+    let nowhere = dir.join("bus.sock");
     let o = run_with_socket(&nowhere, &["stats"]);
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains(&format!("no busbar daemon at {}", nowhere.display())),
@@ -279,6 +281,7 @@ fn config_file_sets_limits_and_rejects_unknown_keys() {
         &dir.join("bus.sock"),
         &["daemon", "--config", cfg.to_str().unwrap()],
     );
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("surprise"), "{}", stderr(&o));
 }

@@ -280,4 +280,5 @@ fn planted_sockets_and_untrusted_daemons_are_refused() {
     );
     theirs.kill().unwrap();
     theirs.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

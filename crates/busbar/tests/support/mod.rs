@@ -8,12 +8,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use busbar::Bus;
 use busbar_daemon::{Daemon, DaemonConfig, ShutdownHandle};
 
-/// Stops the test's daemon when the last handle on its bus goes.
-struct StopOnDrop(ShutdownHandle);
+/// Stops the test's daemon when the last handle on its bus goes, waits for
+/// it to finish and removes its directory (nothing is left in /tmp).
+struct StopOnDrop {
+    stop: ShutdownHandle,
+    daemon: Option<std::thread::JoinHandle<()>>,
+    dir: std::path::PathBuf,
+}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.shutdown();
+        self.stop.shutdown();
+        if let Some(t) = self.daemon.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -33,11 +42,12 @@ pub fn daemon_bus() -> Bus {
     let socket = dir.join("bus.sock");
     let d = Daemon::bind(DaemonConfig::new(socket.clone())).unwrap();
     let stop = d.shutdown_handle().unwrap();
-    std::thread::spawn(move || {
-        d.run().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    let daemon = std::thread::spawn(move || d.run().unwrap());
     Bus::connect(&socket)
         .unwrap()
-        .with_keepalive(Arc::new(StopOnDrop(stop)))
+        .with_keepalive(Arc::new(StopOnDrop {
+            stop,
+            daemon: Some(daemon),
+            dir,
+        }))
 }
