@@ -253,3 +253,38 @@ pub fn pending_reply_no_synthetic(make: &dyn Fn() -> Bus) {
     assert_empty(&l);
     assert_eq!(r.stats().unwrap().owed_replies, 0);
 }
+
+/// Two requesters forwarding requests with the same id (bridges do) never
+/// share the replier's debt: each gets its own reply, and when the replier
+/// closes owing both, each gets its own `Ignored`.
+pub fn forwarded_ids_never_collide(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q1, r, l] = setup(&bus);
+    let q2 = open(&bus);
+    let same = busbar::MessageId {
+        network: 9,
+        serial: 77,
+    };
+    let forwarded = || Outgoing {
+        id: same,
+        ..Outgoing::request("$.svc", &b"fwd"[..])
+    };
+    assert_eq!(q1.send(forwarded()).unwrap(), same);
+    assert_eq!(q2.send(forwarded()).unwrap(), same);
+    let (a, b) = (next(&r), next(&r));
+    assert_eq!((a.from, b.from), (q1.id(), q2.id()));
+    r.reply(&b, &b"to q2"[..]).unwrap();
+    r.reply(&a, &b"to q1"[..]).unwrap();
+    assert_eq!(&next(&q1).data[..], b"to q1");
+    assert_eq!(&next(&q2).data[..], b"to q2");
+    // Owing both again, the replier closes: each requester is answered.
+    q1.send(forwarded()).unwrap();
+    q2.send(forwarded()).unwrap();
+    next(&r);
+    next(&r);
+    let rid = r.id();
+    r.close().unwrap();
+    assert_synthetic(&next(&q1), synthetic::IGNORED, rid, q1.id(), same);
+    assert_synthetic(&next(&q2), synthetic::IGNORED, rid, q2.id(), same);
+    drain(&l);
+}

@@ -82,7 +82,7 @@ macro_rules! for_each_case {
             guarantee {
                 gone_away, ignored, ignored_in_id_order, unbound, disappeared, error_sending,
                 stateful_gone_away, stateful_ignored, stateful_unbound, exactly_one,
-                pending_reply_no_synthetic
+                pending_reply_no_synthetic, forwarded_ids_never_collide
             }
             reservation { enolck, enolck_every_mode, reserved_slot_counts, reply_always_fits }
             full_queues {
