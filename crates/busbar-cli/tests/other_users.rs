@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use busbar::{Errno, MessageId, Outgoing};
+use busbar_kernel::{BindArgs, Request, Response, SendArgs};
 use busbar_wire::{FrameReader, GOODBYE};
 use common::*;
 
@@ -281,4 +282,192 @@ fn planted_sockets_and_untrusted_daemons_are_refused() {
     theirs.kill().unwrap();
     theirs.wait().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Connects raw (no uid check: the test trusts its own daemon) and says hello.
+fn raw_greeted(socket: &Path) -> (UnixStream, FrameReader) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    let mut out = Vec::new();
+    busbar_wire::emit_hello(&mut out);
+    s.write_all(&out).unwrap();
+    let mut r = FrameReader::new(1 << 24);
+    let f = next_frame(&mut s, &mut r).unwrap();
+    busbar_wire::parse_welcome(&f).unwrap();
+    (s, r)
+}
+
+/// Sends one request (its fds on its first byte) and returns the frames up
+/// to its response.
+fn raw(
+    s: &mut UnixStream,
+    r: &mut FrameReader,
+    seq: u32,
+    ep: u32,
+    req: Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Response {
+    let mut out = Vec::new();
+    busbar_wire::emit_request(&mut out, seq, 0, ep, &req, None, 0);
+    busbar_sys::send_with_fds(&*s, &out[..1], fds).unwrap();
+    s.write_all(&out[1..]).unwrap();
+    loop {
+        let f = next_frame(s, r).expect("a response");
+        if f.header.seq == seq && f.header.kind & busbar_wire::RESPONSE != 0 {
+            return busbar_wire::parse_response(&f)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("request {seq} failed: {e}"));
+        }
+    }
+}
+
+fn raw_open_bound(socket: &Path, name: &str) -> (UnixStream, FrameReader, u32) {
+    let (mut s, mut r) = raw_greeted(socket);
+    let Response::Open(ep) = raw(&mut s, &mut r, 1, 0, Request::Open(Default::default()), &[])
+    else {
+        panic!("open");
+    };
+    raw(
+        &mut s,
+        &mut r,
+        2,
+        ep.0,
+        Request::Bind(BindArgs {
+            name: name.into(),
+            replier: false,
+        }),
+        &[],
+    );
+    (s, r, ep.0)
+}
+
+/// With the daemon not running as root, a client that takes fd-carrying
+/// messages and never reads its socket fills the kernel's per-user limit
+/// of fds in flight (`ETOOMANYREFS` on the daemon's next `sendmsg`). The
+/// innocent client the daemon writes to next is not dropped: its output
+/// waits (back-off) and arrives, fd included, once the offender is gone.
+#[test]
+fn fds_in_flight_to_a_deaf_client_never_drop_another() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: needs root to run the daemon as another user");
+        return;
+    }
+    let dir = temp_dir("inflight");
+    busbar_sys::set_mode(&dir, 0o755).unwrap();
+    let own = dir.join("d");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
+    busbar_sys::set_mode(&own, 0o755).unwrap();
+    let socket = own.join("bus.sock");
+    let cfg = dir.join("busbar.toml");
+    std::fs::write(&cfg, "socket_mode = \"0666\"\ndefault_queue_limit = 1000\n").unwrap();
+    // Its open-file limit (64) is also its limit of fds in flight.
+    let mut daemon = Command::new("prlimit")
+        .arg("--nofile=64:64")
+        .arg(exe())
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&socket)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the daemon", || UnixStream::connect(&socket).is_ok());
+
+    let (mut deaf, _deaf_r, deaf_ep) = raw_open_bound(&socket, "$.fds");
+    let (mut innocent, mut innocent_r, innocent_ep) = raw_open_bound(&socket, "$.mine");
+    let (mut sender, mut sender_r) = raw_greeted(&socket);
+    let Response::Open(sender_ep) = raw(
+        &mut sender,
+        &mut sender_r,
+        1,
+        0,
+        Request::Open(Default::default()),
+        &[],
+    ) else {
+        panic!("open");
+    };
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let fd = std::os::fd::AsFd::as_fd(&null);
+    let with_fd = |name: &str| {
+        let dup: std::os::fd::OwnedFd = null.try_clone().unwrap().into();
+        Request::Send(SendArgs {
+            message: Outgoing::announcement(name, "x").with_fds(vec![dup]),
+            deadline: None,
+        })
+    };
+    // The deaf client asks for 70 messages (parked waits) and reads
+    // nothing; each message carries an fd: past 64 fds in flight.
+    let mut asks = Vec::new();
+    for i in 0..70 {
+        busbar_wire::emit_request(
+            &mut asks,
+            100 + i,
+            0,
+            deaf_ep,
+            &Request::Recv(()),
+            Some(busbar_wire::WAIT_FOREVER),
+            0,
+        );
+    }
+    deaf.write_all(&asks).unwrap();
+    for i in 0..70 {
+        raw(
+            &mut sender,
+            &mut sender_r,
+            10 + i,
+            sender_ep.0,
+            with_fd("$.fds"),
+            &[fd],
+        );
+    }
+    // The innocent client waits for one message with an fd.
+    let mut ask = Vec::new();
+    busbar_wire::emit_request(
+        &mut ask,
+        50,
+        0,
+        innocent_ep,
+        &Request::Recv(()),
+        Some(busbar_wire::WAIT_FOREVER),
+        0,
+    );
+    innocent.write_all(&ask).unwrap();
+    raw(
+        &mut sender,
+        &mut sender_r,
+        500,
+        sender_ep.0,
+        with_fd("$.mine"),
+        &[fd],
+    );
+    // The deaf client goes; its fds in flight are freed; the innocent one
+    // gets its message and its fd, on the connection it never lost.
+    drop(deaf);
+    let mut fds = Vec::new();
+    innocent.set_read_timeout(Some(PATIENCE)).unwrap();
+    let m = loop {
+        let mut buf = [0u8; 4096];
+        let n = busbar_sys::recv_with_fds(&innocent, &mut buf, &mut fds, false).unwrap();
+        assert!(n > 0, "the daemon dropped the innocent client");
+        innocent_r.buffer().extend_from_slice(&buf[..n]);
+        if let Some(f) = innocent_r.next_frame().unwrap() {
+            break busbar_wire::parse_response(&f).unwrap().unwrap();
+        }
+    };
+    let Response::Recv(Some(m)) = m else {
+        panic!("{m:?}");
+    };
+    assert_eq!((&*m.name, fds.len()), ("$.mine", 1));
+    daemon.kill().unwrap();
+    let log = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The case really reached the kernel's limit.
+    assert!(
+        log.contains("ETOOMANYREFS"),
+        "the limit was never hit:\n{log}"
+    );
+    assert!(!log.contains("client gone"), "{log}");
 }
