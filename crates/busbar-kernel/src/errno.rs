@@ -54,7 +54,7 @@ macro_rules! errnos {
 
 errnos! {
     /// The operation is not allowed for this caller.
-    EPERM = 1, "operation not permitted (a bus-wide power needs a privileged client; or the endpoint is not this connection's)";
+    EPERM = 1, "operation not permitted: bus-wide powers need a privileged client (root, the daemon's user, or one listed in privileged_uids/privileged_groups of its config), and an endpoint can be used only by the connection that opened it";
     /// No such bus or endpoint.
     ENOENT = 2, "no such bus or endpoint";
     /// The waiter was interrupted.
