@@ -249,15 +249,20 @@ fn planted_sockets_and_untrusted_daemons_are_refused() {
     // A daemon running as the other user, in its own directory.
     busbar_sys::set_mode(&dir, 0o755).unwrap();
     let socket = planted.join("bus.sock");
-    let mut theirs = Command::new(exe())
-        .args(["daemon", "--socket"])
-        .arg(&socket)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed, and the directory removed, however the case ends.
+    let theirs = Daemon {
+        socket: socket.clone(),
+        dir: dir.clone(),
+        child: Command::new(exe())
+            .args(["daemon", "--socket"])
+            .arg(&socket)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
     wait_until("the other user's daemon", || {
         UnixStream::connect(&socket).is_ok()
     });
@@ -279,9 +284,7 @@ fn planted_sockets_and_untrusted_daemons_are_refused() {
         "trusting it explicitly works: {}",
         stderr(&o)
     );
-    theirs.kill().unwrap();
-    theirs.wait().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(theirs);
 }
 
 /// Connects raw (no uid check: the test trusts its own daemon) and says hello.
@@ -361,19 +364,24 @@ fn fds_in_flight_to_a_deaf_client_never_drop_another() {
     let cfg = dir.join("busbar.toml");
     std::fs::write(&cfg, "socket_mode = \"0666\"\ndefault_queue_limit = 1000\n").unwrap();
     // Its open-file limit (64) is also its limit of fds in flight.
-    let mut daemon = Command::new("prlimit")
-        .arg("--nofile=64:64")
-        .arg(exe())
-        .args(["daemon", "--config"])
-        .arg(&cfg)
-        .arg("--socket")
-        .arg(&socket)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed, and its directory removed, however the case ends.
+    let mut daemon = Daemon {
+        socket: socket.clone(),
+        dir: dir.clone(),
+        child: Command::new("prlimit")
+            .arg("--nofile=64:64")
+            .arg(exe())
+            .args(["daemon", "--config"])
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&socket)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
     wait_until("the daemon", || UnixStream::connect(&socket).is_ok());
 
     let (mut deaf, _deaf_r, deaf_ep) = raw_open_bound(&socket, "$.fds");
@@ -465,9 +473,10 @@ fn fds_in_flight_to_a_deaf_client_never_drop_another() {
         panic!("{m:?}");
     };
     assert_eq!((&*m.name, fds.len()), ("$.mine", 1));
-    daemon.kill().unwrap();
-    let log = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
-    std::fs::remove_dir_all(&dir).unwrap();
+    let mut stderr = daemon.child.stderr.take().unwrap();
+    drop(daemon);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
     // The case really reached the kernel's limit.
     assert!(
         log.contains("ETOOMANYREFS"),
