@@ -30,4 +30,4 @@ mod wakes;
 pub use conn::ReceivedFd;
 pub use host::LogSink;
 pub use limits::{FRAME_HEADROOM, Limits, Privilege};
-pub use session::{ConnId, Server, ServerStats, Status, WriteError, goodbye_frame};
+pub use session::{ConnId, REPORT_EVERY, Server, ServerStats, Status, WriteError, goodbye_frame};

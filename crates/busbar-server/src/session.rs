@@ -90,6 +90,10 @@ enum Timer {
     WriteRetry,
 }
 
+/// At most one summary of the counters per this long (logged at info when
+/// they changed).
+pub const REPORT_EVERY: Nanos = 60_000_000_000;
+
 /// The longest back-off between two tries of a write the OS refused.
 const MAX_WRITE_BACKOFF: Nanos = 1_000_000_000;
 
@@ -106,6 +110,9 @@ pub struct Server {
     dirty: VecDeque<ConnId>,
     next_conn: ConnId,
     pub(crate) stats: ServerStats,
+    /// The counters as last logged, and when the next summary may go.
+    reported: ServerStats,
+    next_report: Nanos,
 }
 
 impl std::fmt::Debug for Server {
@@ -154,6 +161,8 @@ impl Server {
             dirty: VecDeque::new(),
             next_conn: 1,
             stats: ServerStats::default(),
+            reported: ServerStats::default(),
+            next_report: 0,
         })
     }
 
@@ -391,6 +400,7 @@ impl Server {
             self.kernel.host().alarm,
             self.parked.next_deadline(),
             self.timers.first().map(|t| t.0),
+            (self.stats != self.reported).then_some(self.next_report),
         ]
         .into_iter()
         .flatten()
@@ -398,9 +408,21 @@ impl Server {
     }
 
     /// Time passed: kernel alarms, wait deadlines, handshake and linger
-    /// deadlines, write retries.
+    /// deadlines, write retries, the summary of the counters.
     pub fn handle_timeout(&mut self, now: Nanos) {
         self.set_now(now);
+        if self.stats != self.reported && now >= self.next_report {
+            let s = self.stats;
+            self.log(
+                Level::Info,
+                format_args!(
+                    "since start: {} connections refused (limits), {} closed for breaking the protocol or a limit, {} closed for sending no Hello, {} requests refused for lack of privilege, {} writes put off (the OS refused to pass fds)",
+                    s.refused_connections, s.violations, s.hello_timeouts, s.privilege_refusals, s.fd_write_backoffs
+                ),
+            );
+            self.reported = s;
+            self.next_report = now.saturating_add(REPORT_EVERY);
+        }
         if self.kernel.host().alarm.is_some_and(|a| a <= now) {
             self.kernel.handle_alarm();
             self.deliver_wakes(None);
