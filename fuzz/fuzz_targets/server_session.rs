@@ -28,12 +28,17 @@ fuzz_target!(|data: &[u8]| {
         max_frame: Limits::frame_for_message_size(1000),
         ..Limits::default()
     };
-    let Ok(mut s) = Server::new(config, limits, Privilege::default(), 7, Box::new(|_, _| {})) else {
+    let Ok(mut s) = Server::new(config, limits, Privilege::default(), 7, Box::new(|_, _| {}))
+    else {
         return;
     };
     let mut conns = Vec::new();
     for uid in [0, 1000, 1000] {
-        let creds = Credentials { pid: 1, uid, gid: uid };
+        let creds = Credentials {
+            pid: 1,
+            uid,
+            gid: uid,
+        };
         let c = s.handle_connect(0, creds).unwrap();
         let mut hello = Vec::new();
         emit_hello(&mut hello);
