@@ -173,6 +173,11 @@ impl Daemon {
                             // The peer is gone both ways: nothing more can
                             // be read or delivered.
                             self.server.handle_disconnect(self.now(), t, "hung up");
+                        } else if r.read {
+                            // Registered for reading when the session no
+                            // longer wants to read (its user's limits changed
+                            // meanwhile): update the interest, don't spin.
+                            self.server.refresh(t);
                         }
                         if r.write {
                             self.server.handle_writable(t);

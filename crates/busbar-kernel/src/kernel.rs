@@ -145,14 +145,14 @@ impl<H: Host> Kernel<H> {
         f(b, &mut self.host)
     }
 
-    /// Only an endpoint's own operations make room in its queue (or change
-    /// its bindings), so only the sends waiting for it are retried.
+    /// Only an endpoint's own operations make room in its queue or change
+    /// its bindings (besides a release notice withdrawn in passing, which
+    /// the bus records), so only the sends waiting for those are retried.
     fn after_operation(&mut self, bus: BusId, endpoint: EndpointId) {
         if let Some(b) = self.buses.get_mut(bus.0 as usize) {
-            if b.has_pending() {
-                b.retry_blocked_on(&mut self.host, endpoint);
-                self.rearm();
-            } else if self.alarm.is_some() {
+            let had_pending = b.has_pending();
+            b.retry_after_operation(&mut self.host, endpoint);
+            if had_pending || self.alarm.is_some() {
                 self.rearm();
             }
         }

@@ -108,6 +108,11 @@ pub struct Server {
     pub(crate) uids: HashMap<u32, UidUse, foldhash::fast::RandomState>,
     timers: BTreeSet<(Nanos, ConnId, Timer)>,
     dirty: VecDeque<ConnId>,
+    /// Connections whose output drained: answered further after the flush.
+    to_resume: Vec<ConnId>,
+    /// Connections of each uid (to resume them when the uid's fds drop
+    /// back under its limit).
+    by_uid: HashMap<u32, std::collections::BTreeSet<ConnId>, foldhash::fast::RandomState>,
     next_conn: ConnId,
     pub(crate) stats: ServerStats,
     /// The counters as last logged, and when the next summary may go.
@@ -159,6 +164,8 @@ impl Server {
             uids: HashMap::default(),
             timers: BTreeSet::new(),
             dirty: VecDeque::new(),
+            to_resume: Vec::new(),
+            by_uid: HashMap::default(),
             next_conn: 1,
             stats: ServerStats::default(),
             reported: ServerStats::default(),
@@ -239,6 +246,7 @@ impl Server {
         let id = self.next_conn;
         self.next_conn += 1;
         self.uids.entry(creds.uid).or_default().conns += 1;
+        self.by_uid.entry(creds.uid).or_default().insert(id);
         self.conns
             .insert(id, Conn::new(creds, privileged, self.limits.max_frame));
         self.timers.insert((
@@ -311,6 +319,12 @@ impl Server {
     /// The next connection whose output or interest changed (or that was
     /// closed), in the order output was produced, each once.
     pub fn poll_dirty(&mut self) -> Option<ConnId> {
+        if self.dirty.is_empty() {
+            for c in std::mem::take(&mut self.to_resume) {
+                self.resume(c);
+                self.finish_if_done(c);
+            }
+        }
         let c = self.dirty.pop_front()?;
         if let Some(conn) = self.conns.get_mut(&c) {
             conn.dirty = false;
@@ -356,13 +370,23 @@ impl Server {
         }
         self.recharge(c);
         if drained {
-            self.resume(c);
+            // After this flush round (as `poll_dirty` ends it): a peer this
+            // connection woke is written before its further answers.
+            self.to_resume.push(c);
+        } else {
+            self.finish_if_done(c);
         }
-        self.finish_if_done(c);
     }
 
     /// The connection's socket became writable again.
     pub fn handle_writable(&mut self, c: ConnId) {
+        self.mark_dirty(c);
+    }
+
+    /// The driver saw readiness the connection's [`Server::status`] does
+    /// not ask for (its interest is stale): have it recomputed, so a
+    /// level-triggered loop does not wake again and again.
+    pub fn refresh(&mut self, c: ConnId) {
         self.mark_dirty(c);
     }
 
@@ -475,6 +499,8 @@ impl Server {
                     Errno::ESHUTDOWN.number(),
                     |_| {},
                 );
+                // Nothing more is read or answered.
+                conn.state = State::Closing;
             }
         }
         ids
@@ -500,9 +526,16 @@ impl Server {
         conn.partial_charged = partial;
         conn.fds_charged = fds;
         let fds_in = conn.fds_in.len();
-        let u = self.uids.entry(conn.creds.uid).or_default();
+        let uid = conn.creds.uid;
+        let u = self.uids.entry(uid).or_default();
         u.partial = u.partial + partial - old_partial;
+        let was_over = u.fds > self.limits.max_fds_per_uid;
         u.fds = u.fds + fds - old_fds;
+        let is_over = u.fds > self.limits.max_fds_per_uid;
+        if was_over != is_over {
+            self.uid_crossed_fd_limit(uid);
+        }
+        let u = self.uids.entry(uid).or_default();
         if u.partial > self.limits.max_partial_bytes_per_uid {
             self.violation(
                 c,
@@ -515,6 +548,21 @@ impl Server {
         }
     }
 
+    /// A uid's fds crossed its limit (up or down): every connection of it
+    /// may now be read and answered, or not. Rare (one crossing per
+    /// change), O(its connections).
+    fn uid_crossed_fd_limit(&mut self, uid: u32) {
+        let conns: Vec<ConnId> = self
+            .by_uid
+            .get(&uid)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        for c in conns {
+            self.mark_dirty(c);
+            self.to_resume.push(c);
+        }
+    }
+
     /// Answers buffered requests and stalled waits once output drained.
     fn resume(&mut self, c: ConnId) {
         self.process(c);
@@ -522,7 +570,8 @@ impl Server {
             return;
         };
         if !conn.stalled.is_empty() {
-            let stalled: Vec<_> = conn.stalled.drain().collect();
+            let mut stalled: Vec<_> = conn.stalled.drain().collect();
+            stalled.sort_unstable();
             for (bus, ep) in stalled {
                 self.retry_parked(bus, ep, None);
             }
@@ -537,6 +586,7 @@ impl Server {
             && conn.state != State::Closing
             && conn.out.pending() == 0
             && conn.parked == 0
+            && !self.out_full(conn)
         {
             self.drop_conn(c, "closed by the client");
         }
@@ -588,9 +638,19 @@ impl Server {
         let Some(conn) = self.conns.remove(&c) else {
             return;
         };
+        let uid = conn.creds.uid;
+        if let Some(set) = self.by_uid.get_mut(&uid) {
+            set.remove(&c);
+            if set.is_empty() {
+                self.by_uid.remove(&uid);
+            }
+        }
+        let mut crossed = false;
         if let Some(u) = self.uids.get_mut(&conn.creds.uid) {
             u.conns -= 1;
             u.partial -= conn.partial_charged;
+            crossed = u.fds > self.limits.max_fds_per_uid
+                && u.fds - conn.fds_charged <= self.limits.max_fds_per_uid;
             u.fds -= conn.fds_charged;
             u.endpoints -= conn.endpoints.len();
             u.bindings -= conn.endpoints.values().map(|o| o.bindings).sum::<usize>();
@@ -604,12 +664,19 @@ impl Server {
             Level::Debug,
             format_args!("client pid {pid} gone ({n} endpoints): {why}"),
         );
-        for &(bus, ep) in conn.endpoints.keys() {
+        // In the order they were opened (ids grow per bus), as the client
+        // would have closed them: the bus's answers are deterministic.
+        let mut eps: Vec<_> = conn.endpoints.keys().copied().collect();
+        eps.sort_unstable();
+        for (bus, ep) in eps {
             drop(self.parked.take(bus, ep));
             self.owners.remove(&(bus, ep));
             let _ = self.kernel.dispatch(bus, ep, Request::Close(()));
             self.kernel.host_mut().levels.remove(&(bus, ep));
         }
         self.deliver_wakes(None);
+        if crossed {
+            self.uid_crossed_fd_limit(uid);
+        }
     }
 }

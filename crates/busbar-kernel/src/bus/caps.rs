@@ -60,6 +60,7 @@ impl Bus {
             {
                 let q = o.queue.remove(pos).expect("position is in range");
                 uncharge(&mut self.usage, o, &q.msg, q.cause);
+                self.room_freed.push(owner);
             }
         }
         h

@@ -86,6 +86,9 @@ pub(crate) struct Bus {
     pending: PendingIndex,
     /// The endpoint whose full queue made the last route fail `EAGAIN`.
     blocker: Option<EndpointId>,
+    /// Endpoints that got room through another endpoint's operation (a
+    /// withdrawn release notice): their waiting sends are retried after it.
+    room_freed: Vec<EndpointId>,
     /// The replier (request) or requester (reply) the last route found.
     peer: Option<EndpointId>,
     // Scratch buffers reused by every send.
@@ -115,6 +118,7 @@ impl Bus {
             tragic: false,
             pending: PendingIndex::default(),
             blocker: None,
+            room_freed: Vec::new(),
             peer: None,
             monitors: Vec::new(),
             nodes,

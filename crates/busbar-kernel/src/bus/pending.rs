@@ -219,6 +219,19 @@ impl Bus {
         Ok(out)
     }
 
+    /// After an operation of `endpoint`: retries the sends waiting for room
+    /// there, and at endpoints the operation made room at in passing.
+    pub(crate) fn retry_after_operation<H: Host>(&mut self, host: &mut H, endpoint: EndpointId) {
+        if self.pending.is_empty() {
+            self.room_freed.clear();
+            return;
+        }
+        self.retry_blocked_on(host, endpoint);
+        while let Some(ep) = self.room_freed.pop() {
+            self.retry_blocked_on(host, ep);
+        }
+    }
+
     /// Retries the sends blocked on `blocker`, oldest first, while it has
     /// room. Called after every operation of `blocker`.
     /// Each is retried at most once per call (one that needs more room
