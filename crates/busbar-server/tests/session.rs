@@ -104,3 +104,111 @@ fn an_unprivileged_client_cannot_set_the_quota() {
     assert_eq!(s.stats().privilege_refusals, 1);
     s.check_invariants(0).unwrap();
 }
+
+/// Writes out what the session owes every dirty connection except `deaf`;
+/// returns the frames each got.
+fn flush(
+    s: &mut Server,
+    deaf: Option<busbar_server::ConnId>,
+) -> std::collections::HashMap<busbar_server::ConnId, Vec<busbar_wire::Frame>> {
+    let mut got: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+    while let Some(c) = s.poll_dirty() {
+        if Some(c) == deaf {
+            continue;
+        }
+        let mut r = FrameReader::new(1 << 20);
+        while let Some((bytes, fds)) = s.poll_transmit(c) {
+            let (n, nfds) = (bytes.len(), fds.len());
+            r.buffer().extend_from_slice(bytes);
+            s.handle_sent(0, c, n, nfds);
+        }
+        while let Some(f) = r.next_frame().unwrap() {
+            got.entry(c).or_default().push(f);
+        }
+    }
+    got
+}
+
+/// One user over its limit of fds held (a deaf connection of it took
+/// fd-carrying messages and reads nothing) is not answered on any of its
+/// connections; when the deaf one goes, the others are answered at once,
+/// without needing any output of their own to wake them.
+#[test]
+fn a_user_back_under_its_fd_limit_is_answered_on_every_connection() {
+    use busbar_kernel::{BindArgs, Outgoing, SendArgs};
+    use busbar_server::ReceivedFd;
+    let limits = Limits {
+        max_fds_per_uid: 4,
+        ..Limits::default()
+    };
+    let (mut s, _log) = server(limits);
+    let (a, b, snd) = (
+        s.handle_connect(0, creds(5)).unwrap(),
+        s.handle_connect(0, creds(5)).unwrap(),
+        s.handle_connect(0, creds(6)).unwrap(),
+    );
+    let hello = || {
+        let mut v = Vec::new();
+        emit_hello(&mut v);
+        v
+    };
+    // A listens on $.f (endpoint 1); the sender opens endpoint 2.
+    let mut input = hello();
+    emit_request(&mut input, 1, 0, 0, &Request::Open(creds(0)), None, 0);
+    let bind = Request::Bind(BindArgs {
+        name: "$.f".into(),
+        replier: false,
+    });
+    emit_request(&mut input, 2, 0, 1, &bind, None, 0);
+    s.handle_input(0, a, &input, Vec::new());
+    let mut input = hello();
+    emit_request(&mut input, 1, 0, 0, &Request::Open(creds(0)), None, 0);
+    s.handle_input(0, snd, &input, Vec::new());
+    flush(&mut s, None);
+    // Three messages with two fds each.
+    for seq in 10..13 {
+        let null = || ReceivedFd {
+            fd: std::fs::File::open("/dev/null").unwrap().into(),
+            unix_socket: false,
+        };
+        let placeholder: Vec<std::os::fd::OwnedFd> = (0..2)
+            .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+            .collect();
+        let msg = Outgoing::announcement("$.f", "x").with_fds(placeholder);
+        let mut input = Vec::new();
+        emit_request(
+            &mut input,
+            seq,
+            0,
+            2,
+            &Request::Send(SendArgs {
+                message: msg,
+                deadline: None,
+            }),
+            None,
+            0,
+        );
+        s.handle_input(0, snd, &input, vec![null(), null()]);
+    }
+    flush(&mut s, None);
+    // A takes all three and reads nothing: 6 fds held for uid 5 (limit 4).
+    let mut input = Vec::new();
+    for seq in 20..23 {
+        emit_request(&mut input, seq, 0, 1, &Request::Recv(()), None, 0);
+    }
+    s.handle_input(0, a, &input, Vec::new());
+    flush(&mut s, Some(a));
+    // B, same user, is not answered while its user is over the limit.
+    s.handle_input(0, b, &hello(), Vec::new());
+    assert!(!s.wants_read(b));
+    assert!(flush(&mut s, Some(a)).get(&b).is_none());
+    // A goes: B is answered at once.
+    s.handle_disconnect(0, a, "deaf");
+    let got = flush(&mut s, None);
+    let frames = got
+        .get(&b)
+        .expect("B answered once its user is under the limit");
+    assert_eq!(frames[0].header.kind, busbar_wire::WELCOME);
+    assert!(s.wants_read(b));
+    s.check_invariants(0).unwrap();
+}
