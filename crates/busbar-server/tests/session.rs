@@ -201,7 +201,7 @@ fn a_user_back_under_its_fd_limit_is_answered_on_every_connection() {
     // B, same user, is not answered while its user is over the limit.
     s.handle_input(0, b, &hello(), Vec::new());
     assert!(!s.wants_read(b));
-    assert!(flush(&mut s, Some(a)).get(&b).is_none());
+    assert!(!flush(&mut s, Some(a)).contains_key(&b));
     // A goes: B is answered at once.
     s.handle_disconnect(0, a, "deaf");
     let got = flush(&mut s, None);
