@@ -263,7 +263,7 @@ fn a_thousand_concurrent_connections() {
     assert_eq!(bus.stats().unwrap().endpoints, 0);
 }
 
-/// SPEC §6 scale: 10,000 connected endpoints on one daemon, each reached by
+/// Scale target: 10,000 connected endpoints on one daemon, each reached by
 /// one announcement.
 #[test]
 fn ten_thousand_connected_endpoints() {

@@ -1,4 +1,4 @@
-//! Capabilities (SPEC §3): nodes, handles, sending to handles, carrying
+//! Capabilities: nodes, handles, sending to handles, carrying
 //! handles, destroying and releasing nodes, quotas.
 
 use busbar::{Bus, Errno, Flags, HandleId, Outgoing, Quota, synthetic};
