@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use busbar::{Errno, Outgoing};
 use busbar_kernel::{BindArgs, Credentials, OpCode, Request, Response, SendArgs};
-use busbar_wire::{FrameReader, RESPONSE, WAIT_FOREVER, emit_request, parse_response};
+use busbar_wire::{FrameReader, emit_request, parse_response};
 use common::*;
 
 /// The slowest a probe call may be answered while an attack runs: far
@@ -99,32 +99,6 @@ impl Probe {
     fn finish(self) {
         let _ = self.stop.request("$.probe", "stop");
         self.replier.join().unwrap();
-    }
-}
-
-/// Sends one raw request and waits for its response.
-fn raw_call(
-    s: &mut UnixStream,
-    r: &mut FrameReader,
-    seq: u32,
-    ep: u32,
-    req: Request,
-) -> Result<Response, Errno> {
-    let mut out = Vec::new();
-    emit_request(&mut out, seq, 0, ep, &req, None, 0);
-    s.write_all(&out).unwrap();
-    loop {
-        let f = next_frame(s, r).expect("a response");
-        if f.header.kind & RESPONSE != 0 && f.header.seq == seq {
-            return parse_response(&f).unwrap();
-        }
-    }
-}
-
-fn raw_open(s: &mut UnixStream, r: &mut FrameReader) -> u32 {
-    match raw_call(s, r, 1, 0, Request::Open(Credentials::default())) {
-        Ok(Response::Open(ep)) => ep.0,
-        other => panic!("open: {other:?}"),
     }
 }
 
@@ -300,19 +274,7 @@ fn parked_waits_are_bounded_and_cost_nothing() {
     for _ in 0..20 {
         let (mut s, mut r) = greeted(&d);
         let ep = raw_open(&mut s, &mut r);
-        let mut out = Vec::new();
-        for seq in 0..1100 {
-            emit_request(
-                &mut out,
-                10 + seq,
-                0,
-                ep,
-                &Request::Recv(()),
-                Some(WAIT_FOREVER),
-                0,
-            );
-        }
-        s.write_all(&out).unwrap();
+        park_recvs(&mut s, ep, 10, 1100);
         for _ in 0..76 {
             let f = next_frame(&mut s, &mut r).unwrap();
             assert_eq!(parse_response(&f).unwrap(), Err(Errno::EMFILE));
@@ -337,7 +299,7 @@ fn parked_answers_respect_the_output_limit() {
     let before = rss_kib(d.pid());
     let (mut s, mut r) = greeted(&d);
     let ep = raw_open(&mut s, &mut r);
-    raw_call(&mut s, &mut r, 2, ep, Request::SetQueueLimit(1000)).unwrap();
+    raw_call(&mut s, &mut r, 2, ep, Request::SetQueueLimit(1000), &[]).unwrap();
     raw_call(
         &mut s,
         &mut r,
@@ -347,21 +309,10 @@ fn parked_answers_respect_the_output_limit() {
             name: "$.big".into(),
             replier: false,
         }),
+        &[],
     )
     .unwrap();
-    let mut out = Vec::new();
-    for seq in 0..200 {
-        emit_request(
-            &mut out,
-            10 + seq,
-            0,
-            ep,
-            &Request::Recv(()),
-            Some(WAIT_FOREVER),
-            0,
-        );
-    }
-    s.write_all(&out).unwrap();
+    park_recvs(&mut s, ep, 10, 200);
     // Another user of the bus floods it with 1 MiB messages.
     let sender = d.bus().open().unwrap();
     let mut refused = 0;
@@ -436,7 +387,7 @@ fn pipelined_binds(d: &Daemon, n: u32) -> (UnixStream, FrameReader, u32) {
     }
     s.write_all(&out).unwrap();
     // Quiet binds answer only errors: a call after them answers when all are done.
-    let st = raw_call(&mut s, &mut r, 99, ep, Request::EndpointStats(()));
+    let st = raw_call(&mut s, &mut r, 99, ep, Request::EndpointStats(()), &[]);
     match st {
         Ok(Response::EndpointStats(st)) => assert_eq!(st.bindings, n),
         other => panic!("{other:?}"),

@@ -287,21 +287,8 @@ fn planted_sockets_and_untrusted_daemons_are_refused() {
     drop(theirs);
 }
 
-/// Connects raw (no uid check: the test trusts its own daemon) and says hello.
-fn raw_greeted(socket: &Path) -> (UnixStream, FrameReader) {
-    let mut s = UnixStream::connect(socket).unwrap();
-    let mut out = Vec::new();
-    busbar_wire::emit_hello(&mut out);
-    s.write_all(&out).unwrap();
-    let mut r = FrameReader::new(1 << 24);
-    let f = next_frame(&mut s, &mut r).unwrap();
-    busbar_wire::parse_welcome(&f).unwrap();
-    (s, r)
-}
-
-/// Sends one request (its fds on its first byte) and returns the frames up
-/// to its response.
-fn raw(
+/// A raw call that must succeed.
+fn raw_ok(
     s: &mut UnixStream,
     r: &mut FrameReader,
     seq: u32,
@@ -309,38 +296,24 @@ fn raw(
     req: Request,
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Response {
-    let mut out = Vec::new();
-    busbar_wire::emit_request(&mut out, seq, 0, ep, &req, None, 0);
-    busbar_sys::send_with_fds(&*s, &out[..1], fds).unwrap();
-    s.write_all(&out[1..]).unwrap();
-    loop {
-        let f = next_frame(s, r).expect("a response");
-        if f.header.seq == seq && f.header.kind & busbar_wire::RESPONSE != 0 {
-            return busbar_wire::parse_response(&f)
-                .unwrap()
-                .unwrap_or_else(|e| panic!("request {seq} failed: {e}"));
-        }
-    }
+    raw_call(s, r, seq, ep, req, fds).unwrap_or_else(|e| panic!("request {seq} failed: {e}"))
 }
 
 fn raw_open_bound(socket: &Path, name: &str) -> (UnixStream, FrameReader, u32) {
-    let (mut s, mut r) = raw_greeted(socket);
-    let Response::Open(ep) = raw(&mut s, &mut r, 1, 0, Request::Open(Default::default()), &[])
-    else {
-        panic!("open");
-    };
-    raw(
+    let (mut s, mut r) = greeted_at(socket);
+    let ep = raw_open(&mut s, &mut r);
+    raw_ok(
         &mut s,
         &mut r,
         2,
-        ep.0,
+        ep,
         Request::Bind(BindArgs {
             name: name.into(),
             replier: false,
         }),
         &[],
     );
-    (s, r, ep.0)
+    (s, r, ep)
 }
 
 /// With the daemon not running as root, a client that takes fd-carrying
@@ -386,8 +359,8 @@ fn fds_in_flight_to_a_deaf_client_never_drop_another() {
 
     let (mut deaf, _deaf_r, deaf_ep) = raw_open_bound(&socket, "$.fds");
     let (mut innocent, mut innocent_r, innocent_ep) = raw_open_bound(&socket, "$.mine");
-    let (mut sender, mut sender_r) = raw_greeted(&socket);
-    let Response::Open(sender_ep) = raw(
+    let (mut sender, mut sender_r) = greeted_at(&socket);
+    let Response::Open(sender_ep) = raw_ok(
         &mut sender,
         &mut sender_r,
         1,
@@ -422,7 +395,7 @@ fn fds_in_flight_to_a_deaf_client_never_drop_another() {
     }
     deaf.write_all(&asks).unwrap();
     for i in 0..70 {
-        raw(
+        raw_ok(
             &mut sender,
             &mut sender_r,
             10 + i,
@@ -443,7 +416,7 @@ fn fds_in_flight_to_a_deaf_client_never_drop_another() {
         0,
     );
     innocent.write_all(&ask).unwrap();
-    raw(
+    raw_ok(
         &mut sender,
         &mut sender_r,
         500,

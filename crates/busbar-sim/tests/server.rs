@@ -175,6 +175,15 @@ impl World {
         emit_request(&mut c.to_send, c.seq, 0, ep, &req, wait, 0);
     }
 
+    /// Sends a message from endpoint `ep` of client `i`.
+    fn send(&mut self, i: usize, ep: u32, message: Outgoing) {
+        let req = Request::Send(SendArgs {
+            message,
+            deadline: None,
+        });
+        self.request(i, ep, req, None);
+    }
+
     /// One thing a client does.
     fn act(&mut self, i: usize) {
         let (greeted, kind, neps) = {
@@ -225,27 +234,11 @@ impl World {
                     &format!("$.s.{k}"),
                     vec![0u8; self.rng.random_range(0..600)],
                 );
-                self.request(
-                    i,
-                    ep,
-                    Request::Send(SendArgs {
-                        message: msg,
-                        deadline: None,
-                    }),
-                    None,
-                );
+                self.send(i, ep, msg);
             }
             45..60 => {
                 let msg = Outgoing::request(&format!("$.r.{k}"), vec![1u8; 16]);
-                self.request(
-                    i,
-                    ep,
-                    Request::Send(SendArgs {
-                        message: msg,
-                        deadline: None,
-                    }),
-                    None,
-                );
+                self.send(i, ep, msg);
             }
             60..85 => {
                 let wait = match self.rng.random_range(0..3) {
@@ -268,15 +261,7 @@ impl World {
             _ => {
                 let msg = Outgoing::announcement("$.s.0", vec![2u8; 8])
                     .with_flags(busbar_kernel::Flags::ALL_OR_WAIT);
-                self.request(
-                    i,
-                    ep,
-                    Request::Send(SendArgs {
-                        message: msg,
-                        deadline: None,
-                    }),
-                    None,
-                );
+                self.send(i, ep, msg);
             }
         }
     }
@@ -284,15 +269,7 @@ impl World {
     fn answer_one(&mut self, i: usize) {
         if let Some((ep, req)) = self.clients[i].to_answer.pop() {
             let reply = Outgoing::reply_to(&req, vec![3u8; 4]);
-            self.request(
-                i,
-                ep,
-                Request::Send(SendArgs {
-                    message: reply,
-                    deadline: None,
-                }),
-                None,
-            );
+            self.send(i, ep, reply);
             let c = &mut self.clients[i];
             c.replies.insert(c.seq, (ep, req));
         }

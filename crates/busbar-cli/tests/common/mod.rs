@@ -221,7 +221,12 @@ pub fn still_serves(d: &Daemon) {
 
 /// Connects and says hello; returns the stream and a reader past the welcome.
 pub fn greeted(d: &Daemon) -> (UnixStream, FrameReader) {
-    let mut s = UnixStream::connect(&d.socket).unwrap();
+    greeted_at(&d.socket)
+}
+
+/// Connects to `socket` raw (no check of the daemon's uid) and says hello.
+pub fn greeted_at(socket: &Path) -> (UnixStream, FrameReader) {
+    let mut s = UnixStream::connect(socket).unwrap();
     let mut out = Vec::new();
     emit_hello(&mut out);
     s.write_all(&out).unwrap();
@@ -261,4 +266,59 @@ pub fn config(d: &Path, text: &str) -> String {
     let p = d.join("busbar.toml");
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
+}
+
+/// Sends one raw request, its `fds` on its first byte, and waits for its
+/// response (skipping `Wake`s and other answers).
+pub fn raw_call(
+    s: &mut UnixStream,
+    r: &mut FrameReader,
+    seq: u32,
+    ep: u32,
+    req: busbar_kernel::Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<busbar_kernel::Response, busbar::Errno> {
+    let mut out = Vec::new();
+    busbar_wire::emit_request(&mut out, seq, 0, ep, &req, None, 0);
+    busbar_sys::send_with_fds(&*s, &out[..1], fds).unwrap();
+    s.write_all(&out[1..]).unwrap();
+    loop {
+        let f = next_frame(s, r).expect("a response");
+        if f.header.kind & busbar_wire::RESPONSE != 0 && f.header.seq == seq {
+            return busbar_wire::parse_response(&f).unwrap();
+        }
+    }
+}
+
+/// Opens an endpoint raw; its id.
+pub fn raw_open(s: &mut UnixStream, r: &mut FrameReader) -> u32 {
+    match raw_call(
+        s,
+        r,
+        1,
+        0,
+        busbar_kernel::Request::Open(Default::default()),
+        &[],
+    ) {
+        Ok(busbar_kernel::Response::Open(ep)) => ep.0,
+        other => panic!("open: {other:?}"),
+    }
+}
+
+/// Writes `n` waiting receives (no time limit) for `ep`, seqs from `first`;
+/// reads nothing.
+pub fn park_recvs(s: &mut UnixStream, ep: u32, first: u32, n: u32) {
+    let mut out = Vec::new();
+    for seq in first..first + n {
+        busbar_wire::emit_request(
+            &mut out,
+            seq,
+            0,
+            ep,
+            &busbar_kernel::Request::Recv(()),
+            Some(busbar_wire::WAIT_FOREVER),
+            0,
+        );
+    }
+    s.write_all(&out).unwrap();
 }
