@@ -485,13 +485,7 @@ fn a_stopped_monitor_never_fails_a_send() {
     let (d, _log) = daemon_with("monitor-stopped", "quota_messages = 1000\n", &[]);
     let bus = d.bus();
     let mut monitor = spawn(&d.socket, &["monitor"]);
-    wait_until("the monitor", || {
-        bus.stats()
-            .unwrap()
-            .endpoint_stats
-            .iter()
-            .any(|e| e.queue_limit == 100_000)
-    });
+    wait_for_monitor(&bus);
     signal(monitor.id(), "STOP");
     let listener = bus.open().unwrap();
     listener.bind("$.busy").unwrap();

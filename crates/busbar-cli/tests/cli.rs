@@ -181,14 +181,7 @@ fn call_with_synthetic_reply_exits_nonzero_and_monitor_sees_it() {
     let d = Daemon::start("synthetic", &[]);
     let bus = d.bus();
     let mut monitor = spawn(&d.socket, &["monitor", "--json"]);
-    // It sets its queue limit right after becoming a monitor.
-    wait_until("the monitor", || {
-        bus.stats()
-            .unwrap()
-            .endpoint_stats
-            .iter()
-            .any(|e| e.queue_limit == 100_000)
-    });
+    wait_for_monitor(&bus);
     // A replier that takes requests and never answers.
     let silent = bus.open().unwrap();
     silent.bind_replier("$.silent").unwrap();
@@ -341,13 +334,7 @@ fn monitor_never_sees_messages_to_nodes() {
     let d = Daemon::start("monitor-nodes", &[]);
     let bus = d.bus();
     let mut monitor = spawn(&d.socket, &["monitor", "--json"]);
-    wait_until("the monitor", || {
-        bus.stats()
-            .unwrap()
-            .endpoint_stats
-            .iter()
-            .any(|e| e.queue_limit == 100_000)
-    });
+    wait_for_monitor(&bus);
     let owner = bus.open().unwrap();
     let other = bus.open().unwrap();
     other.bind("$.offer").unwrap();

@@ -322,3 +322,15 @@ pub fn park_recvs(s: &mut UnixStream, ep: u32, first: u32, n: u32) {
     }
     s.write_all(&out).unwrap();
 }
+
+/// Waits until a `busbar monitor` started on `bus` is monitoring (it sets
+/// its queue limit to 100,000 right after becoming a monitor).
+pub fn wait_for_monitor(bus: &busbar::Bus) {
+    wait_until("the monitor", || {
+        bus.stats()
+            .unwrap()
+            .endpoint_stats
+            .iter()
+            .any(|e| e.queue_limit == 100_000)
+    });
+}
