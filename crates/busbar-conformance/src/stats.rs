@@ -33,6 +33,10 @@ pub fn endpoint_fields(make: &dyn Fn() -> Bus) {
         EndpointStats {
             sent: 3,
             outstanding_requests: 2,
+            last_sent: busbar::MessageId {
+                network: 0,
+                serial: 3,
+            },
             ..fresh(1)
         }
     );
@@ -84,6 +88,7 @@ pub fn endpoint_fields(make: &dyn Fn() -> Bus) {
         s.stats().unwrap(),
         EndpointStats {
             pending_send: Some(p),
+            last_sent: p,
             received: 1,
             ..fresh(4)
         }

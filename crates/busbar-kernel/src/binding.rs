@@ -79,6 +79,11 @@ impl BindingIndex {
         self.bindings.get(&id)
     }
 
+    /// Every binding, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&BindingId, &Binding)> {
+        self.bindings.iter()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.bindings.len()
     }
@@ -185,6 +190,26 @@ impl BindingIndex {
             }
         }
         None
+    }
+
+    /// The replier that a request to `name` reaches under KBUS's rule:
+    /// among `*` repliers the most recently bound wins, whatever its prefix
+    /// (exact still beats `%`, which beats `*`).
+    pub(crate) fn replier_most_recent(&self, name: &str) -> Option<Target> {
+        if let Some(&id) = self.repliers[0].get(name) {
+            return Some(id);
+        }
+        if !self.repliers[1].is_empty()
+            && let Some(&id) = self.repliers[1].get(parent(name))
+        {
+            return Some(id);
+        }
+        if self.repliers[2].is_empty() {
+            return None;
+        }
+        any_words_prefixes(name)
+            .filter_map(|p| self.repliers[2].get(p).copied())
+            .max_by_key(|&(id, _)| id)
     }
 
     /// Appends every listener binding that matches `name` to `out`.

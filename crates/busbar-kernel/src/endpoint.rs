@@ -87,6 +87,10 @@ pub(crate) struct Endpoint {
     pub queued_bytes: u64,
     /// Fds held by queued monitor copies (checked against the fd quota).
     pub monitor_fds: u64,
+    /// The id of the last send (in KBUS compatibility, tried send).
+    pub last_sent: MessageId,
+    /// KBUS's observable rules apply to this endpoint's sends.
+    pub kbus_compat: bool,
 }
 
 impl Endpoint {
@@ -114,6 +118,8 @@ impl Endpoint {
             next_handle: 1,
             queued_bytes: 0,
             monitor_fds: 0,
+            last_sent: MessageId::default(),
+            kbus_compat: false,
         }
     }
 

@@ -61,6 +61,8 @@ errnos! {
     EINTR = 4, "interrupted";
     /// The OS refused a resource the bus needed (an fd, a socket).
     EIO = 5, "I/O error";
+    /// The fd is not open for this (KBUS: a write to a read-only Ksock).
+    EBADF = 9, "bad file descriptor, or not open for writing";
     /// A wait for room (`ALL_OR_WAIT`) is pending, or a bind event listener is full.
     EAGAIN = 11, "a recipient's queue is full; the send is pending (or the bind event could not be delivered)";
     /// The bus ran out of memory.
@@ -68,6 +70,8 @@ errnos! {
     /// The daemon answering at the socket runs as a user this client does
     /// not trust.
     EACCES = 13, "the daemon at this socket runs as a user this client does not trust (not this user nor root; list its uid in BUSBAR_TRUSTED_UIDS to allow it)";
+    /// A pointer argument cannot be read or written (KBUS device emulation).
+    EFAULT = 14, "bad address";
     /// A recipient's queue is full.
     EBUSY = 16, "a recipient's queue is full";
     /// An argument is invalid (bad flags, no such binding, a limit out of range).
@@ -76,12 +80,16 @@ errnos! {
     ENFILE = 23, "the daemon serves as many connections as it may (max_connections); try again later";
     /// This user holds as many of a resource as a per-user limit allows (connections, fds).
     EMFILE = 24, "a per-connection or per-user limit of the daemon is reached (connections, endpoints, bindings, parked waits or fds); close some";
+    /// Not a command this device knows (a KBUS ioctl it does not have).
+    ENOTTY = 25, "inappropriate ioctl for device";
     /// A stateful request's replier is no longer the endpoint that holds the name.
     EPIPE = 32, "the named replier is no longer the endpoint bound to this name";
     /// A name is longer than 1000 bytes.
     ENAMETOOLONG = 36, "message name is longer than 1000 bytes";
     /// The reply slot for a request cannot be reserved: the sender's own queue is full.
     ENOLCK = 37, "no room in the sender's own queue to reserve a slot for the reply";
+    /// The C library has no such function (KBUS device emulation).
+    ENOSYS = 38, "function not implemented";
     /// No message is available.
     ENOMSG = 42, "no message";
     /// The peer broke the protocol.

@@ -78,6 +78,9 @@ macro_rules! define_dispatch {
     (@call $self:ident, kernel, $method:ident, $bus:ident, $ep:ident, $args:ident) => {
         { let _ = ($bus, $ep); $self.$method($args) }
     };
+    (@call $self:ident, bus, bus_info, $bus:ident, $ep:ident, $args:ident) => {
+        { let _ = $ep; let buses = $self.bus_count(); $self.with_bus($bus, |b, h| b.bus_info(h, buses, $args)) }
+    };
     (@call $self:ident, bus, $method:ident, $bus:ident, $ep:ident, $args:ident) => {
         { let _ = $ep; $self.with_bus($bus, |b, h| b.$method(h, $args)) }
     };

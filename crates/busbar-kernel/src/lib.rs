@@ -65,13 +65,13 @@ pub use kernel::{Kernel, KernelConfig};
 pub use message::{
     Attachment, BusId, Capabilities, Credentials, EndpointId, Flags, HandleId, Header,
     MAX_FDS_PER_MESSAGE, MAX_HANDLES_PER_MESSAGE, Message, MessageId, OrigFrom, Outgoing,
-    ReplierBindEvent, synthetic,
+    ReplierBindEvent, kbus_entire_len, synthetic,
 };
 pub use name::MAX_NAME_LEN;
 pub use ops::{
     BindArgs, OpCode, Operations, Request, Response, Scope, SendArgs, SendOutcome, SendResult,
 };
-pub use stats::{BusStats, EndpointStats, Quota, QuotaStats, UserUsage};
+pub use stats::{BindingInfo, BusInfo, BusStats, EndpointStats, Quota, QuotaStats, UserUsage};
 
 /// The hasher of every table in the kernel, seeded from host entropy (so a
 /// daemon's tables resist crafted names, and a simulation stays reproducible).

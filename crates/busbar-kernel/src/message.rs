@@ -575,6 +575,14 @@ impl ReplierBindEvent {
     }
 }
 
+/// The size of a message in KBUS's "entire" form on a 64-bit machine (the
+/// measure of KBUS's maximum message size): the 88-byte header, the name
+/// NUL-terminated and padded to 4 bytes, the data padded to 4 bytes, and
+/// the final 4-byte guard.
+pub fn kbus_entire_len(name_len: usize, data_len: usize) -> usize {
+    88 + (name_len + 1).div_ceil(4) * 4 + data_len.div_ceil(4) * 4 + 4
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,12 @@ macro_rules! operation_table {
             24 => SetQuota($crate::Quota) -> $crate::Quota, bus, set_quota, [ENOENT], [privileged];
             /// The bus's quota and what each user has charged.
             25 => QuotaStats(()) -> $crate::QuotaStats, bus, quota_stats, [ENOENT], [];
+            /// Switches this endpoint to KBUS's observable rules (see `docs/kbus.md`): its sends that fail after validation still take a serial, its messages are measured in KBUS's entire form, its requests reach the most recently bound of equal wildcard repliers. Returns the previous value.
+            26 => SetKbusCompat(bool) -> bool, endpoint, set_kbus_compat, [ENOENT], [];
+            /// Every binding on the bus, oldest first, with its endpoint's owner.
+            27 => ListBindings(()) -> Vec<$crate::BindingInfo>, bus, list_bindings, [ENOENT], [];
+            /// The bus's settings, and how many buses the kernel has: cheap (no per-endpoint data), so a client can ask before each large write.
+            28 => BusInfo(()) -> $crate::BusInfo, bus, bus_info, [ENOENT], [];
         }
     };
 }

@@ -39,6 +39,42 @@ pub struct EndpointStats {
     pub handles: u32,
     /// Live nodes owned.
     pub nodes: u32,
+    /// The id of the last message this endpoint sent (or, in KBUS
+    /// compatibility, tried to send); `{0,0}` before the first.
+    pub last_sent: MessageId,
+    /// KBUS compatibility is on ([`crate::OpCode::SetKbusCompat`]).
+    pub kbus_compat: bool,
+}
+
+/// One binding, as [`crate::OpCode::ListBindings`] reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BindingInfo {
+    /// The endpoint that bound.
+    pub endpoint: EndpointId,
+    /// Its owner's process id.
+    pub pid: u32,
+    /// Its owner's user id.
+    pub uid: u32,
+    /// Replier (true) or listener (false).
+    pub replier: bool,
+    /// The name or pattern as bound.
+    pub name: std::sync::Arc<str>,
+}
+
+/// A bus's settings, as [`crate::OpCode::BusInfo`] reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BusInfo {
+    /// The bus.
+    pub bus: BusId,
+    /// Buses in the kernel (ids `0..buses`).
+    pub buses: u32,
+    /// Maximum message size (name plus data bytes; KBUS-compatible
+    /// endpoints measure KBUS's entire form).
+    pub max_message_size: u32,
+    /// The largest maximum message size the bus may be set to.
+    pub absolute_max_message_size: u32,
+    /// Replier bind events are on.
+    pub replier_bind_events: bool,
 }
 
 /// Counters of one bus, with every endpoint's.

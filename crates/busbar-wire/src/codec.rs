@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use busbar_kernel::{
-    Attachment, BindArgs, BusId, BusStats, Capabilities, Credentials, EndpointId, EndpointStats,
-    Errno, Flags, HandleId, Header, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats,
-    SendArgs, SendOutcome, UserUsage,
+    Attachment, BindArgs, BindingInfo, BusId, BusInfo, BusStats, Capabilities, Credentials,
+    EndpointId, EndpointStats, Errno, Flags, HandleId, Header, Message, MessageId, OrigFrom,
+    Outgoing, Quota, QuotaStats, SendArgs, SendOutcome, UserUsage,
 };
 
 /// Why a frame could not be decoded. Every case is a protocol violation.
@@ -386,6 +386,22 @@ struct_wire!(EndpointStats {
     queued_bytes: u64,
     handles: u32,
     nodes: u32,
+    last_sent: MessageId,
+    kbus_compat: bool,
+});
+struct_wire!(BindingInfo {
+    endpoint: EndpointId,
+    pid: u32,
+    uid: u32,
+    replier: bool,
+    name: Arc<str>,
+});
+struct_wire!(BusInfo {
+    bus: BusId,
+    buses: u32,
+    max_message_size: u32,
+    absolute_max_message_size: u32,
+    replier_bind_events: bool,
 });
 struct_wire!(Quota {
     messages: u32,

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use busbar_kernel::{
-    Attachment, BindArgs, BusId, BusStats, Capabilities, Credentials, EndpointId, EndpointStats,
-    Errno, Flags, HandleId, Header, Message, MessageId, OpCode, OrigFrom, Outgoing, Quota,
-    QuotaStats, Request, Response, SendArgs, SendOutcome, UserUsage,
+    Attachment, BindArgs, BindingInfo, BusId, BusInfo, BusStats, Capabilities, Credentials,
+    EndpointId, EndpointStats, Errno, Flags, HandleId, Header, Message, MessageId, OpCode,
+    OrigFrom, Outgoing, Quota, QuotaStats, Request, Response, SendArgs, SendOutcome, UserUsage,
 };
 use busbar_wire::*;
 use bytes::Bytes;
@@ -102,6 +102,11 @@ fn endpoint_stats() -> EndpointStats {
         queued_bytes: 14,
         handles: 15,
         nodes: 16,
+        last_sent: MessageId {
+            network: 17,
+            serial: 18,
+        },
+        kbus_compat: true,
     }
 }
 
@@ -231,6 +236,27 @@ fn samples() -> Vec<(Request, Response)> {
                     handles: 4,
                     fds: 5,
                 }],
+            }),
+        ),
+        (Request::SetKbusCompat(true), Response::SetKbusCompat(false)),
+        (
+            Request::ListBindings(()),
+            Response::ListBindings(vec![BindingInfo {
+                endpoint: EndpointId(3),
+                pid: 4,
+                uid: 5,
+                replier: true,
+                name: "$.a.*".into(),
+            }]),
+        ),
+        (
+            Request::BusInfo(()),
+            Response::BusInfo(BusInfo {
+                bus: BusId(1),
+                buses: 2,
+                max_message_size: 300,
+                absolute_max_message_size: 400,
+                replier_bind_events: true,
             }),
         ),
     ];

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use busbar_kernel::{
-    BusId, BusStats, EndpointId, Errno, KernelConfig, Operations, Quota, QuotaStats,
+    BindingInfo, BusId, BusInfo, BusStats, EndpointId, Errno, KernelConfig, Operations, Quota,
+    QuotaStats,
 };
 
 use crate::Endpoint;
@@ -133,6 +134,17 @@ impl Bus {
     /// The bus's quota and what each receiving user has charged.
     pub fn quota_stats(&self) -> Result<QuotaStats, Errno> {
         self.calls().quota_stats(self.id, EndpointId::BUS, ())
+    }
+
+    /// Every binding on the bus, oldest first, with its endpoint's owner.
+    pub fn list_bindings(&self) -> Result<Vec<BindingInfo>, Errno> {
+        self.calls().list_bindings(self.id, EndpointId::BUS, ())
+    }
+
+    /// The bus's settings and the number of buses (`ENOENT` if this bus
+    /// does not exist). Cheap: no per-endpoint data.
+    pub fn info(&self) -> Result<BusInfo, Errno> {
+        self.calls().bus_info(self.id, EndpointId::BUS, ())
     }
 
     /// Statistics of the bus and every endpoint on it.

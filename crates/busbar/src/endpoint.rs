@@ -459,6 +459,22 @@ impl Endpoint {
         self.link.readiness_fd()
     }
 
+    /// An fd that polls readable when this endpoint's readiness may have
+    /// changed, without adding an fd of its own (over the daemon: the
+    /// endpoint's connection). After it polls readable, [`Self::refresh`]
+    /// says where the endpoint stands. For event loops that keep one fd per
+    /// endpoint; [`Self::readiness_fd`] is the simpler level-triggered fd.
+    pub fn wake_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
+        self.link.wake_fd()
+    }
+
+    /// Takes in, without blocking, what the bus has said about this
+    /// endpoint, and returns whether it has something to take (a message, a
+    /// set-aside event or a send outcome).
+    pub fn refresh(&self) -> Result<bool, Errno> {
+        self.link.refresh()
+    }
+
     // ----- settings and queries -------------------------------------------
 
     /// Sets the queue limit (at least 1; queued messages plus reserved reply
@@ -479,6 +495,16 @@ impl Endpoint {
     pub fn set_replier_bind_events(&self, on: bool) -> Result<bool, Errno> {
         self.calls()
             .set_replier_bind_events(self.bus.id(), self.id, on)
+    }
+
+    /// Turns KBUS compatibility on or off for this endpoint (see
+    /// `docs/kbus.md`): its sends that fail after validation still take a
+    /// serial (and become its `last_sent`), its messages are measured in
+    /// KBUS's entire form against the maximum message size, and its
+    /// requests go to the most recently bound of equal wildcard repliers.
+    /// Returns the previous value.
+    pub fn set_kbus_compat(&self, on: bool) -> Result<bool, Errno> {
+        self.calls().set_kbus_compat(self.bus.id(), self.id, on)
     }
 
     /// Turns monitoring on or off: a monitor gets a copy of every message

@@ -46,11 +46,12 @@ mod transport;
 pub use bus::{Bus, default_socket_path};
 pub use endpoint::{Endpoint, ServeError};
 
+pub use busbar_kernel::name;
 pub use busbar_kernel::{
-    Attachment, BusId, BusStats, Credentials, EndpointId, EndpointStats, Errno, Flags, HandleId,
-    Header, KernelConfig, MAX_FDS_PER_MESSAGE, MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message,
-    MessageId, OrigFrom, Outgoing, Quota, QuotaStats, ReplierBindEvent, SendOutcome, SendResult,
-    UserUsage, synthetic,
+    Attachment, BindingInfo, BusId, BusInfo, BusStats, Credentials, EndpointId, EndpointStats,
+    Errno, Flags, HandleId, Header, KernelConfig, MAX_FDS_PER_MESSAGE, MAX_NAME_LEN,
+    MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats,
+    ReplierBindEvent, SendOutcome, SendResult, UserUsage, kbus_entire_len, synthetic,
 };
 pub use bytes::Bytes;
 

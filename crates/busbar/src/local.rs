@@ -282,6 +282,14 @@ impl Link for LocalLink {
         }
     }
 
+    fn wake_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
+        self.readiness_fd()
+    }
+
+    fn refresh(&self) -> Result<bool, Errno> {
+        Ok(self.signal.level.load(Ordering::SeqCst))
+    }
+
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
         if self.signal.fd.get().is_none() {
             // Create under the kernel lock so the level cannot change between

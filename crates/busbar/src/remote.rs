@@ -592,6 +592,23 @@ impl Link for RemoteLink {
         }
     }
 
+    fn wake_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
+        Ok(self.conn.socket.as_fd())
+    }
+
+    fn refresh(&self) -> Result<bool, Errno> {
+        let mut st = self.conn.lock();
+        // A thread in a call is reading the socket and files what comes.
+        if !st.reading {
+            st.read_nonblocking(&self.conn.socket);
+            self.conn.file_frames(&mut st);
+        }
+        match st.dead {
+            Some(e) => Err(e),
+            None => Ok(st.readable),
+        }
+    }
+
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
         let readiness = &self.conn.readiness;
         if readiness.get().is_none() {

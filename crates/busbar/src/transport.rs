@@ -48,6 +48,13 @@ pub(crate) trait Link: Send + Sync + Debug {
     ) -> Result<Message, Errno>;
     /// An fd that polls readable while the endpoint has something to take.
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno>;
+    /// An fd that polls readable when the endpoint's readiness may have
+    /// changed (daemon: the connection's socket, with a frame unread).
+    /// Adds no fd of its own. After it polls readable, call `refresh`.
+    fn wake_fd(&self) -> Result<BorrowedFd<'_>, Errno>;
+    /// Takes in, without blocking, whatever the transport has been told
+    /// about the endpoint, and returns whether it has something to take.
+    fn refresh(&self) -> Result<bool, Errno>;
     /// Closes the endpoint (idempotent).
     fn close(&self) -> Result<(), Errno>;
 }

@@ -216,8 +216,18 @@ impl Bus {
             if !self.tragic_told.insert(id) {
                 return;
             }
-            let lost =
-                self.synthetic_message(synthetic::UNBIND_EVENTS_LOST, Bytes::new(), Flags::empty());
+            let lost = match &self.tragic_lost {
+                Some(m) => m.clone(),
+                None => {
+                    let m = self.synthetic_message(
+                        synthetic::UNBIND_EVENTS_LOST,
+                        Bytes::new(),
+                        Flags::empty(),
+                    );
+                    self.tragic_lost = Some(m.clone());
+                    m
+                }
+            };
             self.set_aside.push_back((id, lost));
         }
         if let Some(ep) = self.endpoints.get_mut(&id) {
@@ -261,6 +271,7 @@ impl Bus {
         if self.set_aside.is_empty() {
             self.tragic = false;
             self.tragic_told.clear();
+            self.tragic_lost = None;
         }
     }
 

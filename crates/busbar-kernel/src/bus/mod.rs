@@ -72,6 +72,9 @@ pub(crate) struct Bus {
     tragic: bool,
     /// Endpoints already given an `UnbindEventsLost` since the list went tragic.
     tragic_told: HashSet<EndpointId, Hasher>,
+    /// The one `UnbindEventsLost` of this overflow (every listener gets a
+    /// copy of the same message, as with KBUS).
+    tragic_lost: Option<Message>,
     /// Endpoints that monitor the bus, in the order they asked.
     monitors: Vec<EndpointId>,
     /// Nodes, live or destroyed but still held.
@@ -116,6 +119,7 @@ impl Bus {
             bind_events: false,
             set_aside: VecDeque::new(),
             tragic: false,
+            tragic_lost: None,
             pending: PendingIndex::default(),
             blocker: None,
             room_freed: Vec::new(),

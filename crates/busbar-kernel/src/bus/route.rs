@@ -53,7 +53,7 @@ pub(super) enum WhenFull {
 }
 
 impl Bus {
-    fn validate(&self, msg: &Outgoing) -> Result<(), Errno> {
+    fn validate(&self, msg: &Outgoing, kbus_compat: bool) -> Result<(), Errno> {
         if msg.flags.contains(Flags::ALL_OR_WAIT) && msg.flags.contains(Flags::ALL_OR_FAIL) {
             return Err(Errno::EINVAL);
         }
@@ -61,7 +61,12 @@ impl Bus {
             return Err(Errno::EINVAL);
         }
         check_message_name(&msg.name)?;
-        if msg.name.len() + msg.data.len() > self.max_message_size as usize {
+        let size = if kbus_compat {
+            crate::kbus_entire_len(msg.name.len(), msg.data.len())
+        } else {
+            msg.name.len() + msg.data.len()
+        };
+        if size > self.max_message_size as usize {
             return Err(Errno::EMSGSIZE);
         }
         if msg
@@ -100,7 +105,8 @@ impl Bus {
         if matches!(sender.send, SendState::Pending(_)) {
             return Err(Errno::EALREADY);
         }
-        self.validate(&msg)?;
+        let kbus_compat = sender.kbus_compat;
+        self.validate(&msg, kbus_compat)?;
         if !msg.destinations().is_empty() {
             self.nodes_of(sender, msg.destinations())?;
         }
@@ -131,6 +137,7 @@ impl Bus {
                 let sender = self.ep_mut(from)?;
                 sender.sent += 1;
                 sender.send = SendState::Idle;
+                sender.last_sent = id;
                 Ok(id)
             }
             Err(Errno::EAGAIN) if msg.flags.contains(Flags::ALL_OR_WAIT) => {
@@ -157,10 +164,22 @@ impl Bus {
                     uid: creds.uid,
                 };
                 self.pending.insert(from, &p);
-                self.ep_mut(from)?.send = SendState::Pending(p);
+                let sender = self.ep_mut(from)?;
+                sender.send = SendState::Pending(p);
+                sender.last_sent = id;
                 Err(Errno::EAGAIN)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // KBUS numbers a send that fails after validation as if it
+                // had gone (its serial is used up, LASTSENT names it).
+                if kbus_compat {
+                    if local {
+                        self.take_serial();
+                    }
+                    self.ep_mut(from)?.last_sent = id;
+                }
+                Err(e)
+            }
         }
     }
 
@@ -310,7 +329,12 @@ impl Bus {
                 uid: ep.creds.uid,
             });
         } else if msg.is_request() {
-            let (bid, replier) = self.index.replier(&msg.name).ok_or(Errno::EADDRNOTAVAIL)?;
+            let found = if self.ep(from)?.kbus_compat {
+                self.index.replier_most_recent(&msg.name)
+            } else {
+                self.index.replier(&msg.name)
+            };
+            let (bid, replier) = found.ok_or(Errno::EADDRNOTAVAIL)?;
             self.peer = Some(replier);
             if msg.to != EndpointId::BUS && msg.to != replier {
                 return Err(Errno::EPIPE);

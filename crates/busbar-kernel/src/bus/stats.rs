@@ -2,13 +2,14 @@
 //! replier for a name, endpoint and bus statistics). Setters return the
 //! previous value; lowering a limit removes nothing already queued.
 //! endpoint_stats: O(the endpoint's handles); bus_stats: O(endpoints ·
-//! log endpoints + handles).
+//! log endpoints + handles); list_bindings: O(bindings · log bindings).
 
 use std::mem;
 use std::sync::Arc;
 
+use crate::binding::BindingId;
 use crate::name::check_message_name;
-use crate::{BusStats, EndpointId, EndpointStats, Errno, Host};
+use crate::{BindingInfo, BusInfo, BusStats, EndpointId, EndpointStats, Errno, Host};
 
 use super::{Bus, MIN_MAX_MESSAGE_SIZE};
 
@@ -45,6 +46,40 @@ impl Bus {
             return Err(Errno::EINVAL);
         }
         Ok(mem::replace(&mut self.max_message_size, size))
+    }
+
+    pub(crate) fn set_kbus_compat<H: Host>(
+        &mut self,
+        _: &mut H,
+        id: EndpointId,
+        on: bool,
+    ) -> Result<bool, Errno> {
+        let ep = self.ep_mut(id)?;
+        Ok(mem::replace(&mut ep.kbus_compat, on))
+    }
+
+    pub(crate) fn list_bindings<H: Host>(
+        &mut self,
+        _: &mut H,
+        _: (),
+    ) -> Result<Vec<BindingInfo>, Errno> {
+        let mut all: Vec<(BindingId, BindingInfo)> = self
+            .index
+            .iter()
+            .map(|(&id, b)| {
+                let creds = self.endpoints.get(&b.endpoint).map(|e| e.creds);
+                let info = BindingInfo {
+                    endpoint: b.endpoint,
+                    pid: creds.map_or(0, |c| c.pid),
+                    uid: creds.map_or(0, |c| c.uid),
+                    replier: b.replier,
+                    name: b.pattern.clone(),
+                };
+                (id, info)
+            })
+            .collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        Ok(all.into_iter().map(|(_, info)| info).collect())
     }
 
     pub(crate) fn find_replier<H: Host>(
@@ -89,6 +124,23 @@ impl Bus {
                 .keys()
                 .filter(|n| self.nodes.get(n).is_some_and(|n| n.live && n.owner == id))
                 .count() as u32,
+            last_sent: ep.last_sent,
+            kbus_compat: ep.kbus_compat,
+        })
+    }
+
+    pub(crate) fn bus_info<H: Host>(
+        &mut self,
+        _: &mut H,
+        buses: u32,
+        _: (),
+    ) -> Result<BusInfo, Errno> {
+        Ok(BusInfo {
+            bus: self.id,
+            buses,
+            max_message_size: self.max_message_size,
+            absolute_max_message_size: self.config.absolute_max_message_size,
+            replier_bind_events: self.bind_events,
         })
     }
 

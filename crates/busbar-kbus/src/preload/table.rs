@@ -1,0 +1,184 @@
+//! Which fds are Ksocks, and the state behind them.
+//!
+//! `OWNER[fd]` is the pid that opened the Ksock on `fd` (0: not a Ksock),
+//! read without a lock by every hook. The rest (the Ksocks, the per-device
+//! state, the control connection, the epoll sets holding Ksocks) is behind
+//! one mutex, taken briefly; a Ksock's own operations run under its own
+//! mutex, so one slow Ksock never holds up another.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use busbar::{Bus, BusId, Errno};
+use libc::c_int;
+
+use crate::ksock::{DeviceState, Ksock};
+
+/// Ksocks must land on fds below this (the table is static).
+pub(crate) const MAX_FD: usize = 1 << 16;
+
+static OWNER: [AtomicI32; MAX_FD] = [const { AtomicI32::new(0) }; MAX_FD];
+static EPOLL: [AtomicBool; MAX_FD] = [const { AtomicBool::new(false) }; MAX_FD];
+
+thread_local! {
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn slot(fd: c_int) -> Option<usize> {
+    usize::try_from(fd).ok().filter(|&i| i < MAX_FD)
+}
+
+fn pid() -> i32 {
+    std::process::id() as i32
+}
+
+/// Is `fd` a Ksock this process opened, and is this call the program's
+/// (not the library's own)?
+pub(crate) fn is_ksock(fd: c_int) -> bool {
+    let Some(i) = slot(fd) else { return false };
+    let owner = OWNER[i].load(Ordering::Acquire);
+    owner != 0 && owner == pid() && !INSIDE.with(Cell::get)
+}
+
+/// Is `fd` an epoll set that holds Ksocks (for this process)?
+pub(crate) fn is_tracked_epoll(fd: c_int) -> bool {
+    slot(fd).is_some_and(|i| EPOLL[i].load(Ordering::Acquire)) && !INSIDE.with(Cell::get)
+}
+
+/// Marks the library's own calls for the length of `f`: they pass through.
+pub(crate) fn inside<T>(f: impl FnOnce() -> T) -> T {
+    let was = INSIDE.with(|c| c.replace(true));
+    let r = f();
+    INSIDE.with(|c| c.set(was));
+    r
+}
+
+/// One Ksock and the fds that refer to it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub ksock: Mutex<Option<Ksock>>,
+    /// The socket the endpoint owns (closed with the Ksock).
+    pub socket: c_int,
+    /// `O_NONBLOCK` as the program set it (kept off the socket).
+    pub nonblock: AtomicBool,
+    /// fds referring to it (under the table lock).
+    fds: AtomicU32,
+}
+
+impl Entry {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Ksock>> {
+        self.ksock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How a Ksock was registered in an epoll set.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Watch {
+    pub events: u32,
+    pub data: u64,
+    /// `EPOLLONESHOT` fired: silent until the next `EPOLL_CTL_MOD`.
+    pub disarmed: bool,
+}
+
+/// Everything behind the lock.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    ksocks: HashMap<c_int, Arc<Entry>>,
+    devices: HashMap<u32, Arc<DeviceState>>,
+    bus: Option<Bus>,
+    /// Per epoll fd: the Ksock fds in it.
+    pub epolls: HashMap<c_int, HashMap<c_int, Watch>>,
+}
+
+static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+impl Table {
+    /// Runs `f` with the table locked (the library's calls pass through).
+    pub(crate) fn with<T>(f: impl FnOnce(&mut Self) -> T) -> T {
+        inside(|| {
+            let mut g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+            f(g.get_or_insert_with(Self::default))
+        })
+    }
+
+    /// The control connection to the daemon (made on first use; made
+    /// again if it broke).
+    pub(crate) fn bus(&mut self, device: u32) -> Result<Bus, Errno> {
+        if let Some(b) = &self.bus
+            && b.info().is_ok()
+        {
+            return Ok(b.bus(BusId(device)));
+        }
+        self.bus = None;
+        let b = Bus::connect_default()?;
+        self.bus = Some(b.clone());
+        Ok(b.bus(BusId(device)))
+    }
+
+    pub(crate) fn device(&mut self, device: u32) -> Arc<DeviceState> {
+        self.devices.entry(device).or_default().clone()
+    }
+
+    /// Files a new Ksock under its socket fd.
+    pub(crate) fn insert(&mut self, ksock: Ksock) -> Result<c_int, Errno> {
+        let socket = ksock
+            .endpoint()
+            .wake_fd()
+            .map(|fd| fd.as_raw_fd())
+            .map_err(|_| Errno::EIO)?;
+        let Some(i) = slot(socket) else {
+            return Err(Errno::EMFILE);
+        };
+        let entry = Arc::new(Entry {
+            ksock: Mutex::new(Some(ksock)),
+            socket,
+            nonblock: AtomicBool::new(false),
+            fds: AtomicU32::new(1),
+        });
+        self.ksocks.insert(socket, entry);
+        OWNER[i].store(pid(), Ordering::Release);
+        Ok(socket)
+    }
+
+    /// `fd` now also refers to the Ksock of `existing` (a `dup`).
+    pub(crate) fn alias(&mut self, existing: c_int, fd: c_int) -> bool {
+        let (Some(entry), Some(i)) = (self.ksocks.get(&existing).cloned(), slot(fd)) else {
+            return false;
+        };
+        entry.fds.fetch_add(1, Ordering::SeqCst);
+        self.ksocks.insert(fd, entry);
+        OWNER[i].store(pid(), Ordering::Release);
+        true
+    }
+
+    pub(crate) fn get(&self, fd: c_int) -> Option<Arc<Entry>> {
+        self.ksocks.get(&fd).cloned()
+    }
+
+    /// Forgets `fd`. Returns its entry, and whether it was the Ksock's last
+    /// fd (then the caller closes the Ksock).
+    pub(crate) fn remove(&mut self, fd: c_int) -> Option<(Arc<Entry>, bool)> {
+        let entry = self.ksocks.remove(&fd)?;
+        if let Some(i) = slot(fd) {
+            OWNER[i].store(0, Ordering::Release);
+        }
+        for set in self.epolls.values_mut() {
+            set.remove(&fd);
+        }
+        let last = entry.fds.fetch_sub(1, Ordering::SeqCst) == 1;
+        Some((entry, last))
+    }
+
+    /// Marks (or unmarks) `epfd` as an epoll set holding Ksocks.
+    pub(crate) fn track_epoll(&mut self, epfd: c_int, on: bool) {
+        if let Some(i) = slot(epfd) {
+            EPOLL[i].store(on, Ordering::Release);
+        }
+        if !on {
+            self.epolls.remove(&epfd);
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! `poll`, `select`, `epoll` over Ksocks and other fds together.
+//!
+//! A Ksock's readiness is computed from its state (a message queued:
+//! readable; opened for writing and no send waiting: writable), never from
+//! its socket. To wait, the real call waits on each Ksock's socket for
+//! input instead: the daemon writes there (a `Wake`, or the answer that
+//! re-arms one) whenever the endpoint's state may have changed, and the
+//! loop then computes again. A Ksock found ready makes the real call a
+//! non-blocking one, so other fds ready at the same moment are reported
+//! with it.
+
+use std::time::{Duration, Instant};
+
+use busbar::Errno;
+use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
+
+use super::entry::{fail, with_ksock};
+use super::real::{self, call_real};
+use super::table::{self, Table, Watch};
+
+const READ_BITS: i16 = libc::POLLIN | libc::POLLRDNORM;
+const WRITE_BITS: i16 = libc::POLLOUT | libc::POLLWRNORM;
+/// Marks our registrations of Ksock sockets in real epoll sets.
+const TAG: u64 = 0xB5B5_0000_0000_0000;
+const TAG_MASK: u64 = 0xFFFF_FFFF_0000_0000;
+
+/// A Ksock's poll bits, of those in `events` (`POLLERR` if its daemon
+/// connection broke).
+fn ksock_revents(fd: c_int, events: i16) -> i16 {
+    match with_ksock(fd, |k, _| k.readiness()) {
+        Ok(r) => {
+            (if r.readable { events & READ_BITS } else { 0 })
+                | (if r.writable { events & WRITE_BITS } else { 0 })
+        }
+        Err(_) => libc::POLLERR,
+    }
+}
+
+fn remaining(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+fn timespec_of(d: Duration) -> timespec {
+    timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// `ppoll` over `fds`, Ksocks included. Returns the count of fds with
+/// events, 0 at the deadline, or -1 with `errno`.
+fn wait_poll(fds: &mut [pollfd], deadline: Option<Instant>, mask: *const sigset_t) -> c_int {
+    let ksock: Vec<bool> = fds.iter().map(|p| table::is_ksock(p.fd)).collect();
+    let mut real_fds = fds.to_vec();
+    loop {
+        let mut ready = 0;
+        let mut mine = vec![0i16; fds.len()];
+        for (i, p) in fds.iter().enumerate() {
+            if ksock[i] {
+                mine[i] = ksock_revents(p.fd, p.events);
+                ready += usize::from(mine[i] != 0);
+                real_fds[i].events = libc::POLLIN;
+            }
+            real_fds[i].revents = 0;
+        }
+        let wait = if ready > 0 {
+            Some(Duration::ZERO)
+        } else {
+            remaining(deadline)
+        };
+        let ts = wait.map(timespec_of);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const timespec);
+        let r = call_real!(
+            real::PPOLL,
+            fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t) -> c_int,
+            real_fds.as_mut_ptr(),
+            real_fds.len() as nfds_t,
+            ts_ptr,
+            mask
+        );
+        if r < 0 {
+            return r;
+        }
+        let mut count = 0;
+        for (i, p) in fds.iter_mut().enumerate() {
+            p.revents = if ksock[i] {
+                mine[i]
+            } else {
+                real_fds[i].revents
+            };
+            count += c_int::from(p.revents != 0);
+        }
+        if count > 0 || r == 0 || remaining(deadline).is_some_and(|d| d.is_zero()) {
+            return count;
+        }
+        // A Ksock's socket spoke: compute again.
+    }
+}
+
+fn deadline_ms(timeout: c_int) -> Option<Instant> {
+    (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64))
+}
+
+fn deadline_ts(ts: *const timespec) -> Option<Instant> {
+    if ts.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's timespec, non-NULL.
+    let t = unsafe { *ts };
+    Some(
+        Instant::now()
+            + Duration::new(
+                t.tv_sec.max(0) as u64,
+                t.tv_nsec.clamp(0, 999_999_999) as u32,
+            ),
+    )
+}
+
+/// The caller's pollfds, if any is a Ksock.
+fn pollfds_with_ksock<'a>(fds: *mut pollfd, n: nfds_t) -> Option<&'a mut [pollfd]> {
+    if fds.is_null() || n == 0 {
+        return None;
+    }
+    // SAFETY: the caller passed `n` pollfds at `fds`, as poll requires.
+    let fds = unsafe { std::slice::from_raw_parts_mut(fds, n as usize) };
+    fds.iter().any(|p| table::is_ksock(p.fd)).then_some(fds)
+}
+
+/// # Safety
+/// glibc's `poll`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
+    match pollfds_with_ksock(fds, n) {
+        Some(f) => wait_poll(f, deadline_ms(timeout), std::ptr::null()),
+        None => call_real!(
+            real::POLL,
+            fn(*mut pollfd, nfds_t, c_int) -> c_int,
+            fds,
+            n,
+            timeout
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's fortified `poll`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: c_int,
+    len: usize,
+) -> c_int {
+    match pollfds_with_ksock(fds, n) {
+        Some(f) => wait_poll(f, deadline_ms(timeout), std::ptr::null()),
+        None => call_real!(
+            real::POLL_CHK,
+            fn(*mut pollfd, nfds_t, c_int, usize) -> c_int,
+            fds,
+            n,
+            timeout,
+            len
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `ppoll`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    ts: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    match pollfds_with_ksock(fds, n) {
+        Some(f) => wait_poll(f, deadline_ts(ts), mask),
+        None => call_real!(
+            real::PPOLL,
+            fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t) -> c_int,
+            fds,
+            n,
+            ts,
+            mask
+        ),
+    }
+}
+
+/// `select` as `poll`, when a Ksock is among the fds.
+fn select_via_poll(
+    n: c_int,
+    sets: [*mut fd_set; 3],
+    deadline: Option<Instant>,
+    mask: *const sigset_t,
+) -> Option<c_int> {
+    let top = n.clamp(0, libc::FD_SETSIZE as c_int);
+    // SAFETY: each non-NULL set is the caller's fd_set; FD_ISSET only reads it.
+    let isset = |s: *mut fd_set, fd| !s.is_null() && unsafe { libc::FD_ISSET(fd, s) };
+    let mut fds = Vec::new();
+    for fd in 0..top {
+        let mut events = 0;
+        if isset(sets[0], fd) {
+            events |= libc::POLLIN;
+        }
+        if isset(sets[1], fd) {
+            events |= libc::POLLOUT;
+        }
+        if isset(sets[2], fd) {
+            events |= libc::POLLPRI;
+        }
+        if events != 0 {
+            fds.push(pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+        }
+    }
+    if !fds.iter().any(|p| table::is_ksock(p.fd)) {
+        return None;
+    }
+    let r = wait_poll(&mut fds, deadline, mask);
+    if r < 0 {
+        return Some(r);
+    }
+    if fds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+        return Some(fail(Errno::EBADF));
+    }
+    for s in sets.into_iter().filter(|s| !s.is_null()) {
+        // SAFETY: the caller's fd_set, non-NULL.
+        unsafe { libc::FD_ZERO(s) };
+    }
+    let mut count = 0;
+    let mut mark = |s: *mut fd_set, fd| {
+        if !s.is_null() {
+            // SAFETY: the caller's fd_set, non-NULL; fd < FD_SETSIZE.
+            unsafe { libc::FD_SET(fd, s) };
+            count += 1;
+        }
+    };
+    for p in &fds {
+        let err = p.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+        if p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err) {
+            mark(sets[0], p.fd);
+        }
+        if p.events & libc::POLLOUT != 0
+            && (p.revents & libc::POLLOUT != 0 || p.revents & libc::POLLERR != 0)
+        {
+            mark(sets[1], p.fd);
+        }
+        if p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0 {
+            mark(sets[2], p.fd);
+        }
+    }
+    Some(count)
+}
+
+/// # Safety
+/// glibc's `select`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    tv: *mut timeval,
+) -> c_int {
+    let deadline = (!tv.is_null()).then(|| {
+        // SAFETY: the caller's timeval, non-NULL.
+        let t = unsafe { *tv };
+        Instant::now()
+            + Duration::from_secs(t.tv_sec.max(0) as u64)
+            + Duration::from_micros(t.tv_usec.max(0) as u64)
+    });
+    match select_via_poll(n, [r, w, e], deadline, std::ptr::null()) {
+        Some(count) => count,
+        None => call_real!(
+            real::SELECT,
+            fn(c_int, *mut fd_set, *mut fd_set, *mut fd_set, *mut timeval) -> c_int,
+            n,
+            r,
+            w,
+            e,
+            tv
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `pselect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    ts: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    match select_via_poll(n, [r, w, e], deadline_ts(ts), mask) {
+        Some(count) => count,
+        None => call_real!(
+            real::PSELECT,
+            fn(
+                c_int,
+                *mut fd_set,
+                *mut fd_set,
+                *mut fd_set,
+                *const timespec,
+                *const sigset_t,
+            ) -> c_int,
+            n,
+            r,
+            w,
+            e,
+            ts,
+            mask
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `epoll_ctl`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut epoll_event,
+) -> c_int {
+    if !table::is_ksock(fd) {
+        return call_real!(
+            real::EPOLL_CTL,
+            fn(c_int, c_int, c_int, *mut epoll_event) -> c_int,
+            epfd,
+            op,
+            fd,
+            ev
+        );
+    }
+    let watch = if op == libc::EPOLL_CTL_DEL {
+        None
+    } else if ev.is_null() {
+        return fail(Errno::EFAULT);
+    } else {
+        // SAFETY: the caller's epoll_event, non-NULL.
+        let e = unsafe { *ev };
+        Some(Watch {
+            events: e.events,
+            data: e.u64,
+            disarmed: false,
+        })
+    };
+    // The real set watches the Ksock's socket for input, tagged.
+    let mut mine = epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: TAG | fd as u64,
+    };
+    let r = call_real!(
+        real::EPOLL_CTL,
+        fn(c_int, c_int, c_int, *mut epoll_event) -> c_int,
+        epfd,
+        op,
+        fd,
+        &mut mine
+    );
+    if r == 0 {
+        Table::with(|t| {
+            match watch {
+                Some(w) => {
+                    t.epolls.entry(epfd).or_default().insert(fd, w);
+                }
+                None => {
+                    if let Some(s) = t.epolls.get_mut(&epfd) {
+                        s.remove(&fd);
+                    }
+                }
+            }
+            t.track_epoll(epfd, true);
+        });
+    }
+    r
+}
+
+fn wait_epoll(
+    epfd: c_int,
+    out: *mut epoll_event,
+    max: c_int,
+    deadline: Option<Instant>,
+    mask: *const sigset_t,
+) -> c_int {
+    if out.is_null() || max <= 0 {
+        return fail(Errno::EINVAL);
+    }
+    let max = max as usize;
+    let mut buf = vec![epoll_event { events: 0, u64: 0 }; max];
+    loop {
+        let watches: Vec<(c_int, Watch)> = Table::with(|t| {
+            t.epolls
+                .get(&epfd)
+                .map(|s| s.iter().map(|(&fd, &w)| (fd, w)).collect())
+                .unwrap_or_default()
+        });
+        let mut ready = Vec::new();
+        for (fd, w) in watches {
+            if w.disarmed || ready.len() == max {
+                continue;
+            }
+            let bits = ksock_revents(fd, w.events as i16) as u32;
+            if bits != 0 {
+                ready.push(epoll_event {
+                    events: bits,
+                    u64: w.data,
+                });
+                if w.events & libc::EPOLLONESHOT as u32 != 0 {
+                    Table::with(|t| {
+                        if let Some(w) = t.epolls.get_mut(&epfd).and_then(|s| s.get_mut(&fd)) {
+                            w.disarmed = true;
+                        }
+                    });
+                }
+            }
+        }
+        let timeout = if ready.is_empty() {
+            remaining(deadline).map_or(-1, |d| {
+                d.as_millis().div_ceil(1).min(i32::MAX as u128) as c_int
+            })
+        } else {
+            0
+        };
+        let r = call_real!(
+            real::EPOLL_PWAIT,
+            fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int,
+            epfd,
+            buf.as_mut_ptr(),
+            (max - ready.len()).max(1) as c_int,
+            timeout,
+            mask
+        );
+        if r < 0 && ready.is_empty() {
+            return r;
+        }
+        let got = r.max(0) as usize;
+        for e in &buf[..got] {
+            if e.u64 & TAG_MASK != TAG && ready.len() < max {
+                ready.push(*e);
+            }
+        }
+        if !ready.is_empty() {
+            // SAFETY: the caller's array holds `max` events; ready.len() <= max.
+            unsafe { std::ptr::copy_nonoverlapping(ready.as_ptr(), out, ready.len()) };
+            return ready.len() as c_int;
+        }
+        if r == 0 || remaining(deadline).is_some_and(|d| d.is_zero()) {
+            return 0;
+        }
+    }
+}
+
+/// # Safety
+/// glibc's `epoll_wait`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    out: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
+) -> c_int {
+    if !table::is_tracked_epoll(epfd) {
+        return call_real!(
+            real::EPOLL_WAIT,
+            fn(c_int, *mut epoll_event, c_int, c_int) -> c_int,
+            epfd,
+            out,
+            max,
+            timeout
+        );
+    }
+    wait_epoll(epfd, out, max, deadline_ms(timeout), std::ptr::null())
+}
+
+/// # Safety
+/// glibc's `epoll_pwait`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    out: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
+    mask: *const sigset_t,
+) -> c_int {
+    if !table::is_tracked_epoll(epfd) {
+        return call_real!(
+            real::EPOLL_PWAIT,
+            fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int,
+            epfd,
+            out,
+            max,
+            timeout,
+            mask
+        );
+    }
+    wait_epoll(epfd, out, max, deadline_ms(timeout), mask)
+}
