@@ -31,6 +31,7 @@ pub mod close;
 pub mod errors;
 pub mod full_queues;
 pub mod guarantee;
+pub mod kbus_compat;
 pub mod message_size;
 pub mod messages;
 pub mod names;
@@ -121,6 +122,10 @@ macro_rules! for_each_case {
                 destroy, release_notice, close, quota_messages_and_bytes, quota_handles, fds
             }
             stats { endpoint_fields, bus_fields, sent_and_received, credentials }
+            kbus_compat {
+                failed_sends_take_a_serial, entire_form_size, most_recent_wildcard_replier,
+                anyone_may_answer_a_kbus_requester, list_bindings, bus_info, one_unbind_events_lost
+            }
             errors {
                 numbers, create_bus, open, bind, unbind, send, take_reply, set_queue_limit,
                 set_replier_bind_events, set_max_message_size, find_replier, bus_stats

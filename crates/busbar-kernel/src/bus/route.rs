@@ -309,18 +309,32 @@ impl Bus {
         if msg.is_reply() {
             let requester = msg.to;
             self.peer = Some(requester);
-            if !self.ep(from)?.owed.contains(&(msg.in_reply_to, requester)) {
+            let debt = (msg.in_reply_to, requester);
+            let sender = self.ep(from)?;
+            let owes = sender.owed.contains(&debt);
+            // KBUS's rule, for a requester that asked for KBUS's rules:
+            // anyone may answer a request it still awaits.
+            // (A KBUS sender first learns whether the requester exists.)
+            let kbus_stranger = !owes
+                && match self.endpoints.get(&requester) {
+                    None => sender.kbus_compat,
+                    Some(r) => r.kbus_compat && r.outstanding.contains(&debt.0),
+                };
+            if !owes && !kbus_stranger {
                 return Err(Errno::ECONNREFUSED);
             }
             let Some(ep) = self.endpoints.get_mut(&requester) else {
                 // The requester has gone: no reply can ever reach it, so the
                 // debt is cancelled (see docs/semantics.md).
-                self.ep_mut(from)?
-                    .owed
-                    .remove(&(msg.in_reply_to, requester));
+                self.ep_mut(from)?.owed.remove(&debt);
                 return Err(Errno::EADDRNOTAVAIL);
             };
-            debug_assert!(ep.outstanding.contains(&msg.in_reply_to));
+            if !ep.outstanding.contains(&msg.in_reply_to) {
+                // Answered already (by someone KBUS's rule let answer): the
+                // debt is void.
+                self.ep_mut(from)?.owed.remove(&debt);
+                return Err(Errno::ECONNREFUSED);
+            }
             ep.copies += 1;
             plan.push(Planned {
                 ep: requester,
