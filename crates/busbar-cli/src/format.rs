@@ -1,7 +1,7 @@
 //! How messages and stats are printed: one line of text, or one JSON object
 //! per line.
 
-use busbar::{BusStats, Message, QuotaStats};
+use busbar::{BindingInfo, BusStats, Message, QuotaStats};
 use serde_json::{Value, json};
 
 /// Standard base64 (RFC 4648, with padding).
@@ -94,7 +94,7 @@ pub fn message_line(m: &Message) -> String {
 }
 
 /// Bus statistics (with quota use) as JSON.
-pub fn stats_json(s: &BusStats, q: &QuotaStats) -> Value {
+pub fn stats_json(s: &BusStats, q: &QuotaStats, bindings: &[BindingInfo]) -> Value {
     json!({
         "bus": s.bus.0,
         "endpoints": s.endpoints,
@@ -122,6 +122,12 @@ pub fn stats_json(s: &BusStats, q: &QuotaStats) -> Value {
             "queued_bytes": e.queued_bytes,
             "handles": e.handles,
             "nodes": e.nodes,
+            "last_sent": [e.last_sent.network, e.last_sent.serial],
+            "kbus_compat": e.kbus_compat,
+            "binding_names": bindings.iter().filter(|b| b.endpoint == e.id).map(|b| json!({
+                "name": &*b.name,
+                "replier": b.replier,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "quota": {
             "messages": q.quota.messages,

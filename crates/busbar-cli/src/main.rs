@@ -2,6 +2,8 @@
 
 mod bench;
 mod format;
+mod kbus;
+mod names;
 
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -54,6 +56,7 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         buses: Option<u32>,
         /// A TOML config file: buses, default_queue_limit, max_message_size,
+        /// absolute_max_message_size,
         /// socket_mode ("0660"), socket_group, quota_messages/bytes/handles/fds,
         /// privileged_uids, privileged_groups, and the limits max_connections,
         /// max_connections_per_uid, max_endpoints_per_connection,
@@ -162,6 +165,36 @@ enum Cmd {
         /// One JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// List every binding on the bus: name, listener or replier, endpoint, owner pid, uid and command.
+    Names {
+        #[command(flatten)]
+        target: Target,
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a KBUS program on busbar: its /dev/kbusN are the daemon's buses.
+    ///
+    /// Preloads libbusbar_kbus.so (found beside this executable, in ../lib,
+    /// or at $BUSBAR_KBUS_LIBRARY) and runs PROGRAM with ARGS. The program is
+    /// unchanged: open("/dev/kbus0"), write, read, ioctl, poll/select/epoll,
+    /// /proc/kbus/bindings work as with the KBUS kernel module (docs/kbus.md).
+    /// Statically linked and setuid programs cannot be run this way.
+    Kbus {
+        /// The daemon's socket (default: $BUSBAR_SOCKET, $XDG_RUNTIME_DIR/busbar/bus.sock, /tmp/busbar-<uid>/bus.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// The program to run.
+        #[arg(value_name = "PROGRAM")]
+        program: String,
+        /// Its arguments.
+        #[arg(
+            value_name = "ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
     },
     /// Measure the daemon against raw Unix sockets, in one run.
     Bench(bench::BenchArgs),
@@ -440,12 +473,31 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let s = bus.stats().map_err(fail("stats"))?;
             let q = bus.quota_stats().map_err(fail("stats"))?;
             if json {
-                print_line(&format::stats_json(&s, &q).to_string())?;
+                let b = bus.list_bindings().map_err(fail("list bindings"))?;
+                print_line(&format::stats_json(&s, &q, &b).to_string())?;
             } else {
                 print!("{}", format::stats_table(&s, &q));
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Names { target, json } => {
+            let bus = connect(&target)?;
+            let b = bus.list_bindings().map_err(fail("list bindings"))?;
+            if json {
+                print_line(&names::names_json(&b).to_string())?;
+            } else {
+                print!("{}", names::names_table(&b));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Kbus {
+            socket,
+            program,
+            args,
+        } => Err(Failure {
+            what: kbus::exec(socket.as_deref(), &program, &args),
+            errno: Errno::ENOENT,
+        }),
         Cmd::Bench(args) => bench::run(args).map_err(|what| Failure {
             what,
             errno: Errno::EIO,

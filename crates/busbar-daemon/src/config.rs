@@ -67,6 +67,7 @@ impl DaemonConfig {
     /// buses = 2                    # buses created at start
     /// default_queue_limit = 100    # queue limit of a new endpoint
     /// max_message_size = 4194304   # bytes (name + data) per message
+    /// absolute_max_message_size = 67108864  # the most a bus may be set to
     /// max_connections = 4096      # refused with ENFILE beyond
     /// max_connections_per_uid = 512  # unprivileged users; EUSERS beyond
     /// max_endpoints_per_connection = 4096
@@ -101,12 +102,22 @@ impl DaemonConfig {
         if let Some(n) = f.default_queue_limit {
             self.kernel.default_queue_limit = n;
         }
+        if let Some(n) = f.absolute_max_message_size {
+            self.kernel.absolute_max_message_size = n;
+            self.kernel.max_message_size = self.kernel.max_message_size.min(n);
+        }
         if let Some(n) = f.max_message_size {
             self.kernel.max_message_size = n;
-            self.kernel.absolute_max_message_size = self.kernel.absolute_max_message_size.max(n);
-            self.limits.max_frame =
-                Limits::frame_for_message_size(self.kernel.absolute_max_message_size);
+            if f.absolute_max_message_size.is_none() {
+                self.kernel.absolute_max_message_size =
+                    self.kernel.absolute_max_message_size.max(n);
+            }
         }
+        self.limits.max_frame =
+            Limits::frame_for_message_size(self.kernel.absolute_max_message_size);
+        self.kernel
+            .validate()
+            .map_err(|_| "max_message_size must lie between 100 and absolute_max_message_size (and absolute_max_message_size at least 100)".to_string())?;
         let l = &mut self.limits;
         for (key, value, field) in [
             ("max_connections", f.max_connections, &mut l.max_connections),
@@ -193,6 +204,7 @@ struct ConfigFile {
     buses: Option<u32>,
     default_queue_limit: Option<u32>,
     max_message_size: Option<u32>,
+    absolute_max_message_size: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_uid: Option<usize>,
     max_endpoints_per_connection: Option<usize>,
@@ -249,6 +261,25 @@ mod tests {
         assert!(c.apply_toml("default_queue_limit = 0").is_err());
         assert!(
             c.apply_toml("socket_group = \"no-such-group-here\"")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn absolute_max_message_size() {
+        let mut c = DaemonConfig::new("/x".into());
+        c.apply_toml("absolute_max_message_size = 409600").unwrap();
+        assert_eq!(
+            (
+                c.kernel.max_message_size,
+                c.kernel.absolute_max_message_size
+            ),
+            (409_600, 409_600)
+        );
+        assert!(c.apply_toml("max_message_size = 500000").is_ok());
+        assert_eq!(c.kernel.absolute_max_message_size, 500_000);
+        assert!(
+            c.apply_toml("absolute_max_message_size = 200\nmax_message_size = 300")
                 .is_err()
         );
     }

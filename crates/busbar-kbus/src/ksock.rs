@@ -418,3 +418,285 @@ fn fits(endpoint: &Endpoint, device: &DeviceState, len: usize) -> Result<(), Err
         Err(Errno::EMSGSIZE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{END_GUARD, HEADER_LEN, START_GUARD, padded_data_len, padded_name_len};
+
+    /// Program memory for the tests: one arena at a fixed address.
+    struct Arena {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl Arena {
+        fn new() -> Self {
+            Self {
+                base: 0x10_000,
+                bytes: vec![0; 4096],
+            }
+        }
+        /// Puts `b` at offset `at`; returns its address.
+        fn put(&mut self, at: usize, b: &[u8]) -> u64 {
+            self.bytes[at..at + b.len()].copy_from_slice(b);
+            self.base + at as u64
+        }
+        fn u32_at(&self, addr: u64) -> u32 {
+            let b = self.read(addr, 4).unwrap();
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+        }
+    }
+
+    impl Memory for Arena {
+        fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+            let at = addr.checked_sub(self.base).ok_or(Errno::EFAULT)? as usize;
+            self.bytes
+                .get(at..at + len)
+                .map(<[u8]>::to_vec)
+                .ok_or(Errno::EFAULT)
+        }
+        fn write(&mut self, addr: u64, b: &[u8]) -> Result<(), Errno> {
+            let at = addr.checked_sub(self.base).ok_or(Errno::EFAULT)? as usize;
+            self.bytes
+                .get_mut(at..at + b.len())
+                .ok_or(Errno::EFAULT)?
+                .copy_from_slice(b);
+            Ok(())
+        }
+    }
+
+    const OUT: usize = 0; // an out argument slot
+    const ARG: u64 = 0x10_000;
+
+    fn open(bus: &Bus, can_write: bool) -> Ksock {
+        Ksock::open(bus, Arc::new(DeviceState::default()), can_write).unwrap()
+    }
+
+    fn bind(k: &mut Ksock, m: &mut Arena, name: &str, replier: bool) -> Result<i32, Errno> {
+        let name_at = m.put(256, name.as_bytes());
+        let mut arg = Vec::new();
+        arg.extend_from_slice(&u32::from(replier).to_ne_bytes());
+        arg.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+        arg.extend_from_slice(&name_at.to_ne_bytes());
+        let at = m.put(128, &arg);
+        k.ioctl(Command::Bind, at, m)
+    }
+
+    fn entire(name: &str, data: &[u8], flags: u32, to: u32) -> Vec<u8> {
+        let h = Header {
+            start_guard: START_GUARD,
+            end_guard: END_GUARD,
+            name_len: name.len() as u32,
+            data_len: data.len() as u32,
+            flags,
+            to,
+            ..Header::default()
+        };
+        let mut v = h.emit().to_vec();
+        v.extend_from_slice(name.as_bytes());
+        v.resize(HEADER_LEN + padded_name_len(name.len()), 0);
+        v.extend_from_slice(data);
+        v.resize(v.len() + padded_data_len(data.len()) - data.len(), 0);
+        v.extend_from_slice(&END_GUARD.to_ne_bytes());
+        v
+    }
+
+    fn send(k: &mut Ksock, m: &mut Arena, bytes: &[u8]) -> Result<MessageId, Errno> {
+        assert_eq!(k.write(bytes), Ok(bytes.len()));
+        k.ioctl(Command::Send, ARG, m)?;
+        Ok(MessageId {
+            network: m.u32_at(ARG),
+            serial: m.u32_at(ARG + 4),
+        })
+    }
+
+    /// NEXTMSG then the whole message: its header and data.
+    fn take(k: &mut Ksock, m: &mut Arena) -> Option<(Header, Vec<u8>)> {
+        if k.ioctl(Command::NextMsg, ARG, m).unwrap() == 0 {
+            assert_eq!(m.u32_at(ARG), 0);
+            return None;
+        }
+        let len = m.u32_at(ARG) as usize;
+        let mut bytes = Vec::new();
+        loop {
+            let piece = k.read(7);
+            if piece.is_empty() {
+                break;
+            }
+            bytes.extend(piece);
+        }
+        assert_eq!(bytes.len(), len);
+        let h = Header::parse(&bytes);
+        let at = HEADER_LEN + padded_name_len(h.name_len as usize);
+        Some((h, bytes[at..at + h.data_len as usize].to_vec()))
+    }
+
+    #[test]
+    fn announce_and_read_in_pieces() {
+        let bus = Bus::in_process();
+        let mut m = Arena::new();
+        let mut tx = open(&bus, true);
+        let mut rx = open(&bus, false);
+        bind(&mut rx, &mut m, "$.Fred", false).unwrap();
+        assert_eq!(rx.readiness(), Ok(Readiness::default()));
+        let id = send(&mut tx, &mut m, &entire("$.Fred", b"hello", 0, 0)).unwrap();
+        assert_eq!(
+            rx.readiness(),
+            Ok(Readiness {
+                readable: true,
+                writable: false
+            })
+        );
+        let (h, data) = take(&mut rx, &mut m).unwrap();
+        assert_eq!(
+            (h.id, h.from, &data[..]),
+            (id, tx.endpoint().id().0, &b"hello"[..])
+        );
+        assert_eq!((h.name_ptr, h.data_ptr, h.extra), (0, 0, 0));
+        assert_eq!(take(&mut rx, &mut m), None);
+        // Read-only: no writes.
+        assert_eq!(rx.write(b"x"), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn pointy_is_read_at_send() {
+        let bus = Bus::in_process();
+        let mut m = Arena::new();
+        let mut k = open(&bus, true);
+        bind(&mut k, &mut m, "$.P", false).unwrap();
+        let name = m.put(512, b"$.P");
+        let data = m.put(600, b"old!");
+        let h = Header {
+            start_guard: START_GUARD,
+            end_guard: END_GUARD,
+            name_len: 3,
+            data_len: 4,
+            name_ptr: name,
+            data_ptr: data,
+            ..Header::default()
+        };
+        assert_eq!(k.write(&h.emit()), Ok(HEADER_LEN));
+        m.put(600, b"new!");
+        k.ioctl(Command::Send, ARG, &mut m).unwrap();
+        assert_eq!(take(&mut k, &mut m).unwrap().1, b"new!");
+        // A pointer the program cannot read: EFAULT, and the message is gone.
+        let bad = Header {
+            data_ptr: 0xdead_0000,
+            ..h
+        };
+        k.write(&bad.emit()).unwrap();
+        assert_eq!(k.ioctl(Command::Send, ARG, &mut m), Err(Errno::EFAULT));
+        assert_eq!(k.ioctl(Command::Send, ARG, &mut m), Err(Errno::ENOMSG));
+    }
+
+    #[test]
+    fn failed_send_numbers_lastsent() {
+        let bus = Bus::in_process();
+        let mut m = Arena::new();
+        let mut k = open(&bus, true);
+        let a = send(&mut k, &mut m, &entire("$.a", b"", 0, 0)).unwrap();
+        let e = send(&mut k, &mut m, &entire("$.a", b"", 1, 0));
+        assert_eq!(e, Err(Errno::EADDRNOTAVAIL));
+        k.ioctl(Command::LastSent, ARG, &mut m).unwrap();
+        assert_eq!(m.u32_at(ARG + 4), a.serial + 1);
+        let b = send(&mut k, &mut m, &entire("$.a", b"", 0, 0)).unwrap();
+        assert_eq!(b.serial, a.serial + 2);
+    }
+
+    #[test]
+    fn all_or_wait_sending_state() {
+        let bus = Bus::in_process();
+        let mut m = Arena::new();
+        let mut tx = open(&bus, true);
+        let mut rx = open(&bus, true);
+        bind(&mut rx, &mut m, "$.w", false).unwrap();
+        m.put(OUT, &1u32.to_ne_bytes());
+        rx.ioctl(Command::MaxMsgs, ARG, &mut m).unwrap();
+        assert_eq!(m.u32_at(ARG), 1, "MAXMSGS returns the resulting limit");
+        send(&mut tx, &mut m, &entire("$.w", b"", 0, 0)).unwrap();
+        let e = send(&mut tx, &mut m, &entire("$.w", b"", 0x100, 0));
+        assert_eq!(e, Err(Errno::EAGAIN));
+        assert_ne!(m.u32_at(ARG + 4), 0, "the id is given with EAGAIN");
+        assert_eq!(tx.write(b"x"), Err(Errno::EALREADY));
+        assert!(!tx.readiness().unwrap().writable);
+        // Room appears: the bus finishes the send; the Ksock is writable.
+        take(&mut rx, &mut m).unwrap();
+        assert!(tx.readiness().unwrap().writable);
+        assert_eq!(tx.write(&entire("$.w", b"", 0, 0)[..4]), Ok(4));
+        tx.ioctl(Command::Discard, 0, &mut m).unwrap();
+        assert_eq!(tx.ioctl(Command::Send, ARG, &mut m), Err(Errno::ENOMSG));
+    }
+
+    #[test]
+    fn flag_ioctls_and_queries() {
+        let bus = Bus::in_process();
+        let mut m = Arena::new();
+        let mut k = open(&bus, true);
+        for (cmd, v, want) in [
+            (Command::MsgOnlyOnce, 1u32, Ok(0)),
+            (Command::MsgOnlyOnce, 0xFFFF_FFFF, Ok(1)),
+            (Command::MsgOnlyOnce, 0, Ok(1)),
+            (Command::MsgOnlyOnce, 2, Err(Errno::EINVAL)),
+            (Command::Verbose, 1, Ok(0)),
+            (Command::Verbose, 0xFFFF_FFFF, Ok(1)),
+            (Command::ReportReplierBinds, 0xFFFF_FFFF, Ok(0)),
+        ] {
+            m.put(OUT, &v.to_ne_bytes());
+            let got = k.ioctl(cmd, ARG, &mut m).map(|_| m.u32_at(ARG));
+            assert_eq!(got, want, "{cmd:?} {v:#x}");
+        }
+        // MAXMSGSIZE: 0 current, 1 absolute, below 100 EINVAL, else set.
+        m.put(OUT, &1u32.to_ne_bytes());
+        k.ioctl(Command::MaxMsgSize, ARG, &mut m).unwrap();
+        let abs = m.u32_at(ARG);
+        m.put(OUT, &99u32.to_ne_bytes());
+        assert_eq!(
+            k.ioctl(Command::MaxMsgSize, ARG, &mut m),
+            Err(Errno::EINVAL)
+        );
+        m.put(OUT, &(abs + 1).to_ne_bytes());
+        assert_eq!(
+            k.ioctl(Command::MaxMsgSize, ARG, &mut m),
+            Err(Errno::EINVAL)
+        );
+        m.put(OUT, &104u32.to_ne_bytes());
+        k.ioctl(Command::MaxMsgSize, ARG, &mut m).unwrap();
+        assert_eq!(m.u32_at(ARG), 104);
+        // 108 bytes in entire form: refused when the header is written.
+        assert_eq!(
+            k.write(&entire("$.Fred", b"1234567", 0, 0)),
+            Err(Errno::EMSGSIZE)
+        );
+        // NULL argument, unknown command handled by the decoder.
+        assert_eq!(k.ioctl(Command::KsockId, 0, &mut m), Err(Errno::EFAULT));
+        assert_eq!(k.ioctl(Command::Reset, 0, &mut m), Ok(0));
+    }
+
+    #[test]
+    fn replier_query_is_exact() {
+        let bus = Bus::in_process();
+        let mut m = Arena::new();
+        let mut k = open(&bus, true);
+        bind(&mut k, &mut m, "$.Fred.*", true).unwrap();
+        bind(&mut k, &mut m, "$.Jim", true).unwrap();
+        let query = |k: &mut Ksock, m: &mut Arena, name: &str| {
+            let at = m.put(256, name.as_bytes());
+            let mut arg = vec![0u8; 4];
+            arg.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+            arg.extend_from_slice(&at.to_ne_bytes());
+            let a = m.put(128, &arg);
+            k.ioctl(Command::Replier, a, m).map(|r| (r, m.u32_at(a)))
+        };
+        let id = k.endpoint().id().0;
+        assert_eq!(query(&mut k, &mut m, "$.Jim"), Ok((1, id)));
+        assert_eq!(query(&mut k, &mut m, "$.Fred.Bob"), Ok((0, 0)));
+        assert_eq!(query(&mut k, &mut m, "$.Fred.*"), Ok((1, id)));
+        assert_eq!(query(&mut k, &mut m, ""), Err(Errno::ENAMETOOLONG));
+        assert_eq!(bind(&mut k, &mut m, "", false), Err(Errno::EBADMSG));
+        assert_eq!(
+            bind(&mut k, &mut m, &"x".repeat(1001), false),
+            Err(Errno::ENAMETOOLONG)
+        );
+    }
+}

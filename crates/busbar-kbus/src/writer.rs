@@ -300,3 +300,68 @@ mod tests {
         assert_eq!(w.write(&[0], &mut ok), Err(Errno::EMSGSIZE));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn entire(name: &str, data: &[u8]) -> Vec<u8> {
+        let h = Header {
+            start_guard: START_GUARD,
+            end_guard: END_GUARD,
+            name_len: name.len() as u32,
+            data_len: data.len() as u32,
+            ..Header::default()
+        };
+        let mut v = h.emit().to_vec();
+        v.extend_from_slice(name.as_bytes());
+        v.resize(HEADER_LEN + padded_name_len(name.len()), 0);
+        v.extend_from_slice(data);
+        v.resize(v.len() + padded_data_len(data.len()) - data.len(), 0);
+        v.extend_from_slice(&END_GUARD.to_ne_bytes());
+        v
+    }
+
+    proptest! {
+        /// Any split of a valid message gives back the message.
+        #[test]
+        fn any_split_reassembles(data in proptest::collection::vec(any::<u8>(), 0..300),
+                                 cuts in proptest::collection::vec(1usize..64, 1..40)) {
+            let bytes = entire("$.a.b", &data);
+            let mut w = Writer::default();
+            let mut ok = |_| Ok(());
+            let (mut at, mut i) = (0, 0);
+            while at < bytes.len() {
+                let n = cuts[i % cuts.len()].min(bytes.len() - at);
+                prop_assert_eq!(w.write(&bytes[at..at + n], &mut ok), Ok(n));
+                at += n;
+                i += 1;
+            }
+            let whole = matches!(w.written(),
+                Ok(Written::Entire { name, data: d, .. }) if name == "$.a.b" && d == data);
+            prop_assert!(whole, "reassembled");
+        }
+
+        /// Corrupt any byte of a valid message, split anywhere: never a
+        /// panic, and an error leaves nothing written.
+        #[test]
+        fn corruption_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64),
+                                   pos in any::<prop::sample::Index>(), val in any::<u8>(),
+                                   cut in 1usize..97) {
+            let mut bytes = entire("$.x", &data);
+            let p = pos.index(bytes.len());
+            bytes[p] = val;
+            let mut w = Writer::default();
+            let mut ok = |_| Ok(());
+            for piece in bytes.chunks(cut) {
+                if w.write(piece, &mut ok).is_err() {
+                    prop_assert!(w.is_empty());
+                    break;
+                }
+            }
+            let _ = w.written();
+        }
+    }
+}

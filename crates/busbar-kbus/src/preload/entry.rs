@@ -67,6 +67,12 @@ fn ours(path: *const c_char) -> Option<Path> {
     classify(bytes)
 }
 
+/// Is `path` the empty string (for `AT_EMPTY_PATH`)?
+fn empty(path: *const c_char) -> bool {
+    // SAFETY: a non-NULL path is the caller's C string; its first byte exists.
+    !path.is_null() && unsafe { *path } == 0
+}
+
 /// Errors that mean "no daemon answers": the device does not exist.
 fn no_device(e: Errno) -> Errno {
     match e {
@@ -86,7 +92,7 @@ fn open_device(n: u32, flags: c_int) -> Result<c_int, Errno> {
     let fd = inside(|| -> Result<c_int, Errno> {
         bus.info().map_err(no_device)?;
         let ksock = Ksock::open(&bus, device, can_write).map_err(no_device)?;
-        Table::with(|t| t.insert(ksock))
+        Table::with(|t| t.insert(ksock, n))
     })?;
     if flags & libc::O_CLOEXEC == 0 {
         // Our sockets are made close-on-exec; the program did not ask.
@@ -354,10 +360,26 @@ fn stat_ours(p: Path) -> Result<(u32, u32), Errno> {
 const KBUS_MAJOR: u32 = 240;
 
 fn fill_stat(p: Path, buf: *mut libc::stat) -> c_int {
-    let (mode, minor) = match stat_ours(p) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+    match stat_ours(p) {
+        Ok((mode, minor)) => write_stat(mode, minor, buf),
+        Err(e) => fail(e),
+    }
+}
+
+/// What `fstat` says about a Ksock: the character device it was opened as.
+fn ksock_stat(fd: c_int) -> Result<(u32, u32), Errno> {
+    let device = Table::with(|t| t.get(fd).map(|e| e.device)).ok_or(Errno::EBADF)?;
+    Ok((libc::S_IFCHR | 0o666, device))
+}
+
+fn ksock_fstat(fd: c_int, buf: *mut libc::stat) -> c_int {
+    match ksock_stat(fd) {
+        Ok((mode, minor)) => write_stat(mode, minor, buf),
+        Err(e) => fail(e),
+    }
+}
+
+fn write_stat(mode: u32, minor: u32, buf: *mut libc::stat) -> c_int {
     if buf.is_null() {
         return fail(Errno::EFAULT);
     }
@@ -406,6 +428,9 @@ macro_rules! fstatat_hook {
             buf: *mut libc::stat,
             flags: c_int,
         ) -> c_int {
+            if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+                return ksock_fstat(dir, buf);
+            }
             match ours(path) {
                 Some(p) => fill_stat(p, buf),
                 None => call_real!(
@@ -421,6 +446,38 @@ macro_rules! fstatat_hook {
     };
 }
 fstatat_hook!(fstatat, real::FSTATAT);
+
+macro_rules! fstat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(fd: c_int, buf: *mut libc::stat) -> c_int {
+            if table::is_ksock(fd) {
+                return ksock_fstat(fd, buf);
+            }
+            call_real!($sym, fn(c_int, *mut libc::stat) -> c_int, fd, buf)
+        }
+    };
+}
+fstat_hook!(fstat, real::FSTAT);
+fstat_hook!(fstat64, real::FSTAT64);
+
+macro_rules! fxstat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's pre-2.33 function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(_ver: c_int, fd: c_int, buf: *mut libc::stat) -> c_int {
+            if table::is_ksock(fd) {
+                return ksock_fstat(fd, buf);
+            }
+            call_real!($sym, fn(c_int, *mut libc::stat) -> c_int, fd, buf)
+        }
+    };
+}
+fxstat_hook!(__fxstat, real::FSTAT);
+fxstat_hook!(__fxstat64, real::FSTAT64);
 fstatat_hook!(fstatat64, real::FSTATAT64);
 
 macro_rules! xstat_hook {
@@ -485,18 +542,25 @@ pub unsafe extern "C" fn statx(
     mask: c_uint,
     buf: *mut libc::statx,
 ) -> c_int {
-    let Some(p) = ours(path) else {
-        return call_real!(
-            real::STATX,
-            fn(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int,
-            dir,
-            path,
-            flags,
-            mask,
-            buf
-        );
+    let found = if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+        ksock_stat(dir)
+    } else {
+        match ours(path) {
+            Some(p) => stat_ours(p),
+            None => {
+                return call_real!(
+                    real::STATX,
+                    fn(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int,
+                    dir,
+                    path,
+                    flags,
+                    mask,
+                    buf
+                );
+            }
+        }
     };
-    let (mode, minor) = match stat_ours(p) {
+    let (mode, minor) = match found {
         Ok(v) => v,
         Err(e) => return fail(e),
     };

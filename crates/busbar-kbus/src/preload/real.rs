@@ -78,6 +78,8 @@ syms! {
     LSTAT = c"lstat";
     LSTAT64 = c"lstat64";
     FSTATAT = c"fstatat";
+    FSTAT = c"fstat";
+    FSTAT64 = c"fstat64";
     FSTATAT64 = c"fstatat64";
     STATX = c"statx";
     ACCESS = c"access";

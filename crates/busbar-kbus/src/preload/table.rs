@@ -64,6 +64,8 @@ pub(crate) struct Entry {
     pub socket: c_int,
     /// `O_NONBLOCK` as the program set it (kept off the socket).
     pub nonblock: AtomicBool,
+    /// The device number (N of `/dev/kbusN`).
+    pub device: u32,
     /// fds referring to it (under the table lock).
     fds: AtomicU32,
 }
@@ -123,7 +125,7 @@ impl Table {
     }
 
     /// Files a new Ksock under its socket fd.
-    pub(crate) fn insert(&mut self, ksock: Ksock) -> Result<c_int, Errno> {
+    pub(crate) fn insert(&mut self, ksock: Ksock, device: u32) -> Result<c_int, Errno> {
         let socket = ksock
             .endpoint()
             .wake_fd()
@@ -136,6 +138,7 @@ impl Table {
             ksock: Mutex::new(Some(ksock)),
             socket,
             nonblock: AtomicBool::new(false),
+            device,
             fds: AtomicU32::new(1),
         });
         self.ksocks.insert(socket, entry);
