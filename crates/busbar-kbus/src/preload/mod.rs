@@ -20,8 +20,24 @@
 
 #![allow(unsafe_code)]
 
-mod entry;
+mod fds;
 mod memory;
+mod paths;
 mod real;
+mod stat;
 mod table;
 mod wait;
+
+use busbar::Errno;
+use libc::c_int;
+
+/// Sets `errno` and returns -1.
+pub(crate) fn fail(e: Errno) -> c_int {
+    // SAFETY: __errno_location returns this thread's errno, always valid.
+    unsafe { *libc::__errno_location() = e.number() };
+    -1
+}
+
+fn done(r: Result<c_int, Errno>) -> c_int {
+    r.unwrap_or_else(fail)
+}

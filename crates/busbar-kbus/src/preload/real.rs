@@ -40,7 +40,7 @@ macro_rules! call_real {
     ($sym:path, fn($($t:ty),* $(,)?) -> $r:ty, $($arg:expr),* $(,)?) => {{
         let a = $sym.addr();
         if a == 0 {
-            $crate::preload::entry::fail(busbar::Errno::ENOSYS) as $r
+            $crate::preload::fail(busbar::Errno::ENOSYS) as $r
         } else {
             // SAFETY: `a` is glibc's definition of this very symbol, whose C
             // prototype is the one written here.

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use busbar::Errno;
 use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
-use super::entry::{fail, with_ksock};
+use super::fail;
+use super::fds::with_ksock;
 use super::real::{self, call_real};
 use super::table::{self, Table, Watch};
 

@@ -1,0 +1,403 @@
+//! The fd entry points for Ksocks: read, write, ioctl, close, dup, fcntl.
+//! A call on any other fd goes to glibc after one lock-free table lookup.
+
+use busbar::Errno;
+use libc::{c_int, c_uint, c_ulong, c_void, iovec, size_t, ssize_t};
+
+use super::memory::ProcessMemory;
+use super::real::{self, call_real};
+use super::table::{self, Entry, Table, inside};
+use super::{done, fail};
+use crate::ioctl::Command;
+use crate::ksock::Ksock;
+
+/// Runs `f` on the Ksock behind `fd` (`EBADF` if it has closed).
+pub(crate) fn with_ksock<T>(
+    fd: c_int,
+    f: impl FnOnce(&mut Ksock, &Entry) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let entry = Table::with(|t| t.get(fd)).ok_or(Errno::EBADF)?;
+    inside(|| {
+        let mut g = entry.lock();
+        let ksock = g.as_mut().ok_or(Errno::EBADF)?;
+        f(ksock, &entry)
+    })
+}
+
+fn ksock_read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    match with_ksock(fd, |k, _| Ok(k.read(n))) {
+        Ok(bytes) => {
+            if !bytes.is_empty() {
+                // SAFETY: the caller's buffer holds `n` bytes, and
+                // `bytes.len() <= n`.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast(), bytes.len()) };
+            }
+            bytes.len() as ssize_t
+        }
+        Err(e) => fail(e) as ssize_t,
+    }
+}
+
+/// # Safety
+/// glibc's `read`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    if table::is_ksock(fd) {
+        return ksock_read(fd, buf, n);
+    }
+    call_real!(
+        real::READ,
+        fn(c_int, *mut c_void, size_t) -> ssize_t,
+        fd,
+        buf,
+        n
+    )
+}
+
+/// # Safety
+/// glibc's fortified `read`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
+    if table::is_ksock(fd) {
+        if n > buflen {
+            // What glibc does on a fortify failure.
+            // SAFETY: aborting has no preconditions.
+            unsafe { libc::abort() };
+        }
+        return ksock_read(fd, buf, n);
+    }
+    call_real!(
+        real::READ_CHK,
+        fn(c_int, *mut c_void, size_t, size_t) -> ssize_t,
+        fd,
+        buf,
+        n,
+        buflen
+    )
+}
+
+/// The caller's iovecs as (pointer, length) pairs.
+fn iovecs(iov: *const iovec, count: c_int) -> Result<&'static [iovec], Errno> {
+    if !(0..=libc::UIO_MAXIOV).contains(&count) {
+        return Err(Errno::EINVAL);
+    }
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if iov.is_null() {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: the caller passed `count` iovecs at `iov`, as readv/writev
+    // require; the slice is used only during the call.
+    Ok(unsafe { std::slice::from_raw_parts(iov, count as usize) })
+}
+
+/// # Safety
+/// glibc's `readv`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    if !table::is_ksock(fd) {
+        return call_real!(
+            real::READV,
+            fn(c_int, *const iovec, c_int) -> ssize_t,
+            fd,
+            iov,
+            count
+        );
+    }
+    let v = match iovecs(iov, count) {
+        Ok(v) => v,
+        Err(e) => return fail(e) as ssize_t,
+    };
+    let mut total = 0;
+    for io in v {
+        let n = ksock_read(fd, io.iov_base, io.iov_len);
+        if n < 0 {
+            return if total > 0 { total } else { n };
+        }
+        total += n;
+        if (n as usize) < io.iov_len {
+            break;
+        }
+    }
+    total
+}
+
+fn ksock_write(fd: c_int, bytes: &[u8]) -> ssize_t {
+    match with_ksock(fd, |k, _| k.write(bytes)) {
+        Ok(n) => n as ssize_t,
+        Err(e) => fail(e) as ssize_t,
+    }
+}
+
+/// # Safety
+/// glibc's `write`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if !table::is_ksock(fd) {
+        return call_real!(
+            real::WRITE,
+            fn(c_int, *const c_void, size_t) -> ssize_t,
+            fd,
+            buf,
+            n
+        );
+    }
+    if n == 0 {
+        return ksock_write(fd, &[]);
+    }
+    if buf.is_null() {
+        return fail(Errno::EFAULT) as ssize_t;
+    }
+    // SAFETY: the caller's buffer holds `n` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), n) };
+    ksock_write(fd, bytes)
+}
+
+/// # Safety
+/// glibc's `writev`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    if !table::is_ksock(fd) {
+        return call_real!(
+            real::WRITEV,
+            fn(c_int, *const iovec, c_int) -> ssize_t,
+            fd,
+            iov,
+            count
+        );
+    }
+    let v = match iovecs(iov, count) {
+        Ok(v) => v,
+        Err(e) => return fail(e) as ssize_t,
+    };
+    let mut all = Vec::new();
+    for io in v {
+        if io.iov_len > 0 {
+            // SAFETY: each iovec describes `iov_len` readable bytes.
+            all.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(io.iov_base.cast::<u8>(), io.iov_len)
+            });
+        }
+    }
+    ksock_write(fd, &all)
+}
+
+/// # Safety
+/// glibc's `ioctl` (its third argument read as a pointer-sized word, as the
+/// variadic calling convention passes it).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int {
+    if !table::is_ksock(fd) {
+        return call_real!(
+            real::IOCTL,
+            fn(c_int, c_ulong, usize) -> c_int,
+            fd,
+            request,
+            arg
+        );
+    }
+    match Command::decode(request) {
+        Some(Ok(cmd)) => done(with_ksock(fd, |k, _| {
+            k.ioctl(cmd, arg as u64, &mut ProcessMemory)
+        })),
+        Some(Err(e)) => fail(e),
+        None if request as u32 == libc::FIONBIO as u32 => {
+            // Kept off the socket: the library's own reads must block.
+            let on = read_int_arg(arg);
+            done(with_ksock(fd, |_, e| {
+                e.nonblock.store(on?, std::sync::atomic::Ordering::SeqCst);
+                Ok(0)
+            }))
+        }
+        None => call_real!(
+            real::IOCTL,
+            fn(c_int, c_ulong, usize) -> c_int,
+            fd,
+            request,
+            arg
+        ),
+    }
+}
+
+/// The `int *` argument of `FIONBIO`.
+fn read_int_arg(arg: usize) -> Result<bool, Errno> {
+    use crate::ksock::Memory;
+    let b = ProcessMemory.read(arg as u64, 4)?;
+    Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) != 0)
+}
+
+/// Closes the Ksock fd `fd` (KBUS's release when it is the last).
+fn ksock_close(fd: c_int) -> c_int {
+    let Some((entry, last)) = Table::with(|t| t.remove(fd)) else {
+        return fail(Errno::EBADF);
+    };
+    if last {
+        // Closes the endpoint (the bus answers what it owed) and its
+        // socket, which is `entry.socket`.
+        let ksock = inside(|| entry.lock().take());
+        if let Some(k) = ksock {
+            let _ = inside(|| k.close());
+        }
+        if fd == entry.socket {
+            return 0;
+        }
+    } else if fd == entry.socket {
+        // Other fds still use the Ksock, whose connection is this socket:
+        // it stays open until the last of them closes.
+        return 0;
+    }
+    call_real!(real::CLOSE, fn(c_int) -> c_int, fd)
+}
+
+/// # Safety
+/// glibc's `close`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if table::is_ksock(fd) {
+        return ksock_close(fd);
+    }
+    if table::is_tracked_epoll(fd) {
+        Table::with(|t| t.track_epoll(fd, false));
+    }
+    call_real!(real::CLOSE, fn(c_int) -> c_int, fd)
+}
+
+/// # Safety
+/// glibc's `close_range`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        let top = last.min(table::MAX_FD as c_uint - 1);
+        let mut fd = first;
+        while fd <= top {
+            if table::is_ksock(fd as c_int) {
+                ksock_close(fd as c_int);
+            }
+            fd += 1;
+        }
+    }
+    call_real!(
+        real::CLOSE_RANGE,
+        fn(c_uint, c_uint, c_int) -> c_int,
+        first,
+        last,
+        flags
+    )
+}
+
+/// After a successful dup of Ksock `old` onto `new`, files `new`.
+fn dup_done(old: c_int, new: c_int) -> c_int {
+    if new >= 0 && !Table::with(|t| t.alias(old, new)) {
+        call_real!(real::CLOSE, fn(c_int) -> c_int, new);
+        return fail(Errno::EMFILE);
+    }
+    new
+}
+
+/// # Safety
+/// glibc's `dup`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    let new = call_real!(real::DUP, fn(c_int) -> c_int, fd);
+    if table::is_ksock(fd) {
+        dup_done(fd, new)
+    } else {
+        new
+    }
+}
+
+/// # Safety
+/// glibc's `dup2`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old != new && table::is_ksock(new) {
+        ksock_close(new);
+    }
+    let r = call_real!(real::DUP2, fn(c_int, c_int) -> c_int, old, new);
+    if old != new && table::is_ksock(old) {
+        dup_done(old, r)
+    } else {
+        r
+    }
+}
+
+/// # Safety
+/// glibc's `dup3`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old != new && table::is_ksock(new) {
+        ksock_close(new);
+    }
+    let r = call_real!(
+        real::DUP3,
+        fn(c_int, c_int, c_int) -> c_int,
+        old,
+        new,
+        flags
+    );
+    if table::is_ksock(old) {
+        dup_done(old, r)
+    } else {
+        r
+    }
+}
+
+fn ksock_fcntl(fd: c_int, cmd: c_int, arg: usize, sym: &real::Sym) -> c_int {
+    match cmd {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let new = call_real!(sym, fn(c_int, c_int, usize) -> c_int, fd, cmd, arg);
+            dup_done(fd, new)
+        }
+        libc::F_GETFL => done(with_ksock(fd, |k, e| {
+            let mode = if k.can_write() {
+                libc::O_RDWR
+            } else {
+                libc::O_RDONLY
+            };
+            let nb = if e.nonblock.load(std::sync::atomic::Ordering::SeqCst) {
+                libc::O_NONBLOCK
+            } else {
+                0
+            };
+            Ok(mode | nb)
+        })),
+        libc::F_SETFL => done(with_ksock(fd, |_, e| {
+            let on = arg as c_int & libc::O_NONBLOCK != 0;
+            e.nonblock.store(on, std::sync::atomic::Ordering::SeqCst);
+            Ok(0)
+        })),
+        _ => call_real!(sym, fn(c_int, c_int, usize) -> c_int, fd, cmd, arg),
+    }
+}
+
+/// # Safety
+/// glibc's `fcntl` (third argument read as a pointer-sized word).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    if table::is_ksock(fd) {
+        return ksock_fcntl(fd, cmd, arg, &real::FCNTL);
+    }
+    call_real!(real::FCNTL, fn(c_int, c_int, usize) -> c_int, fd, cmd, arg)
+}
+
+/// # Safety
+/// glibc's `fcntl64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    if table::is_ksock(fd) {
+        return ksock_fcntl(fd, cmd, arg, &real::FCNTL64);
+    }
+    call_real!(
+        real::FCNTL64,
+        fn(c_int, c_int, usize) -> c_int,
+        fd,
+        cmd,
+        arg
+    )
+}

@@ -1,0 +1,325 @@
+//! The path entry points: `open` and its variants and `fopen` for
+//! `/dev/kbusN` (a new Ksock) and `/proc/kbus/*` (a snapshot in a memfd).
+//! Any other path goes to glibc's own function with the same arguments.
+
+use std::ffi::CStr;
+
+use busbar::Errno;
+use libc::{FILE, c_char, c_int, mode_t};
+
+use super::done;
+use super::real::{self, call_real};
+use super::table::{Table, inside};
+use crate::ksock::Ksock;
+
+/// A path this library serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// `/dev/kbusN`.
+    Device(u32),
+    /// `/proc/kbus/bindings`.
+    Bindings,
+    /// `/proc/kbus/stats`.
+    Stats,
+}
+
+/// What `path` names, if it is ours (absolute paths only).
+pub(crate) fn classify(path: &[u8]) -> Option<Path> {
+    if let Some(n) = path.strip_prefix(b"/dev/kbus") {
+        let ok = !n.is_empty()
+            && n.len() <= 9
+            && n.iter().all(u8::is_ascii_digit)
+            && (n == b"0" || n[0] != b'0');
+        return ok
+            .then(|| std::str::from_utf8(n).ok()?.parse().ok().map(Path::Device))
+            .flatten();
+    }
+    match path {
+        b"/proc/kbus/bindings" => Some(Path::Bindings),
+        b"/proc/kbus/stats" => Some(Path::Stats),
+        _ => None,
+    }
+}
+
+/// The path behind a C string, if it is ours.
+pub(crate) fn ours(path: *const c_char) -> Option<Path> {
+    if path.is_null() {
+        return None;
+    }
+    // SAFETY: the caller passed a NUL-terminated path, as glibc requires.
+    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+    // Cheap test first: most paths are not ours.
+    if !(bytes.starts_with(b"/dev/kbus") || bytes.starts_with(b"/proc/kbus/")) {
+        return None;
+    }
+    classify(bytes)
+}
+
+/// Is `path` the empty string (for `AT_EMPTY_PATH`)?
+pub(crate) fn empty(path: *const c_char) -> bool {
+    // SAFETY: a non-NULL path is the caller's C string; its first byte exists.
+    !path.is_null() && unsafe { *path } == 0
+}
+
+/// Errors that mean "no daemon answers": the device does not exist.
+pub(crate) fn no_device(e: Errno) -> Errno {
+    match e {
+        Errno::ECONNREFUSED | Errno::ECONNRESET | Errno::ETIMEDOUT | Errno::ESHUTDOWN => {
+            Errno::ENOENT
+        }
+        e => e,
+    }
+}
+
+fn open_device(n: u32, flags: c_int) -> Result<c_int, Errno> {
+    let can_write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+    let (bus, device) = Table::with(|t| -> Result<_, Errno> {
+        let bus = t.bus(n).map_err(no_device)?;
+        Ok((bus, t.device(n)))
+    })?;
+    let fd = inside(|| -> Result<c_int, Errno> {
+        bus.info().map_err(no_device)?;
+        let ksock = Ksock::open(&bus, device, can_write).map_err(no_device)?;
+        Table::with(|t| t.insert(ksock, n))
+    })?;
+    if flags & libc::O_CLOEXEC == 0 {
+        // Our sockets are made close-on-exec; the program did not ask.
+        call_real!(
+            real::FCNTL,
+            fn(c_int, c_int, c_int) -> c_int,
+            fd,
+            libc::F_SETFD,
+            0
+        );
+    }
+    Ok(fd)
+}
+
+/// A snapshot of a `/proc/kbus` file in a memfd.
+fn open_proc(path: Path, flags: c_int) -> Result<c_int, Errno> {
+    if flags & libc::O_ACCMODE != libc::O_RDONLY {
+        return Err(Errno::EACCES);
+    }
+    let text = Table::with(|t| -> Result<String, Errno> {
+        let bus = t.bus(0).map_err(no_device)?;
+        inside(|| match path {
+            Path::Stats => crate::proc::stats(&bus),
+            _ => crate::proc::bindings(&bus),
+        })
+    })?;
+    let cloexec = if flags & libc::O_CLOEXEC != 0 {
+        libc::MFD_CLOEXEC
+    } else {
+        0
+    };
+    // SAFETY: a literal NUL-terminated name; no other preconditions.
+    let fd = unsafe { libc::memfd_create(c"kbus-proc".as_ptr(), cloexec) };
+    if fd < 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a live slice; `fd` is the memfd just made.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            // SAFETY: closing the memfd we made.
+            unsafe { libc::close(fd) };
+            return Err(Errno::ENOMEM);
+        }
+        rest = &rest[n as usize..];
+    }
+    // SAFETY: rewinding the memfd we made.
+    unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
+    Ok(fd)
+}
+
+fn open_ours(path: Path, flags: c_int) -> c_int {
+    done(match path {
+        Path::Device(n) => open_device(n, flags),
+        p => open_proc(p, flags),
+    })
+}
+
+/// # Safety
+/// glibc's `open`: `path` is a C string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPEN,
+            fn(*const c_char, c_int, mode_t) -> c_int,
+            path,
+            flags,
+            mode
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `open64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPEN64,
+            fn(*const c_char, c_int, mode_t) -> c_int,
+            path,
+            flags,
+            mode
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `openat`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat(
+    dir: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPENAT,
+            fn(c_int, *const c_char, c_int, mode_t) -> c_int,
+            dir,
+            path,
+            flags,
+            mode
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `openat64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat64(
+    dir: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPENAT64,
+            fn(c_int, *const c_char, c_int, mode_t) -> c_int,
+            dir,
+            path,
+            flags,
+            mode
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's fortified `open`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(real::OPEN_2, fn(*const c_char, c_int) -> c_int, path, flags),
+    }
+}
+
+/// # Safety
+/// glibc's fortified `open64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPEN64_2,
+            fn(*const c_char, c_int) -> c_int,
+            path,
+            flags
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's fortified `openat`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __openat_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPENAT_2,
+            fn(c_int, *const c_char, c_int) -> c_int,
+            dir,
+            path,
+            flags
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's fortified `openat64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __openat64_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
+    match ours(path) {
+        Some(p) => open_ours(p, flags),
+        None => call_real!(
+            real::OPENAT64_2,
+            fn(c_int, *const c_char, c_int) -> c_int,
+            dir,
+            path,
+            flags
+        ),
+    }
+}
+
+/// `fopen` of one of our paths: our `open`, then `fdopen`.
+fn fopen_ours(p: Path, mode: *const c_char) -> *mut FILE {
+    // SAFETY: the caller passed a NUL-terminated mode, as fopen requires.
+    let m = unsafe { CStr::from_ptr(mode) }.to_bytes();
+    let flags = if m.contains(&b'+') || m.first().is_some_and(|&c| c == b'w' || c == b'a') {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    } | if m.contains(&b'e') {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    let fd = open_ours(p, flags);
+    if fd < 0 {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: `fd` is the fd just opened; `mode` is the caller's C string.
+    unsafe { libc::fdopen(fd, mode) }
+}
+
+/// # Safety
+/// glibc's `fopen`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    match ours(path) {
+        Some(p) => fopen_ours(p, mode),
+        None => call_real!(
+            real::FOPEN,
+            fn(*const c_char, *const c_char) -> *mut FILE,
+            path,
+            mode
+        ),
+    }
+}
+
+/// # Safety
+/// glibc's `fopen64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    match ours(path) {
+        Some(p) => fopen_ours(p, mode),
+        None => call_real!(
+            real::FOPEN64,
+            fn(*const c_char, *const c_char) -> *mut FILE,
+            path,
+            mode
+        ),
+    }
+}

@@ -1,0 +1,288 @@
+//! The `stat` family for `/dev/kbusN` and `/proc/kbus/*` (and `fstat` of a
+//! Ksock): a character device, mode `0666`, while the daemon has the bus;
+//! `ENOENT` otherwise. Any other path or fd goes to glibc.
+
+use busbar::Errno;
+use libc::{c_char, c_int, c_uint};
+
+use super::paths::{Path, empty, no_device, ours};
+use super::real::{self, call_real};
+use super::table::{self, Table, inside};
+use super::{done, fail};
+
+/// What `stat` says about one of our paths: `(mode, rdev minor)`, or
+/// `ENOENT` (no such bus, or no daemon).
+fn stat_ours(p: Path) -> Result<(u32, u32), Errno> {
+    Table::with(|t| -> Result<(u32, u32), Errno> {
+        let n = match p {
+            Path::Device(n) => n,
+            _ => 0,
+        };
+        let bus = t.bus(n).map_err(no_device)?;
+        inside(|| bus.info()).map_err(no_device)?;
+        Ok(match p {
+            Path::Device(n) => (libc::S_IFCHR | 0o666, n),
+            _ => (libc::S_IFREG | 0o444, 0),
+        })
+    })
+}
+
+/// Major number reported for `/dev/kbusN` (a dynamic-range major, as the
+/// module's would be).
+const KBUS_MAJOR: u32 = 240;
+
+fn fill_stat(p: Path, buf: *mut libc::stat) -> c_int {
+    match stat_ours(p) {
+        Ok((mode, minor)) => write_stat(mode, minor, buf),
+        Err(e) => fail(e),
+    }
+}
+
+/// What `fstat` says about a Ksock: the character device it was opened as.
+fn ksock_stat(fd: c_int) -> Result<(u32, u32), Errno> {
+    let device = Table::with(|t| t.get(fd).map(|e| e.device)).ok_or(Errno::EBADF)?;
+    Ok((libc::S_IFCHR | 0o666, device))
+}
+
+fn ksock_fstat(fd: c_int, buf: *mut libc::stat) -> c_int {
+    match ksock_stat(fd) {
+        Ok((mode, minor)) => write_stat(mode, minor, buf),
+        Err(e) => fail(e),
+    }
+}
+
+fn write_stat(mode: u32, minor: u32, buf: *mut libc::stat) -> c_int {
+    if buf.is_null() {
+        return fail(Errno::EFAULT);
+    }
+    // SAFETY: an all-zero `struct stat` is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_mode = mode;
+    st.st_nlink = 1;
+    st.st_rdev = if mode & libc::S_IFMT == libc::S_IFCHR {
+        libc::makedev(KBUS_MAJOR, minor)
+    } else {
+        0
+    };
+    st.st_blksize = 4096;
+    st.st_ino = 0x6b62_7573_0000 + u64::from(minor);
+    // SAFETY: `buf` is the caller's `struct stat`, checked non-NULL.
+    unsafe { buf.write(st) };
+    0
+}
+
+macro_rules! stat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(path: *const c_char, buf: *mut libc::stat) -> c_int {
+            match ours(path) {
+                Some(p) => fill_stat(p, buf),
+                None => call_real!($sym, fn(*const c_char, *mut libc::stat) -> c_int, path, buf),
+            }
+        }
+    };
+}
+stat_hook!(stat, real::STAT);
+stat_hook!(stat64, real::STAT64);
+stat_hook!(lstat, real::LSTAT);
+stat_hook!(lstat64, real::LSTAT64);
+
+macro_rules! fstatat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            dir: c_int,
+            path: *const c_char,
+            buf: *mut libc::stat,
+            flags: c_int,
+        ) -> c_int {
+            if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+                return ksock_fstat(dir, buf);
+            }
+            match ours(path) {
+                Some(p) => fill_stat(p, buf),
+                None => call_real!(
+                    $sym,
+                    fn(c_int, *const c_char, *mut libc::stat, c_int) -> c_int,
+                    dir,
+                    path,
+                    buf,
+                    flags
+                ),
+            }
+        }
+    };
+}
+fstatat_hook!(fstatat, real::FSTATAT);
+
+macro_rules! fstat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(fd: c_int, buf: *mut libc::stat) -> c_int {
+            if table::is_ksock(fd) {
+                return ksock_fstat(fd, buf);
+            }
+            call_real!($sym, fn(c_int, *mut libc::stat) -> c_int, fd, buf)
+        }
+    };
+}
+fstat_hook!(fstat, real::FSTAT);
+fstat_hook!(fstat64, real::FSTAT64);
+
+macro_rules! fxstat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's pre-2.33 function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(_ver: c_int, fd: c_int, buf: *mut libc::stat) -> c_int {
+            if table::is_ksock(fd) {
+                return ksock_fstat(fd, buf);
+            }
+            call_real!($sym, fn(c_int, *mut libc::stat) -> c_int, fd, buf)
+        }
+    };
+}
+fxstat_hook!(__fxstat, real::FSTAT);
+fxstat_hook!(__fxstat64, real::FSTAT64);
+fstatat_hook!(fstatat64, real::FSTATAT64);
+
+macro_rules! xstat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's pre-2.33 function of this name (`_STAT_VER` is ignored:
+        /// there is one `struct stat` on 64-bit Linux).
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            _ver: c_int,
+            path: *const c_char,
+            buf: *mut libc::stat,
+        ) -> c_int {
+            match ours(path) {
+                Some(p) => fill_stat(p, buf),
+                None => call_real!($sym, fn(*const c_char, *mut libc::stat) -> c_int, path, buf),
+            }
+        }
+    };
+}
+xstat_hook!(__xstat, real::STAT);
+xstat_hook!(__xstat64, real::STAT64);
+xstat_hook!(__lxstat, real::LSTAT);
+xstat_hook!(__lxstat64, real::LSTAT64);
+
+macro_rules! fxstatat_hook {
+    ($name:ident, $sym:path) => {
+        /// # Safety
+        /// glibc's pre-2.33 function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            _ver: c_int,
+            dir: c_int,
+            path: *const c_char,
+            buf: *mut libc::stat,
+            flags: c_int,
+        ) -> c_int {
+            match ours(path) {
+                Some(p) => fill_stat(p, buf),
+                None => call_real!(
+                    $sym,
+                    fn(c_int, *const c_char, *mut libc::stat, c_int) -> c_int,
+                    dir,
+                    path,
+                    buf,
+                    flags
+                ),
+            }
+        }
+    };
+}
+fxstatat_hook!(__fxstatat, real::FSTATAT);
+fxstatat_hook!(__fxstatat64, real::FSTATAT64);
+
+/// # Safety
+/// glibc's `statx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn statx(
+    dir: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
+    let found = if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+        ksock_stat(dir)
+    } else {
+        match ours(path) {
+            Some(p) => stat_ours(p),
+            None => {
+                return call_real!(
+                    real::STATX,
+                    fn(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int,
+                    dir,
+                    path,
+                    flags,
+                    mask,
+                    buf
+                );
+            }
+        }
+    };
+    let (mode, minor) = match found {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if buf.is_null() {
+        return fail(Errno::EFAULT);
+    }
+    // SAFETY: an all-zero `struct statx` is valid.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    st.stx_mask = libc::STATX_BASIC_STATS;
+    st.stx_mode = mode as u16;
+    st.stx_nlink = 1;
+    st.stx_blksize = 4096;
+    if mode & libc::S_IFMT == libc::S_IFCHR {
+        st.stx_rdev_major = KBUS_MAJOR;
+        st.stx_rdev_minor = minor;
+    }
+    st.stx_ino = 0x6b62_7573_0000 + u64::from(minor);
+    // SAFETY: `buf` is the caller's `struct statx`, checked non-NULL.
+    unsafe { buf.write(st) };
+    0
+}
+
+/// # Safety
+/// glibc's `access`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    match ours(path) {
+        Some(p) => done(stat_ours(p).map(|_| 0)),
+        None => call_real!(real::ACCESS, fn(*const c_char, c_int) -> c_int, path, mode),
+    }
+}
+
+/// # Safety
+/// glibc's `faccessat`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn faccessat(
+    dir: c_int,
+    path: *const c_char,
+    mode: c_int,
+    flags: c_int,
+) -> c_int {
+    match ours(path) {
+        Some(p) => done(stat_ours(p).map(|_| 0)),
+        None => call_real!(
+            real::FACCESSAT,
+            fn(c_int, *const c_char, c_int, c_int) -> c_int,
+            dir,
+            path,
+            mode,
+            flags
+        ),
+    }
+}
