@@ -6,7 +6,7 @@ use libc::{c_int, c_uint, c_ulong, c_void, iovec, size_t, ssize_t};
 
 use super::memory::ProcessMemory;
 use super::real::{self, call_real};
-use super::table::{self, Entry, Table, inside};
+use super::table::{self, Entry, Table, contained, inside};
 use super::{done, fail};
 use crate::ioctl::Command;
 use crate::ksock::Ksock;
@@ -16,11 +16,13 @@ pub(crate) fn with_ksock<T>(
     fd: c_int,
     f: impl FnOnce(&mut Ksock, &Entry) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
-    let entry = Table::with(|t| t.get(fd)).ok_or(Errno::EBADF)?;
-    inside(|| {
-        let mut g = entry.lock();
-        let ksock = g.as_mut().ok_or(Errno::EBADF)?;
-        f(ksock, &entry)
+    contained(|| {
+        let entry = Table::with(|t| t.get(fd)).ok_or(Errno::EBADF)?;
+        inside(|| {
+            let mut g = entry.lock();
+            let ksock = g.as_mut().ok_or(Errno::EBADF)?;
+            f(ksock, &entry)
+        })
     })
 }
 

@@ -9,7 +9,7 @@ use libc::{FILE, c_char, c_int, mode_t};
 
 use super::done;
 use super::real::{self, call_real};
-use super::table::{Table, inside};
+use super::table::{Table, contained, inside};
 use crate::ksock::Ksock;
 
 /// A path this library serves.
@@ -134,10 +134,10 @@ fn open_proc(path: Path, flags: c_int) -> Result<c_int, Errno> {
 }
 
 fn open_ours(path: Path, flags: c_int) -> c_int {
-    done(match path {
+    done(contained(|| match path {
         Path::Device(n) => open_device(n, flags),
         p => open_proc(p, flags),
-    })
+    }))
 }
 
 /// # Safety

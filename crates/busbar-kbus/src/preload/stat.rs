@@ -7,22 +7,24 @@ use libc::{c_char, c_int, c_uint};
 
 use super::paths::{Path, empty, no_device, ours};
 use super::real::{self, call_real};
-use super::table::{self, Table, inside};
+use super::table::{self, Table, contained, inside};
 use super::{done, fail};
 
 /// What `stat` says about one of our paths: `(mode, rdev minor)`, or
 /// `ENOENT` (no such bus, or no daemon).
 fn stat_ours(p: Path) -> Result<(u32, u32), Errno> {
-    Table::with(|t| -> Result<(u32, u32), Errno> {
-        let n = match p {
-            Path::Device(n) => n,
-            _ => 0,
-        };
-        let bus = t.bus(n).map_err(no_device)?;
-        inside(|| bus.info()).map_err(no_device)?;
-        Ok(match p {
-            Path::Device(n) => (libc::S_IFCHR | 0o666, n),
-            _ => (libc::S_IFREG | 0o444, 0),
+    contained(|| {
+        Table::with(|t| -> Result<(u32, u32), Errno> {
+            let n = match p {
+                Path::Device(n) => n,
+                _ => 0,
+            };
+            let bus = t.bus(n).map_err(no_device)?;
+            inside(|| bus.info()).map_err(no_device)?;
+            Ok(match p {
+                Path::Device(n) => (libc::S_IFCHR | 0o666, n),
+                _ => (libc::S_IFREG | 0o444, 0),
+            })
         })
     })
 }

@@ -50,10 +50,21 @@ pub(crate) fn is_tracked_epoll(fd: c_int) -> bool {
 
 /// Marks the library's own calls for the length of `f`: they pass through.
 pub(crate) fn inside<T>(f: impl FnOnce() -> T) -> T {
-    let was = INSIDE.with(|c| c.replace(true));
-    let r = f();
-    INSIDE.with(|c| c.set(was));
-    r
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INSIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(INSIDE.with(|c| c.replace(true)));
+    f()
+}
+
+/// Runs the library's work for one call: a panic in it (a bug) becomes
+/// `EIO` for that call instead of unwinding into the program, which would
+/// abort it.
+pub(crate) fn contained<T>(f: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(Errno::EIO))
 }
 
 /// One Ksock and the fds that refer to it.
