@@ -494,10 +494,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             socket,
             program,
             args,
-        } => Err(Failure {
-            what: kbus::exec(socket.as_deref(), &program, &args),
-            errno: Errno::ENOENT,
-        }),
+        } => {
+            // Returns only if the program could not be run (as a shell: 127).
+            eprintln!(
+                "busbar kbus: {}",
+                kbus::exec(socket.as_deref(), &program, &args)
+            );
+            Ok(ExitCode::from(127))
+        }
         Cmd::Bench(args) => bench::run(args).map_err(|what| Failure {
             what,
             errno: Errno::EIO,

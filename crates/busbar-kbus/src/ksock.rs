@@ -36,6 +36,17 @@ pub struct DeviceState {
     pub max_message_size: AtomicU32,
 }
 
+/// How a Ksock was opened (`O_RDONLY`, `O_WRONLY`, `O_RDWR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `O_RDONLY`.
+    ReadOnly,
+    /// `O_WRONLY`.
+    WriteOnly,
+    /// `O_RDWR`.
+    ReadWrite,
+}
+
 /// A Ksock's readiness, as `poll` reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Readiness {
@@ -50,6 +61,7 @@ pub struct Readiness {
 pub struct Ksock {
     endpoint: Endpoint,
     device: Arc<DeviceState>,
+    can_read: bool,
     can_write: bool,
     writer: Writer,
     /// The message being read (entire form) and how much has been read.
@@ -108,15 +120,17 @@ fn flag_arg(mem: &dyn Memory, arg: u64) -> Result<Option<bool>, Errno> {
 }
 
 impl Ksock {
-    /// Opens a Ksock on `bus` (KBUS compatibility on). `can_write`: opened
-    /// read/write (a read-only Ksock refuses writes and is never writable).
-    pub fn open(bus: &Bus, device: Arc<DeviceState>, can_write: bool) -> Result<Self, Errno> {
+    /// Opens a Ksock on `bus` (KBUS compatibility on), for reading and
+    /// writing as `mode` says (a read-only Ksock refuses writes and is never
+    /// writable; a write-only one refuses reads).
+    pub fn open(bus: &Bus, device: Arc<DeviceState>, mode: Mode) -> Result<Self, Errno> {
         let endpoint = bus.open()?;
         endpoint.set_kbus_compat(true)?;
         Ok(Self {
             endpoint,
             device,
-            can_write,
+            can_read: mode != Mode::WriteOnly,
+            can_write: mode != Mode::ReadOnly,
             writer: Writer::default(),
             current: None,
             sending: false,
@@ -128,9 +142,23 @@ impl Ksock {
         &self.endpoint
     }
 
-    /// Opened for writing?
-    pub fn can_write(&self) -> bool {
-        self.can_write
+    /// How it was opened.
+    pub fn mode(&self) -> Mode {
+        match (self.can_read, self.can_write) {
+            (true, false) => Mode::ReadOnly,
+            (false, true) => Mode::WriteOnly,
+            _ => Mode::ReadWrite,
+        }
+    }
+
+    /// `write` from the program's buffer at `addr` (`EFAULT` if it cannot
+    /// be read).
+    pub fn write_from(&mut self, addr: u64, len: usize, mem: &dyn Memory) -> Result<usize, Errno> {
+        if !self.can_write {
+            return Err(Errno::EBADF);
+        }
+        let bytes = mem.read(addr, len)?;
+        self.write(&bytes)
     }
 
     /// `write`: appends to the message being written.
@@ -150,19 +178,25 @@ impl Ksock {
             .write(bytes, &mut |len| fits(endpoint, device, len))
     }
 
-    /// `read`: up to `max` bytes of the current message (none: end of it, or
-    /// no current message). A fully read message is released.
-    pub fn read(&mut self, max: usize) -> Vec<u8> {
+    /// `read` into the program's buffer at `addr`: up to `max` bytes of the
+    /// current message (0: end of it, or no current message; a fully read
+    /// message is released). `EBADF` if not opened for reading; `EFAULT`
+    /// (and nothing consumed) if the buffer cannot be written.
+    pub fn read(&mut self, addr: u64, max: usize, mem: &mut dyn Memory) -> Result<usize, Errno> {
+        if !self.can_read {
+            return Err(Errno::EBADF);
+        }
         let Some((bytes, pos)) = &mut self.current else {
-            return Vec::new();
+            return Ok(0);
         };
         let n = max.min(bytes.len() - *pos);
-        let out = bytes[*pos..*pos + n].to_vec();
-        *pos += n;
         if n == 0 {
             self.current = None;
+            return Ok(0);
         }
-        out
+        mem.write(addr, &bytes[*pos..*pos + n])?;
+        *pos += n;
+        Ok(n)
     }
 
     /// Where the Ksock stands for `poll`, taking in what the bus has said
@@ -470,7 +504,12 @@ mod tests {
     const ARG: u64 = 0x10_000;
 
     fn open(bus: &Bus, can_write: bool) -> Ksock {
-        Ksock::open(bus, Arc::new(DeviceState::default()), can_write).unwrap()
+        let mode = if can_write {
+            Mode::ReadWrite
+        } else {
+            Mode::ReadOnly
+        };
+        Ksock::open(bus, Arc::new(DeviceState::default()), mode).unwrap()
     }
 
     fn bind(k: &mut Ksock, m: &mut Arena, name: &str, replier: bool) -> Result<i32, Errno> {
@@ -519,12 +558,13 @@ mod tests {
         }
         let len = m.u32_at(ARG) as usize;
         let mut bytes = Vec::new();
+        let buf = m.base + 1024;
         loop {
-            let piece = k.read(7);
-            if piece.is_empty() {
+            let n = k.read(buf, 7, m).unwrap();
+            if n == 0 {
                 break;
             }
-            bytes.extend(piece);
+            bytes.extend(m.read(buf, n).unwrap());
         }
         assert_eq!(bytes.len(), len);
         let h = Header::parse(&bytes);
@@ -555,8 +595,13 @@ mod tests {
         );
         assert_eq!((h.name_ptr, h.data_ptr, h.extra), (0, 0, 0));
         assert_eq!(take(&mut rx, &mut m), None);
-        // Read-only: no writes.
+        // Read-only: no writes. A buffer we cannot write: EFAULT, nothing lost.
         assert_eq!(rx.write(b"x"), Err(Errno::EBADF));
+        send(&mut tx, &mut m, &entire("$.Fred", b"again", 0, 0)).unwrap();
+        rx.ioctl(Command::NextMsg, ARG, &mut m).unwrap();
+        assert_eq!(rx.read(0xdead_0000, 8, &mut m), Err(Errno::EFAULT));
+        assert_eq!(rx.read(m.base + 1024, 8, &mut m), Ok(8));
+        assert_eq!(&m.bytes[1024..1028], b"Kbus");
     }
 
     #[test]

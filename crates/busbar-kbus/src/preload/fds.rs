@@ -5,11 +5,12 @@ use busbar::Errno;
 use libc::{c_int, c_uint, c_ulong, c_void, iovec, size_t, ssize_t};
 
 use super::memory::ProcessMemory;
+use super::notify;
 use super::real::{self, call_real};
 use super::table::{self, Entry, Table, contained, inside};
 use super::{done, fail};
 use crate::ioctl::Command;
-use crate::ksock::Ksock;
+use crate::ksock::{Ksock, Memory, Mode};
 
 /// Runs `f` on the Ksock behind `fd` (`EBADF` if it has closed).
 pub(crate) fn with_ksock<T>(
@@ -21,21 +22,22 @@ pub(crate) fn with_ksock<T>(
         inside(|| {
             let mut g = entry.lock();
             let ksock = g.as_mut().ok_or(Errno::EBADF)?;
-            f(ksock, &entry)
+            let r = f(ksock, &entry);
+            // Another thread may be waiting on this Ksock: if what we just
+            // did changed its readiness, it must hear of it.
+            if notify::anyone_waiting()
+                && let Ok(now) = ksock.readiness()
+            {
+                notify::observe(&entry.seen, now);
+            }
+            r
         })
     })
 }
 
 fn ksock_read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    match with_ksock(fd, |k, _| Ok(k.read(n))) {
-        Ok(bytes) => {
-            if !bytes.is_empty() {
-                // SAFETY: the caller's buffer holds `n` bytes, and
-                // `bytes.len() <= n`.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast(), bytes.len()) };
-            }
-            bytes.len() as ssize_t
-        }
+    match with_ksock(fd, |k, _| k.read(buf as u64, n, &mut ProcessMemory)) {
+        Ok(got) => got as ssize_t,
         Err(e) => fail(e) as ssize_t,
     }
 }
@@ -83,20 +85,20 @@ pub unsafe extern "C" fn __read_chk(
     )
 }
 
-/// The caller's iovecs as (pointer, length) pairs.
-fn iovecs(iov: *const iovec, count: c_int) -> Result<&'static [iovec], Errno> {
+/// The caller's iovecs as (address, length) pairs, read like any other
+/// program memory (`EFAULT` if they cannot be).
+fn iovecs(iov: *const iovec, count: c_int) -> Result<Vec<(u64, usize)>, Errno> {
     if !(0..=libc::UIO_MAXIOV).contains(&count) {
         return Err(Errno::EINVAL);
     }
-    if count == 0 {
-        return Ok(&[]);
-    }
-    if iov.is_null() {
-        return Err(Errno::EFAULT);
-    }
-    // SAFETY: the caller passed `count` iovecs at `iov`, as readv/writev
-    // require; the slice is used only during the call.
-    Ok(unsafe { std::slice::from_raw_parts(iov, count as usize) })
+    let raw = ProcessMemory.read(iov as u64, count as usize * 16)?;
+    Ok(raw
+        .chunks_exact(16)
+        .map(|c| {
+            let word = |i: usize| u64::from_ne_bytes(c[i..i + 8].try_into().expect("8 bytes"));
+            (word(0), word(8) as usize)
+        })
+        .collect())
 }
 
 /// # Safety
@@ -117,21 +119,21 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ss
         Err(e) => return fail(e) as ssize_t,
     };
     let mut total = 0;
-    for io in v {
-        let n = ksock_read(fd, io.iov_base, io.iov_len);
+    for (base, len) in v {
+        let n = ksock_read(fd, base as usize as *mut c_void, len);
         if n < 0 {
             return if total > 0 { total } else { n };
         }
         total += n;
-        if (n as usize) < io.iov_len {
+        if (n as usize) < len {
             break;
         }
     }
     total
 }
 
-fn ksock_write(fd: c_int, bytes: &[u8]) -> ssize_t {
-    match with_ksock(fd, |k, _| k.write(bytes)) {
+fn ksock_write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    match with_ksock(fd, |k, _| k.write_from(buf as u64, n, &ProcessMemory)) {
         Ok(n) => n as ssize_t,
         Err(e) => fail(e) as ssize_t,
     }
@@ -150,15 +152,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
             n
         );
     }
-    if n == 0 {
-        return ksock_write(fd, &[]);
-    }
-    if buf.is_null() {
-        return fail(Errno::EFAULT) as ssize_t;
-    }
-    // SAFETY: the caller's buffer holds `n` readable bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), n) };
-    ksock_write(fd, bytes)
+    ksock_write(fd, buf, n)
 }
 
 /// # Safety
@@ -178,16 +172,15 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> s
         Ok(v) => v,
         Err(e) => return fail(e) as ssize_t,
     };
-    let mut all = Vec::new();
-    for io in v {
-        if io.iov_len > 0 {
-            // SAFETY: each iovec describes `iov_len` readable bytes.
-            all.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(io.iov_base.cast::<u8>(), io.iov_len)
-            });
-        }
+    let gathered: Result<Vec<u8>, Errno> =
+        v.iter().try_fold(Vec::new(), |mut all, &(base, len)| {
+            all.extend(ProcessMemory.read(base, len)?);
+            Ok(all)
+        });
+    match gathered.and_then(|all| with_ksock(fd, |k, _| k.write(&all))) {
+        Ok(n) => n as ssize_t,
+        Err(e) => fail(e) as ssize_t,
     }
-    ksock_write(fd, &all)
 }
 
 /// # Safety
@@ -357,10 +350,10 @@ fn ksock_fcntl(fd: c_int, cmd: c_int, arg: usize, sym: &real::Sym) -> c_int {
             dup_done(fd, new)
         }
         libc::F_GETFL => done(with_ksock(fd, |k, e| {
-            let mode = if k.can_write() {
-                libc::O_RDWR
-            } else {
-                libc::O_RDONLY
+            let mode = match k.mode() {
+                Mode::ReadOnly => libc::O_RDONLY,
+                Mode::WriteOnly => libc::O_WRONLY,
+                Mode::ReadWrite => libc::O_RDWR,
             };
             let nb = if e.nonblock.load(std::sync::atomic::Ordering::SeqCst) {
                 libc::O_NONBLOCK

@@ -22,6 +22,7 @@
 
 mod fds;
 mod memory;
+mod notify;
 mod paths;
 mod real;
 mod stat;

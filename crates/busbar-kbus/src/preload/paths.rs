@@ -10,7 +10,7 @@ use libc::{FILE, c_char, c_int, mode_t};
 use super::done;
 use super::real::{self, call_real};
 use super::table::{Table, contained, inside};
-use crate::ksock::Ksock;
+use crate::ksock::{Ksock, Mode};
 
 /// A path this library serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,16 +43,67 @@ pub(crate) fn classify(path: &[u8]) -> Option<Path> {
 
 /// The path behind a C string, if it is ours.
 pub(crate) fn ours(path: *const c_char) -> Option<Path> {
+    ours_at(libc::AT_FDCWD, path)
+}
+
+/// The path behind a C string, relative to directory fd `dir`, if it is
+/// ours. Only a path containing "kbus" costs more than a scan: it is made
+/// absolute (from the working directory, or `dir`) and normalised (`//`,
+/// `.`, `..`) before it is classified.
+pub(crate) fn ours_at(dir: c_int, path: *const c_char) -> Option<Path> {
     if path.is_null() {
         return None;
     }
     // SAFETY: the caller passed a NUL-terminated path, as glibc requires.
     let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
-    // Cheap test first: most paths are not ours.
-    if !(bytes.starts_with(b"/dev/kbus") || bytes.starts_with(b"/proc/kbus/")) {
+    if !bytes.windows(4).any(|w| w == b"kbus") {
         return None;
     }
-    classify(bytes)
+    if (bytes.starts_with(b"/dev/kbus") || bytes.starts_with(b"/proc/kbus/"))
+        && let Some(p) = classify(bytes)
+    {
+        return Some(p);
+    }
+    let mut full = if bytes.starts_with(b"/") {
+        Vec::new()
+    } else {
+        base_dir(dir)?
+    };
+    full.push(b'/');
+    full.extend_from_slice(bytes);
+    classify(&normalise(&full))
+}
+
+/// The directory a relative path starts from.
+fn base_dir(dir: c_int) -> Option<Vec<u8>> {
+    if dir == libc::AT_FDCWD {
+        return std::env::current_dir()
+            .ok()
+            .map(|p| p.into_os_string().into_encoded_bytes());
+    }
+    std::fs::read_link(format!("/proc/self/fd/{dir}"))
+        .ok()
+        .map(|p| p.into_os_string().into_encoded_bytes())
+}
+
+/// `a//b/./c/../d` → `/a/b/d` (lexically, as for device paths).
+fn normalise(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&c| c == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    out
 }
 
 /// Is `path` the empty string (for `AT_EMPTY_PATH`)?
@@ -72,14 +123,18 @@ pub(crate) fn no_device(e: Errno) -> Errno {
 }
 
 fn open_device(n: u32, flags: c_int) -> Result<c_int, Errno> {
-    let can_write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+    let mode = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => Mode::ReadOnly,
+        libc::O_WRONLY => Mode::WriteOnly,
+        _ => Mode::ReadWrite,
+    };
     let (bus, device) = Table::with(|t| -> Result<_, Errno> {
         let bus = t.bus(n).map_err(no_device)?;
         Ok((bus, t.device(n)))
     })?;
     let fd = inside(|| -> Result<c_int, Errno> {
         bus.info().map_err(no_device)?;
-        let ksock = Ksock::open(&bus, device, can_write).map_err(no_device)?;
+        let ksock = Ksock::open(&bus, device, mode).map_err(no_device)?;
         Table::with(|t| t.insert(ksock, n))
     })?;
     if flags & libc::O_CLOEXEC == 0 {
@@ -181,7 +236,7 @@ pub unsafe extern "C" fn openat(
     flags: c_int,
     mode: mode_t,
 ) -> c_int {
-    match ours(path) {
+    match ours_at(dir, path) {
         Some(p) => open_ours(p, flags),
         None => call_real!(
             real::OPENAT,
@@ -203,7 +258,7 @@ pub unsafe extern "C" fn openat64(
     flags: c_int,
     mode: mode_t,
 ) -> c_int {
-    match ours(path) {
+    match ours_at(dir, path) {
         Some(p) => open_ours(p, flags),
         None => call_real!(
             real::OPENAT64,
@@ -245,7 +300,7 @@ pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int 
 /// glibc's fortified `openat`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __openat_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
-    match ours(path) {
+    match ours_at(dir, path) {
         Some(p) => open_ours(p, flags),
         None => call_real!(
             real::OPENAT_2,
@@ -261,7 +316,7 @@ pub unsafe extern "C" fn __openat_2(dir: c_int, path: *const c_char, flags: c_in
 /// glibc's fortified `openat64`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __openat64_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
-    match ours(path) {
+    match ours_at(dir, path) {
         Some(p) => open_ours(p, flags),
         None => call_real!(
             real::OPENAT64_2,
@@ -321,5 +376,23 @@ pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *m
             path,
             mode
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_paths() {
+        assert_eq!(classify(b"/dev/kbus0"), Some(Path::Device(0)));
+        assert_eq!(classify(b"/dev/kbus12"), Some(Path::Device(12)));
+        assert_eq!(classify(b"/dev/kbus01"), None);
+        assert_eq!(classify(b"/dev/kbus"), None);
+        assert_eq!(classify(b"/dev/kbus0x"), None);
+        assert_eq!(classify(b"/dev/kbus99999999999"), None);
+        assert_eq!(classify(b"/proc/kbus/bindings"), Some(Path::Bindings));
+        assert_eq!(normalise(b"/dev//./kbus3"), b"/dev/kbus3");
+        assert_eq!(normalise(b"/tmp/../dev/kbus1/"), b"/dev/kbus1");
     }
 }

@@ -5,7 +5,7 @@
 use busbar::Errno;
 use libc::{c_char, c_int, c_uint};
 
-use super::paths::{Path, empty, no_device, ours};
+use super::paths::{Path, empty, no_device, ours, ours_at};
 use super::real::{self, call_real};
 use super::table::{self, Table, contained, inside};
 use super::{done, fail};
@@ -105,7 +105,7 @@ macro_rules! fstatat_hook {
             if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
                 return ksock_fstat(dir, buf);
             }
-            match ours(path) {
+            match ours_at(dir, path) {
                 Some(p) => fill_stat(p, buf),
                 None => call_real!(
                     $sym,
@@ -189,7 +189,7 @@ macro_rules! fxstatat_hook {
             buf: *mut libc::stat,
             flags: c_int,
         ) -> c_int {
-            match ours(path) {
+            match ours_at(dir, path) {
                 Some(p) => fill_stat(p, buf),
                 None => call_real!(
                     $sym,
@@ -219,7 +219,7 @@ pub unsafe extern "C" fn statx(
     let found = if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
         ksock_stat(dir)
     } else {
-        match ours(path) {
+        match ours_at(dir, path) {
             Some(p) => stat_ours(p),
             None => {
                 return call_real!(
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn faccessat(
     mode: c_int,
     flags: c_int,
 ) -> c_int {
-    match ours(path) {
+    match ours_at(dir, path) {
         Some(p) => done(stat_ours(p).map(|_| 0)),
         None => call_real!(
             real::FACCESSAT,

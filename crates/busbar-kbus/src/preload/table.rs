@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use busbar::{Bus, BusId, Errno};
@@ -77,6 +77,8 @@ pub(crate) struct Entry {
     pub nonblock: AtomicBool,
     /// The device number (N of `/dev/kbusN`).
     pub device: u32,
+    /// Its readiness as last seen (see `notify`).
+    pub seen: AtomicU8,
     /// fds referring to it (under the table lock).
     fds: AtomicU32,
 }
@@ -94,6 +96,11 @@ pub(crate) struct Watch {
     pub data: u64,
     /// `EPOLLONESHOT` fired: silent until the next `EPOLL_CTL_MOD`.
     pub disarmed: bool,
+    /// The bits last found ready (`EPOLLET` reports only new ones).
+    pub last: u32,
+    /// Messages queued when last looked at (`EPOLLET`: more means a new
+    /// arrival, reported even while the Ksock stays readable).
+    pub queued: u32,
 }
 
 /// Everything behind the lock.
@@ -150,6 +157,7 @@ impl Table {
             socket,
             nonblock: AtomicBool::new(false),
             device,
+            seen: AtomicU8::new(0),
             fds: AtomicU32::new(1),
         });
         self.ksocks.insert(socket, entry);

@@ -16,6 +16,7 @@ use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timev
 
 use super::fail;
 use super::fds::with_ksock;
+use super::notify;
 use super::real::{self, call_real};
 use super::table::{self, Table, Watch};
 
@@ -24,6 +25,8 @@ const WRITE_BITS: i16 = libc::POLLOUT | libc::POLLWRNORM;
 /// Marks our registrations of Ksock sockets in real epoll sets.
 const TAG: u64 = 0xB5B5_0000_0000_0000;
 const TAG_MASK: u64 = 0xFFFF_FFFF_0000_0000;
+/// Our registration of the notification eventfd in real epoll sets.
+const NOTIFY_TAG: u64 = TAG | 0xFFFF_FFFF;
 
 /// A Ksock's poll bits, of those in `events` (`POLLERR` if its daemon
 /// connection broke).
@@ -51,8 +54,18 @@ fn timespec_of(d: Duration) -> timespec {
 /// `ppoll` over `fds`, Ksocks included. Returns the count of fds with
 /// events, 0 at the deadline, or -1 with `errno`.
 fn wait_poll(fds: &mut [pollfd], deadline: Option<Instant>, mask: *const sigset_t) -> c_int {
+    let _waiting = notify::Waiting::new();
     let ksock: Vec<bool> = fds.iter().map(|p| table::is_ksock(p.fd)).collect();
     let mut real_fds = fds.to_vec();
+    // Last: the notification eventfd (another thread saw a Ksock change).
+    let notify_fd = notify::fd();
+    if let Some(fd) = notify_fd {
+        real_fds.push(pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
     loop {
         let mut ready = 0;
         let mut mine = vec![0i16; fds.len()];
@@ -63,6 +76,9 @@ fn wait_poll(fds: &mut [pollfd], deadline: Option<Instant>, mask: *const sigset_
                 real_fds[i].events = libc::POLLIN;
             }
             real_fds[i].revents = 0;
+        }
+        if let Some(n) = real_fds.get_mut(fds.len()) {
+            n.revents = 0;
         }
         let wait = if ready > 0 {
             Some(Duration::ZERO)
@@ -83,6 +99,12 @@ fn wait_poll(fds: &mut [pollfd], deadline: Option<Instant>, mask: *const sigset_
         );
         if r < 0 {
             return r;
+        }
+        if real_fds
+            .get(fds.len())
+            .is_some_and(|n| n.revents & libc::POLLIN != 0)
+        {
+            notify::take_one();
         }
         let mut count = 0;
         for (i, p) in fds.iter_mut().enumerate() {
@@ -352,6 +374,8 @@ pub unsafe extern "C" fn epoll_ctl(
             events: e.events,
             data: e.u64,
             disarmed: false,
+            last: 0,
+            queued: 0,
         })
     };
     // The real set watches the Ksock's socket for input, tagged.
@@ -367,6 +391,24 @@ pub unsafe extern "C" fn epoll_ctl(
         fd,
         &mut mine
     );
+    if r == 0 && !table::is_tracked_epoll(epfd) {
+        // The set now holds a Ksock: it also watches the notification
+        // eventfd (EEXIST if it already does: fine).
+        if let Some(nfd) = notify::fd() {
+            let mut ev = epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: NOTIFY_TAG,
+            };
+            call_real!(
+                real::EPOLL_CTL,
+                fn(c_int, c_int, c_int, *mut epoll_event) -> c_int,
+                epfd,
+                libc::EPOLL_CTL_ADD,
+                nfd,
+                &mut ev
+            );
+        }
+    }
     if r == 0 {
         Table::with(|t| {
             match watch {
@@ -395,57 +437,40 @@ fn wait_epoll(
     if out.is_null() || max <= 0 {
         return fail(Errno::EINVAL);
     }
+    let _waiting = notify::Waiting::new();
     let max = max as usize;
     let mut buf = vec![epoll_event { events: 0, u64: 0 }; max];
     loop {
-        let watches: Vec<(c_int, Watch)> = Table::with(|t| {
-            t.epolls
-                .get(&epfd)
-                .map(|s| s.iter().map(|(&fd, &w)| (fd, w)).collect())
-                .unwrap_or_default()
-        });
-        let mut ready = Vec::new();
-        for (fd, w) in watches {
-            if w.disarmed || ready.len() == max {
-                continue;
-            }
-            let bits = ksock_revents(fd, w.events as i16) as u32;
-            if bits != 0 {
-                ready.push(epoll_event {
-                    events: bits,
-                    u64: w.data,
-                });
-                if w.events & libc::EPOLLONESHOT as u32 != 0 {
-                    Table::with(|t| {
-                        if let Some(w) = t.epolls.get_mut(&epfd).and_then(|s| s.get_mut(&fd)) {
-                            w.disarmed = true;
-                        }
-                    });
-                }
-            }
-        }
-        let timeout = if ready.is_empty() {
-            remaining(deadline).map_or(-1, |d| {
-                d.as_millis().div_ceil(1).min(i32::MAX as u128) as c_int
-            })
-        } else {
+        let ready = ready_ksocks(epfd, max);
+        let got = if ready.len() == max {
             0
+        } else {
+            let timeout = if ready.is_empty() {
+                remaining(deadline).map_or(-1, |d| {
+                    d.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int
+                })
+            } else {
+                0
+            };
+            let r = call_real!(
+                real::EPOLL_PWAIT,
+                fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int,
+                epfd,
+                buf.as_mut_ptr(),
+                (max - ready.len()) as c_int,
+                timeout,
+                mask
+            );
+            if r < 0 && ready.is_empty() {
+                return r;
+            }
+            r.max(0) as usize
         };
-        let r = call_real!(
-            real::EPOLL_PWAIT,
-            fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int,
-            epfd,
-            buf.as_mut_ptr(),
-            (max - ready.len()).max(1) as c_int,
-            timeout,
-            mask
-        );
-        if r < 0 && ready.is_empty() {
-            return r;
-        }
-        let got = r.max(0) as usize;
+        let mut ready = ready;
         for e in &buf[..got] {
-            if e.u64 & TAG_MASK != TAG && ready.len() < max {
+            if e.u64 == NOTIFY_TAG {
+                notify::take_one();
+            } else if e.u64 & TAG_MASK != TAG {
                 ready.push(*e);
             }
         }
@@ -454,10 +479,59 @@ fn wait_epoll(
             unsafe { std::ptr::copy_nonoverlapping(ready.as_ptr(), out, ready.len()) };
             return ready.len() as c_int;
         }
-        if r == 0 || remaining(deadline).is_some_and(|d| d.is_zero()) {
+        if got == 0 || remaining(deadline).is_some_and(|d| d.is_zero()) {
             return 0;
         }
     }
+}
+
+/// The Ksocks of `epfd` with events to report now (at most `max`), as
+/// `EPOLLONESHOT` (once, until re-armed) and `EPOLLET` (only bits that were
+/// not ready the last time) say.
+fn ready_ksocks(epfd: c_int, max: usize) -> Vec<epoll_event> {
+    let watches: Vec<(c_int, Watch)> = Table::with(|t| {
+        t.epolls
+            .get(&epfd)
+            .map(|s| s.iter().map(|(&fd, &w)| (fd, w)).collect())
+            .unwrap_or_default()
+    });
+    let mut ready = Vec::new();
+    for (fd, w) in watches {
+        if w.disarmed || ready.len() == max {
+            continue;
+        }
+        let bits = ksock_revents(fd, w.events as i16) as u16 as u32;
+        let read_bits = (READ_BITS as u16 as u32) & bits;
+        let (fresh, queued) = if w.events & libc::EPOLLET as u32 != 0 {
+            // Edge: bits that were not ready, and input again if more is
+            // queued than last time (a new arrival).
+            let queued = if read_bits != 0 {
+                with_ksock(fd, |k, _| k.endpoint().stats())
+                    .map_or(w.queued, |s| s.queued + s.set_aside)
+            } else {
+                0
+            };
+            let arrival = if queued > w.queued { read_bits } else { 0 };
+            ((bits & !w.last) | arrival, queued)
+        } else {
+            (bits, 0)
+        };
+        let oneshot = fresh != 0 && w.events & libc::EPOLLONESHOT as u32 != 0;
+        Table::with(|t| {
+            if let Some(w) = t.epolls.get_mut(&epfd).and_then(|s| s.get_mut(&fd)) {
+                w.last = bits;
+                w.queued = queued;
+                w.disarmed |= oneshot;
+            }
+        });
+        if fresh != 0 {
+            ready.push(epoll_event {
+                events: fresh,
+                u64: w.data,
+            });
+        }
+    }
+    ready
 }
 
 /// # Safety
