@@ -2,8 +2,9 @@
  * kbus_abi.h: a minimal, self-written description of the KBUS device ABI
  * (x86-64 / LP64), for the tests of busbar's /dev/kbusN emulation.
  *
- * Written from the description of the ABI in the KBUS reference (kbus.md,
- * sections 1.3 and 2), not copied from KBUS's own header.
+ * Written from KBUS's documented ABI (the message layout, and open, write,
+ * read and the ioctls; docs/kbus.md in this repository says what busbar
+ * emulates), not copied from KBUS's own header.
  */
 #ifndef BUSBAR_TEST_KBUS_ABI_H
 #define BUSBAR_TEST_KBUS_ABI_H

@@ -6,8 +6,8 @@ Exit status 0 when every test passes (unittest's usual output on stderr).
 
 Only the standard library's os, fcntl, select, struct, ctypes, errno (and
 unittest, subprocess, sys, stat) are used: no KBUS or busbar package. The
-device ABI (header layout, ioctl numbers) is written out below from the
-KBUS reference. Names are "$.py.P<pid>.<test>", so runs can share a bus.
+device ABI (header layout, ioctl numbers) is written out below from KBUS's
+documented ABI (see docs/kbus.md). Names are "$.py.P<pid>.<test>", so runs can share a bus.
 """
 
 import ctypes
