@@ -189,9 +189,13 @@ impl Ksock {
         let Some((bytes, pos)) = &mut self.current else {
             return Ok(0);
         };
-        let n = max.min(bytes.len() - *pos);
-        if n == 0 {
+        let left = bytes.len() - *pos;
+        if left == 0 {
             self.current = None;
+            return Ok(0);
+        }
+        let n = max.min(left);
+        if n == 0 {
             return Ok(0);
         }
         mem.write(addr, &bytes[*pos..*pos + n])?;
@@ -600,6 +604,8 @@ mod tests {
         send(&mut tx, &mut m, &entire("$.Fred", b"again", 0, 0)).unwrap();
         rx.ioctl(Command::NextMsg, ARG, &mut m).unwrap();
         assert_eq!(rx.read(0xdead_0000, 8, &mut m), Err(Errno::EFAULT));
+        // A zero-length read consumes nothing and keeps the message.
+        assert_eq!(rx.read(m.base + 1024, 0, &mut m), Ok(0));
         assert_eq!(rx.read(m.base + 1024, 8, &mut m), Ok(8));
         assert_eq!(&m.bytes[1024..1028], b"Kbus");
     }
