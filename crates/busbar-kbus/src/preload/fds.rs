@@ -10,10 +10,39 @@ use super::real::{self, call_real};
 use super::table::{self, Entry, Table, contained, inside};
 use super::{done, fail};
 use crate::ioctl::Command;
-use crate::ksock::{Ksock, Memory, Mode};
+use crate::ksock::{Ksock, Memory, Mode, Readiness};
 
-/// Runs `f` on the Ksock behind `fd` (`EBADF` if it has closed).
+/// Runs `f` on the Ksock behind `fd` (`EBADF` if it has closed). If other
+/// threads wait on Ksocks and what `f` did changed this one's readiness,
+/// they are woken (see `notify`).
 pub(crate) fn with_ksock<T>(
+    fd: c_int,
+    f: impl FnOnce(&mut Ksock, &Entry) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    locked(fd, |ksock, entry| {
+        let r = f(ksock, entry);
+        if notify::anyone_waiting()
+            && let Ok(now) = ksock.readiness()
+        {
+            notify::observe(&entry.seen, now, false);
+        }
+        r
+    })
+}
+
+/// The Ksock's readiness for a waiter (the caller, counted in
+/// `notify::Waiting`), recorded as the readiness waiters last saw: a thread
+/// that changes it later wakes them (see `notify`).
+pub(crate) fn ksock_readiness(fd: c_int) -> Result<Readiness, Errno> {
+    locked(fd, |ksock, entry| {
+        let now = ksock.readiness()?;
+        notify::observe(&entry.seen, now, true);
+        Ok(now)
+    })
+}
+
+/// Runs `f` on the Ksock behind `fd` under its lock, as the library.
+fn locked<T>(
     fd: c_int,
     f: impl FnOnce(&mut Ksock, &Entry) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
@@ -22,15 +51,7 @@ pub(crate) fn with_ksock<T>(
         inside(|| {
             let mut g = entry.lock();
             let ksock = g.as_mut().ok_or(Errno::EBADF)?;
-            let r = f(ksock, &entry);
-            // Another thread may be waiting on this Ksock: if what we just
-            // did changed its readiness, it must hear of it.
-            if notify::anyone_waiting()
-                && let Ok(now) = ksock.readiness()
-            {
-                notify::observe(&entry.seen, now);
-            }
-            r
+            f(ksock, &entry)
         })
     })
 }

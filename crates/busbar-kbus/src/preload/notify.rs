@@ -68,13 +68,14 @@ pub(crate) fn take_one() {
 }
 
 /// Records a Ksock's readiness as last seen (`seen`); if it changed, wakes
-/// every waiter.
-pub(crate) fn observe(seen: &AtomicU8, r: Readiness) {
+/// every waiter (but the caller, if it is `waiting` itself: it acts on what
+/// it just saw).
+pub(crate) fn observe(seen: &AtomicU8, r: Readiness, waiting: bool) {
     let now = 0x80 | u8::from(r.readable) | (u8::from(r.writable) << 1);
     if seen.swap(now, Ordering::SeqCst) == now {
         return;
     }
-    let n = WAITERS.load(Ordering::SeqCst) as u64;
+    let n = (WAITERS.load(Ordering::SeqCst) - usize::from(waiting)) as u64;
     if n == 0 {
         return;
     }

@@ -15,7 +15,7 @@ use busbar::Errno;
 use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 use super::fail;
-use super::fds::with_ksock;
+use super::fds::{ksock_readiness, with_ksock};
 use super::notify;
 use super::real::{self, call_real};
 use super::table::{self, Table, Watch};
@@ -31,7 +31,7 @@ const NOTIFY_TAG: u64 = TAG | 0xFFFF_FFFF;
 /// A Ksock's poll bits, of those in `events` (`POLLERR` if its daemon
 /// connection broke).
 fn ksock_revents(fd: c_int, events: i16) -> i16 {
-    match with_ksock(fd, |k, _| k.readiness()) {
+    match ksock_readiness(fd) {
         Ok(r) => {
             (if r.readable { events & READ_BITS } else { 0 })
                 | (if r.writable { events & WRITE_BITS } else { 0 })
@@ -100,9 +100,12 @@ fn wait_poll(fds: &mut [pollfd], deadline: Option<Instant>, mask: *const sigset_
         if r < 0 {
             return r;
         }
-        if real_fds
-            .get(fds.len())
-            .is_some_and(|n| n.revents & libc::POLLIN != 0)
+        // A count is ours only if we slept: one seen in passing (a Ksock
+        // was already ready) is left for the waiter it was meant for.
+        if ready == 0
+            && real_fds
+                .get(fds.len())
+                .is_some_and(|n| n.revents & libc::POLLIN != 0)
         {
             notify::take_one();
         }
@@ -466,10 +469,14 @@ fn wait_epoll(
             }
             r.max(0) as usize
         };
+        let slept = ready.is_empty();
         let mut ready = ready;
         for e in &buf[..got] {
             if e.u64 == NOTIFY_TAG {
-                notify::take_one();
+                // Ours only if we slept (see `wait_poll`).
+                if slept {
+                    notify::take_one();
+                }
             } else if e.u64 & TAG_MASK != TAG {
                 ready.push(*e);
             }
