@@ -37,6 +37,11 @@ fn library() -> &'static Path {
 
 /// Compiles `tests/kbus/NAME.c` into `dir` with the system C compiler.
 fn compile(dir: &Path, name: &str) -> PathBuf {
+    compile_from(dir, Path::new(SOURCES), name)
+}
+
+/// Compiles `SRC/NAME.c` into `dir` with the system C compiler.
+fn compile_from(dir: &Path, src: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let r = Command::new(&cc)
@@ -52,7 +57,7 @@ fn compile(dir: &Path, name: &str) -> PathBuf {
         .arg(SOURCES)
         .arg("-o")
         .arg(&out)
-        .arg(Path::new(SOURCES).join(format!("{name}.c")))
+        .arg(src.join(format!("{name}.c")))
         .output()
         .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?}: {e}"));
     assert!(
@@ -155,6 +160,20 @@ fn replier_killed_requester_reads_gone_away() {
         rest.iter().any(|l| l.contains("$.KBUS.Replier.GoneAway")),
         "{rest:?}"
     );
+}
+
+/// Thousands of request/reply rounds between two processes, each waiting
+/// in `poll` (the benchmark program, here as a test): every wake-up
+/// arrives. (A Wake consumed by a second look at the Ksock once stalled
+/// this after a few thousand rounds.)
+#[test]
+fn request_reply_rounds_between_processes() {
+    let d = daemon("kbus-pingpong");
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../busbar-kbus/bench");
+    let prog = compile_from(&d.dir, &bench, "pingpong");
+    let o = kbus_command(&d, &prog, &["5000"]).output().unwrap();
+    assert_passed("pingpong 5000", &o);
+    assert!(stdout(&o).contains("KBUS request/reply"), "{}", stdout(&o));
 }
 
 /// What `busbar names` and `busbar stats --json` show of a KBUS program's

@@ -79,7 +79,10 @@ static struct hdr recv_msg(int k) {
         if (r < 0) die("NEXTMSG");
         if (r == 1) break;
         struct pollfd p = {k, POLLIN, 0};
-        if (poll(&p, 1, 10000) != 1) die("poll");
+        if (poll(&p, 1, 10000) != 1) {
+            fprintf(stderr, "pid %d: no message within 10 s\n", (int)getpid());
+            exit(1);
+        }
     }
     if (read(k, buf, len) != (ssize_t)len) die("read");
     struct hdr h;
@@ -104,6 +107,7 @@ int main(int argc, char **argv) {
     /* Raw baseline: a socketpair ping-pong between two processes. */
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) die("socketpair");
+    fflush(stdout);
     pid_t echo = fork();
     if (echo == 0) {
         char c[4];
@@ -127,6 +131,7 @@ int main(int argc, char **argv) {
     /* KBUS: a replier process and this requester, through /dev/kbus0. */
     int ready[2];
     if (pipe(ready) < 0) die("pipe");
+    fflush(stdout);
     pid_t replier = fork();
     if (replier == 0) {
         int k = open("/dev/kbus0", O_RDWR);
@@ -152,7 +157,12 @@ int main(int argc, char **argv) {
         t[i] = now_us() - t0;
     }
     close(k);
-    waitpid(replier, NULL, 0);
+    int status = 0;
+    waitpid(replier, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "the replier failed\n");
+        return 1;
+    }
     report("KBUS request/reply", t, rounds, &kbus);
     printf("ratio (p50): %.1fx the raw ping-pong\n", kbus / raw);
     return 0;
