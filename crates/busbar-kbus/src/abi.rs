@@ -179,12 +179,19 @@ pub fn entire_form(m: &Message) -> Vec<u8> {
         data_ptr: 0,
         end_guard: END_GUARD,
     };
-    let mut out = Vec::with_capacity(header.entire_len());
+    encode_entire(&header, m.name.as_bytes(), &m.data)
+}
+
+/// A message in entire form: `header` (its lengths as given, which should
+/// be those of `name` and `data`), the name NUL-padded to 4, the data
+/// zero-padded to 4, the end guard.
+pub fn encode_entire(header: &Header, name: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entire_len(name.len(), data.len()));
     out.extend_from_slice(&header.emit());
-    out.extend_from_slice(m.name.as_bytes());
-    out.resize(HEADER_LEN + padded_name_len(m.name.len()), 0);
-    out.extend_from_slice(&m.data);
-    out.resize(out.len() + padded_data_len(m.data.len()) - m.data.len(), 0);
+    out.extend_from_slice(name);
+    out.resize(HEADER_LEN + padded_name_len(name.len()), 0);
+    out.extend_from_slice(data);
+    out.resize(out.len() + padded_data_len(data.len()) - data.len(), 0);
     out.extend_from_slice(&END_GUARD.to_ne_bytes());
     out
 }

@@ -460,7 +460,7 @@ fn fits(endpoint: &Endpoint, device: &DeviceState, len: usize) -> Result<(), Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{END_GUARD, HEADER_LEN, START_GUARD, padded_data_len, padded_name_len};
+    use crate::abi::{END_GUARD, HEADER_LEN, START_GUARD, encode_entire, padded_name_len};
 
     /// Program memory for the tests: one arena at a fixed address.
     struct Arena {
@@ -536,13 +536,7 @@ mod tests {
             to,
             ..Header::default()
         };
-        let mut v = h.emit().to_vec();
-        v.extend_from_slice(name.as_bytes());
-        v.resize(HEADER_LEN + padded_name_len(name.len()), 0);
-        v.extend_from_slice(data);
-        v.resize(v.len() + padded_data_len(data.len()) - data.len(), 0);
-        v.extend_from_slice(&END_GUARD.to_ne_bytes());
-        v
+        encode_entire(&h, name.as_bytes(), data)
     }
 
     fn send(k: &mut Ksock, m: &mut Arena, bytes: &[u8]) -> Result<MessageId, Errno> {

@@ -180,7 +180,7 @@ fn check_header(h: &Header) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::entire_len;
+    use crate::abi::{encode_entire, entire_len};
 
     fn header(name_len: u32, data_len: u32) -> Header {
         Header {
@@ -193,13 +193,8 @@ mod tests {
     }
 
     fn entire(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut v = header(name.len() as u32, data.len() as u32).emit().to_vec();
-        v.extend_from_slice(name.as_bytes());
-        v.resize(HEADER_LEN + padded_name_len(name.len()), 0);
-        v.extend_from_slice(data);
-        v.resize(v.len() + padded_data_len(data.len()) - data.len(), 0);
-        v.extend_from_slice(&END_GUARD.to_ne_bytes());
-        v
+        let h = header(name.len() as u32, data.len() as u32);
+        encode_entire(&h, name.as_bytes(), data)
     }
 
     fn ok(_: usize) -> Result<(), Errno> {
@@ -306,6 +301,7 @@ mod props {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::abi::encode_entire;
 
     fn entire(name: &str, data: &[u8]) -> Vec<u8> {
         let h = Header {
@@ -315,13 +311,7 @@ mod props {
             data_len: data.len() as u32,
             ..Header::default()
         };
-        let mut v = h.emit().to_vec();
-        v.extend_from_slice(name.as_bytes());
-        v.resize(HEADER_LEN + padded_name_len(name.len()), 0);
-        v.extend_from_slice(data);
-        v.resize(v.len() + padded_data_len(data.len()) - data.len(), 0);
-        v.extend_from_slice(&END_GUARD.to_ne_bytes());
-        v
+        encode_entire(&h, name.as_bytes(), data)
     }
 
     proptest! {

@@ -41,11 +41,6 @@ pub(crate) fn classify(path: &[u8]) -> Option<Path> {
     }
 }
 
-/// The path behind a C string, if it is ours.
-pub(crate) fn ours(path: *const c_char) -> Option<Path> {
-    ours_at(libc::AT_FDCWD, path)
-}
-
 /// The path behind a C string, relative to directory fd `dir`, if it is
 /// ours. Only a path containing "kbus" costs more than a scan: it is made
 /// absolute (from the working directory, or `dir`) and normalised (`//`,
@@ -195,138 +190,41 @@ fn open_ours(path: Path, flags: c_int) -> c_int {
     }))
 }
 
-/// # Safety
-/// glibc's `open`: `path` is a C string.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    match ours(path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPEN,
-            fn(*const c_char, c_int, mode_t) -> c_int,
-            path,
-            flags,
-            mode
-        ),
-    }
+/// Defines glibc's `$name`: for one of our paths (`$path` relative to
+/// directory fd `$dir`), `$ours` with the path as `$found`; for any other,
+/// glibc's own function with the same arguments.
+macro_rules! path_hook {
+    ($name:ident, $sym:path, ($($p:ident: $t:ty),*) -> $r:ty, ($dir:expr, $path:ident), |$found:ident| $ours:expr) => {
+        /// # Safety
+        /// glibc's function of this name: `path` is a C string.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($p: $t),*) -> $r {
+            match ours_at($dir, $path) {
+                Some($found) => $ours,
+                None => call_real!($sym, fn($($t),*) -> $r, $($p),*),
+            }
+        }
+    };
 }
+pub(crate) use path_hook;
 
-/// # Safety
-/// glibc's `open64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    match ours(path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPEN64,
-            fn(*const c_char, c_int, mode_t) -> c_int,
-            path,
-            flags,
-            mode
-        ),
-    }
-}
-
-/// # Safety
-/// glibc's `openat`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn openat(
-    dir: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    match ours_at(dir, path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPENAT,
-            fn(c_int, *const c_char, c_int, mode_t) -> c_int,
-            dir,
-            path,
-            flags,
-            mode
-        ),
-    }
-}
-
-/// # Safety
-/// glibc's `openat64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn openat64(
-    dir: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    match ours_at(dir, path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPENAT64,
-            fn(c_int, *const c_char, c_int, mode_t) -> c_int,
-            dir,
-            path,
-            flags,
-            mode
-        ),
-    }
-}
-
-/// # Safety
-/// glibc's fortified `open`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
-    match ours(path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(real::OPEN_2, fn(*const c_char, c_int) -> c_int, path, flags),
-    }
-}
-
-/// # Safety
-/// glibc's fortified `open64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
-    match ours(path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPEN64_2,
-            fn(*const c_char, c_int) -> c_int,
-            path,
-            flags
-        ),
-    }
-}
-
-/// # Safety
-/// glibc's fortified `openat`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __openat_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
-    match ours_at(dir, path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPENAT_2,
-            fn(c_int, *const c_char, c_int) -> c_int,
-            dir,
-            path,
-            flags
-        ),
-    }
-}
-
-/// # Safety
-/// glibc's fortified `openat64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __openat64_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
-    match ours_at(dir, path) {
-        Some(p) => open_ours(p, flags),
-        None => call_real!(
-            real::OPENAT64_2,
-            fn(c_int, *const c_char, c_int) -> c_int,
-            dir,
-            path,
-            flags
-        ),
-    }
-}
+path_hook!(open, real::OPEN, (path: *const c_char, flags: c_int, mode: mode_t) -> c_int,
+    (libc::AT_FDCWD, path), |p| open_ours(p, flags));
+path_hook!(open64, real::OPEN64, (path: *const c_char, flags: c_int, mode: mode_t) -> c_int,
+    (libc::AT_FDCWD, path), |p| open_ours(p, flags));
+path_hook!(openat, real::OPENAT, (dir: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int,
+    (dir, path), |p| open_ours(p, flags));
+path_hook!(openat64, real::OPENAT64, (dir: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int,
+    (dir, path), |p| open_ours(p, flags));
+// The fortified forms (`_FORTIFY_SOURCE`).
+path_hook!(__open_2, real::OPEN_2, (path: *const c_char, flags: c_int) -> c_int,
+    (libc::AT_FDCWD, path), |p| open_ours(p, flags));
+path_hook!(__open64_2, real::OPEN64_2, (path: *const c_char, flags: c_int) -> c_int,
+    (libc::AT_FDCWD, path), |p| open_ours(p, flags));
+path_hook!(__openat_2, real::OPENAT_2, (dir: c_int, path: *const c_char, flags: c_int) -> c_int,
+    (dir, path), |p| open_ours(p, flags));
+path_hook!(__openat64_2, real::OPENAT64_2, (dir: c_int, path: *const c_char, flags: c_int) -> c_int,
+    (dir, path), |p| open_ours(p, flags));
 
 /// `fopen` of one of our paths: our `open`, then `fdopen`.
 fn fopen_ours(p: Path, mode: *const c_char) -> *mut FILE {
@@ -349,35 +247,10 @@ fn fopen_ours(p: Path, mode: *const c_char) -> *mut FILE {
     unsafe { libc::fdopen(fd, mode) }
 }
 
-/// # Safety
-/// glibc's `fopen`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
-    match ours(path) {
-        Some(p) => fopen_ours(p, mode),
-        None => call_real!(
-            real::FOPEN,
-            fn(*const c_char, *const c_char) -> *mut FILE,
-            path,
-            mode
-        ),
-    }
-}
-
-/// # Safety
-/// glibc's `fopen64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
-    match ours(path) {
-        Some(p) => fopen_ours(p, mode),
-        None => call_real!(
-            real::FOPEN64,
-            fn(*const c_char, *const c_char) -> *mut FILE,
-            path,
-            mode
-        ),
-    }
-}
+path_hook!(fopen, real::FOPEN, (path: *const c_char, mode: *const c_char) -> *mut FILE,
+    (libc::AT_FDCWD, path), |p| fopen_ours(p, mode));
+path_hook!(fopen64, real::FOPEN64, (path: *const c_char, mode: *const c_char) -> *mut FILE,
+    (libc::AT_FDCWD, path), |p| fopen_ours(p, mode));
 
 #[cfg(test)]
 mod tests {

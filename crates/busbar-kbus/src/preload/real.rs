@@ -80,6 +80,14 @@ syms! {
     FSTATAT = c"fstatat";
     FSTAT = c"fstat";
     FSTAT64 = c"fstat64";
+    XSTAT = c"__xstat";
+    XSTAT64 = c"__xstat64";
+    LXSTAT = c"__lxstat";
+    LXSTAT64 = c"__lxstat64";
+    FXSTAT = c"__fxstat";
+    FXSTAT64 = c"__fxstat64";
+    FXSTATAT = c"__fxstatat";
+    FXSTATAT64 = c"__fxstatat64";
     FSTATAT64 = c"fstatat64";
     STATX = c"statx";
     ACCESS = c"access";

@@ -5,7 +5,7 @@
 use busbar::Errno;
 use libc::{c_char, c_int, c_uint};
 
-use super::paths::{Path, empty, no_device, ours, ours_at};
+use super::paths::{Path, empty, no_device, ours_at, path_hook};
 use super::real::{self, call_real};
 use super::table::{self, Table, contained, inside};
 use super::{done, fail};
@@ -73,138 +73,92 @@ fn write_stat(mode: u32, minor: u32, buf: *mut libc::stat) -> c_int {
     0
 }
 
-macro_rules! stat_hook {
-    ($name:ident, $sym:path) => {
-        /// # Safety
-        /// glibc's function of this name.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(path: *const c_char, buf: *mut libc::stat) -> c_int {
-            match ours(path) {
-                Some(p) => fill_stat(p, buf),
-                None => call_real!($sym, fn(*const c_char, *mut libc::stat) -> c_int, path, buf),
-            }
-        }
-    };
+path_hook!(stat, real::STAT, (path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(stat64, real::STAT64, (path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(lstat, real::LSTAT, (path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(lstat64, real::LSTAT64, (path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+// Before glibc 2.33 these were the exported names (`_STAT_VER` first; one
+// `struct stat` on 64-bit Linux).
+path_hook!(__xstat, real::XSTAT, (ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(__xstat64, real::XSTAT64, (ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(__lxstat, real::LXSTAT, (ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(__lxstat64, real::LXSTAT64, (ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int,
+    (libc::AT_FDCWD, path), |p| fill_stat(p, buf));
+path_hook!(access, real::ACCESS, (path: *const c_char, mode: c_int) -> c_int,
+    (libc::AT_FDCWD, path), |p| done(stat_ours(p).map(|_| 0)));
+path_hook!(faccessat, real::FACCESSAT, (dir: c_int, path: *const c_char, mode: c_int, flags: c_int) -> c_int,
+    (dir, path), |p| done(stat_ours(p).map(|_| 0)));
+
+/// `fstatat` of one of our paths, or of a Ksock's own fd with
+/// `AT_EMPTY_PATH`; `None` for anything else.
+fn fstatat_ours(
+    dir: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> Option<c_int> {
+    if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+        return Some(ksock_fstat(dir, buf));
+    }
+    ours_at(dir, path).map(|p| fill_stat(p, buf))
 }
-stat_hook!(stat, real::STAT);
-stat_hook!(stat64, real::STAT64);
-stat_hook!(lstat, real::LSTAT);
-stat_hook!(lstat64, real::LSTAT64);
 
 macro_rules! fstatat_hook {
-    ($name:ident, $sym:path) => {
+    ($name:ident, $sym:path, $($ver:ident)?) => {
         /// # Safety
-        /// glibc's function of this name.
+        /// glibc's function of this name: `path` is a C string.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(
+            $($ver: c_int,)?
             dir: c_int,
             path: *const c_char,
             buf: *mut libc::stat,
             flags: c_int,
         ) -> c_int {
-            if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
-                return ksock_fstat(dir, buf);
-            }
-            match ours_at(dir, path) {
-                Some(p) => fill_stat(p, buf),
-                None => call_real!(
-                    $sym,
-                    fn(c_int, *const c_char, *mut libc::stat, c_int) -> c_int,
-                    dir,
-                    path,
-                    buf,
-                    flags
-                ),
-            }
+            fstatat_ours(dir, path, buf, flags).unwrap_or_else(|| {
+                call_real!($sym, fn($(stat_ver!($ver),)? c_int, *const c_char, *mut libc::stat, c_int) -> c_int,
+                    $($ver,)? dir, path, buf, flags)
+            })
         }
     };
 }
-fstatat_hook!(fstatat, real::FSTATAT);
 
 macro_rules! fstat_hook {
-    ($name:ident, $sym:path) => {
+    ($name:ident, $sym:path, $($ver:ident)?) => {
         /// # Safety
         /// glibc's function of this name.
         #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(fd: c_int, buf: *mut libc::stat) -> c_int {
+        pub unsafe extern "C" fn $name($($ver: c_int,)? fd: c_int, buf: *mut libc::stat) -> c_int {
             if table::is_ksock(fd) {
                 return ksock_fstat(fd, buf);
             }
-            call_real!($sym, fn(c_int, *mut libc::stat) -> c_int, fd, buf)
+            call_real!($sym, fn($(stat_ver!($ver),)? c_int, *mut libc::stat) -> c_int, $($ver,)? fd, buf)
         }
     };
 }
-fstat_hook!(fstat, real::FSTAT);
-fstat_hook!(fstat64, real::FSTAT64);
 
-macro_rules! fxstat_hook {
-    ($name:ident, $sym:path) => {
-        /// # Safety
-        /// glibc's pre-2.33 function of this name.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(_ver: c_int, fd: c_int, buf: *mut libc::stat) -> c_int {
-            if table::is_ksock(fd) {
-                return ksock_fstat(fd, buf);
-            }
-            call_real!($sym, fn(c_int, *mut libc::stat) -> c_int, fd, buf)
-        }
+/// The type of the `_STAT_VER` argument (`$ver` only marks its presence).
+macro_rules! stat_ver {
+    ($ver:ident) => {
+        c_int
     };
 }
-fxstat_hook!(__fxstat, real::FSTAT);
-fxstat_hook!(__fxstat64, real::FSTAT64);
-fstatat_hook!(fstatat64, real::FSTATAT64);
 
-macro_rules! xstat_hook {
-    ($name:ident, $sym:path) => {
-        /// # Safety
-        /// glibc's pre-2.33 function of this name (`_STAT_VER` is ignored:
-        /// there is one `struct stat` on 64-bit Linux).
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(
-            _ver: c_int,
-            path: *const c_char,
-            buf: *mut libc::stat,
-        ) -> c_int {
-            match ours(path) {
-                Some(p) => fill_stat(p, buf),
-                None => call_real!($sym, fn(*const c_char, *mut libc::stat) -> c_int, path, buf),
-            }
-        }
-    };
-}
-xstat_hook!(__xstat, real::STAT);
-xstat_hook!(__xstat64, real::STAT64);
-xstat_hook!(__lxstat, real::LSTAT);
-xstat_hook!(__lxstat64, real::LSTAT64);
-
-macro_rules! fxstatat_hook {
-    ($name:ident, $sym:path) => {
-        /// # Safety
-        /// glibc's pre-2.33 function of this name.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(
-            _ver: c_int,
-            dir: c_int,
-            path: *const c_char,
-            buf: *mut libc::stat,
-            flags: c_int,
-        ) -> c_int {
-            match ours_at(dir, path) {
-                Some(p) => fill_stat(p, buf),
-                None => call_real!(
-                    $sym,
-                    fn(c_int, *const c_char, *mut libc::stat, c_int) -> c_int,
-                    dir,
-                    path,
-                    buf,
-                    flags
-                ),
-            }
-        }
-    };
-}
-fxstatat_hook!(__fxstatat, real::FSTATAT);
-fxstatat_hook!(__fxstatat64, real::FSTATAT64);
+fstatat_hook!(fstatat, real::FSTATAT,);
+fstatat_hook!(fstatat64, real::FSTATAT64,);
+fstatat_hook!(__fxstatat, real::FXSTATAT, ver);
+fstatat_hook!(__fxstatat64, real::FXSTATAT64, ver);
+fstat_hook!(fstat, real::FSTAT,);
+fstat_hook!(fstat64, real::FSTAT64,);
+fstat_hook!(__fxstat, real::FXSTAT, ver);
+fstat_hook!(__fxstat64, real::FXSTAT64, ver);
 
 /// # Safety
 /// glibc's `statx`.
@@ -255,36 +209,4 @@ pub unsafe extern "C" fn statx(
     // SAFETY: `buf` is the caller's `struct statx`, checked non-NULL.
     unsafe { buf.write(st) };
     0
-}
-
-/// # Safety
-/// glibc's `access`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
-    match ours(path) {
-        Some(p) => done(stat_ours(p).map(|_| 0)),
-        None => call_real!(real::ACCESS, fn(*const c_char, c_int) -> c_int, path, mode),
-    }
-}
-
-/// # Safety
-/// glibc's `faccessat`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn faccessat(
-    dir: c_int,
-    path: *const c_char,
-    mode: c_int,
-    flags: c_int,
-) -> c_int {
-    match ours_at(dir, path) {
-        Some(p) => done(stat_ours(p).map(|_| 0)),
-        None => call_real!(
-            real::FACCESSAT,
-            fn(c_int, *const c_char, c_int, c_int) -> c_int,
-            dir,
-            path,
-            mode,
-            flags
-        ),
-    }
 }
