@@ -37,6 +37,7 @@ impl fmt::Display for EndpointId {
 /// reused; `HandleId::INVALID` (0) stands for a handle to a node that was
 /// destroyed before the message carrying it was sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
 pub struct HandleId(pub u64);
 
 impl HandleId {
