@@ -5,7 +5,8 @@
 #   scripts/install-c.sh [PREFIX]          (default /usr/local)
 #   BUSBAR_PROFILE=debug scripts/install-c.sh PREFIX   (install a debug build)
 #
-# Builds the library first (cargo build --release -p busbar-c). Then
+# Builds the library first (cargo build --release -p busbar-c), unless
+# BUSBAR_NO_BUILD=1 (the tests, which run after a build). Then
 #   cc app.c $(pkg-config --cflags --libs busbar)
 # works with PKG_CONFIG_PATH=PREFIX/lib/pkgconfig if PREFIX is not a
 # system one.
@@ -14,10 +15,12 @@ cd "$(dirname "$0")/.."
 
 prefix="${1:-/usr/local}"
 profile="${BUSBAR_PROFILE:-release}"
-if [ "$profile" = release ]; then
-    cargo build --release -p busbar-c --locked
-else
-    cargo build -p busbar-c --locked
+if [ -z "${BUSBAR_NO_BUILD:-}" ]; then
+    if [ "$profile" = release ]; then
+        cargo build --release -p busbar-c --locked
+    else
+        cargo build -p busbar-c --locked
+    fi
 fi
 target="${CARGO_TARGET_DIR:-target}/$profile"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"

@@ -2,15 +2,29 @@
 # The whole test suite: formatting, lints, every test (unit, conformance on
 # every transport, property, simulation, stress, doc tests, KBUS programs
 # under the preload library), and a build of the benchmarks and examples.
-# Needs the Rust toolchain, a C compiler (cc) and python3.
+# Needs the Rust toolchain, cc, c++, make, pkg-config, valgrind and python3
+# (as root on Debian, the missing ones are installed with apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-for tool in cargo cc python3; do
+# The C API and KBUS tests compile C programs (cc, c++, pkg-config), run
+# them under valgrind, and run a Python script.
+missing=()
+for tool in cc c++ make pkg-config valgrind python3; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing the test tools that are missing: ${missing[*]}"
+    declare -A package=([cc]=gcc [c++]=g++ [make]=make [pkg-config]=pkg-config [valgrind]=valgrind [python3]=python3)
+    packages=()
+    for t in "${missing[@]}"; do packages+=("${package[$t]}"); done
+    apt-get install -y -qq "${packages[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${packages[@]}" >/dev/null; }
+fi
+for tool in cargo cc c++ make pkg-config valgrind python3; do
     command -v "$tool" >/dev/null || {
-        echo "scripts/test.sh needs $tool on PATH (the KBUS tests compile C programs and run a Python script)" >&2
+        echo "scripts/test.sh needs $tool on PATH (install it: the C API and KBUS tests compile and run C programs, under valgrind, and a Python script)" >&2
         exit 1
     }
 done
@@ -22,7 +36,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo build (workspace: the busbar binary and libbusbar_kbus.so the tests run)"
+step "cargo build (workspace: the busbar binary, libbusbar_kbus.so and libbusbar_c.so the tests run)"
 cargo build --workspace --locked
 
 step "cargo test (workspace)"

@@ -468,7 +468,7 @@ int busbar_bus_find_replier(const struct busbar_bus *bus, const char *name, uint
 /**
  * The bus's settings. Errors: -ENOENT (no such bus), -EINVAL.
  */
-int busbar_bus_info(const struct busbar_bus *bus, struct busbar_bus_info *info);
+int busbar_bus_get_info(const struct busbar_bus *bus, struct busbar_bus_info *info);
 
 /**
  * The bus's counters in `*stats`, and the statistics of up to `capacity`
@@ -476,10 +476,10 @@ int busbar_bus_info(const struct busbar_bus *bus, struct busbar_bus_info *info);
  * 0); returns how many endpoints the bus has (so a second call with a
  * big enough array gets them all). Errors: -ENOENT, -EINVAL.
  */
-int busbar_bus_stats(const struct busbar_bus *bus,
-                     struct busbar_bus_stats *stats,
-                     struct busbar_endpoint_stats *endpoints,
-                     size_t capacity);
+int busbar_bus_get_stats(const struct busbar_bus *bus,
+                         struct busbar_bus_stats *stats,
+                         struct busbar_endpoint_stats *endpoints,
+                         size_t capacity);
 
 /**
  * Every binding on the bus, oldest first: `*bindings` gets an array of
@@ -613,6 +613,23 @@ int busbar_reply(const struct busbar_endpoint *ep,
                  struct busbar_msg_id *id);
 
 /**
+ * Replies to `request`, then waits up to `timeout_ms` for the next
+ * message, which `*next` gets: a replier's loop in one round trip through
+ * a daemon. `*reply_result` gets 0 if the reply was sent, or its negative
+ * errno (as busbar_reply: -EADDRNOTAVAIL if the requester has gone, ...);
+ * the wait happens even if the reply failed. Blocks unless `timeout_ms`
+ * is 0. Returns 0 with a message, -ETIMEDOUT (or -EAGAIN for timeout 0)
+ * with none, or another negative errno for a failure of the endpoint.
+ */
+int busbar_reply_then_recv(const struct busbar_endpoint *ep,
+                           const struct busbar_message *request,
+                           const uint8_t *data,
+                           size_t len,
+                           int timeout_ms,
+                           int *reply_result,
+                           struct busbar_message **next);
+
+/**
  * Sends a stateful request: to the same replier endpoint as `earlier` (a
  * reply from it, or an earlier stateful request). As busbar_send; -EPIPE
  * if another endpoint now holds the name, -EADDRNOTAVAIL if none does.
@@ -707,7 +724,8 @@ int busbar_set_monitor(const struct busbar_endpoint *ep, bool on, bool *previous
 /**
  * The endpoint's statistics.
  */
-int busbar_endpoint_stats(const struct busbar_endpoint *ep, struct busbar_endpoint_stats *stats);
+int busbar_endpoint_get_stats(const struct busbar_endpoint *ep,
+                              struct busbar_endpoint_stats *stats);
 
 /**
  * Creates a node owned by this endpoint; `*handle` gets our handle to it.

@@ -6,8 +6,8 @@ use busbar::{Bus, BusId, Errno, Quota};
 
 use crate::error::guard;
 use crate::types::{
-    busbar_binding, busbar_bus_info, busbar_bus_stats, busbar_endpoint_stats, busbar_quota,
-    c_str, put,
+    busbar_binding, busbar_bus_info, busbar_bus_stats, busbar_endpoint_stats, busbar_quota, c_str,
+    put,
 };
 
 /// A bus: in-process, or one bus of a busbar daemon. Opaque.
@@ -34,7 +34,7 @@ fn give(out: *mut *mut busbar_bus, bus: Bus) -> Result<c_int, Errno> {
 /// Makes a new in-process bus (bus 0 of a kernel in this process, no daemon
 /// needed). Free it with busbar_bus_free(). Errors: -EINVAL (out is NULL).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_in_process(out: *mut *mut busbar_bus) -> c_int {
+pub unsafe extern "C" fn busbar_bus_in_process(out: *mut *mut busbar_bus) -> c_int {
     guard(|| give(out, Bus::in_process()))
 }
 
@@ -46,7 +46,7 @@ pub extern "C" fn busbar_bus_in_process(out: *mut *mut busbar_bus) -> c_int {
 /// process does not trust; see BUSBAR_TRUSTED_UIDS), -ETIMEDOUT, -EUSERS,
 /// -ENFILE, -EMFILE (the daemon refused the connection), -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_connect(
+pub unsafe extern "C" fn busbar_bus_connect(
     socket_path: *const c_char,
     out: *mut *mut busbar_bus,
 ) -> c_int {
@@ -63,7 +63,7 @@ pub extern "C" fn busbar_bus_connect(
 /// Frees a bus handle (NULL is ignored). Endpoints opened from it stay
 /// usable; the connection closes when the last of them is closed.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_free(bus: *mut busbar_bus) {
+pub unsafe extern "C" fn busbar_bus_free(bus: *mut busbar_bus) {
     if !bus.is_null() {
         // SAFETY: a handle this library returned, freed once, as the header
         // requires.
@@ -73,7 +73,7 @@ pub extern "C" fn busbar_bus_free(bus: *mut busbar_bus) {
 
 /// The bus's id (0 for NULL).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_id(bus: *const busbar_bus) -> u32 {
+pub unsafe extern "C" fn busbar_bus_id(bus: *const busbar_bus) -> u32 {
     bus_ref(bus).map_or(0, |b| b.id().0)
 }
 
@@ -81,7 +81,7 @@ pub extern "C" fn busbar_bus_id(bus: *const busbar_bus) -> u32 {
 /// busbar_bus_free). Errors: -EINVAL; using a bus that does not exist
 /// fails later with -ENOENT.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_select(
+pub unsafe extern "C" fn busbar_bus_select(
     bus: *const busbar_bus,
     id: u32,
     out: *mut *mut busbar_bus,
@@ -94,7 +94,7 @@ pub extern "C" fn busbar_bus_select(
 /// privileged), -ENOMEM (the kernel holds as many buses as it may),
 /// -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_create(bus: *const busbar_bus, out: *mut *mut busbar_bus) -> c_int {
+pub unsafe extern "C" fn busbar_bus_create(bus: *const busbar_bus, out: *mut *mut busbar_bus) -> c_int {
     guard(|| give(out, bus_ref(bus)?.create_bus()?))
 }
 
@@ -103,7 +103,7 @@ pub extern "C" fn busbar_bus_create(bus: *const busbar_bus, out: *mut *mut busba
 /// old value. Privileged through a daemon. Errors: -EINVAL (out of range),
 /// -EPERM, -ENOENT (no such bus).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_set_max_message_size(
+pub unsafe extern "C" fn busbar_bus_set_max_message_size(
     bus: *const busbar_bus,
     bytes: u32,
     previous: *mut u32,
@@ -118,7 +118,7 @@ pub extern "C" fn busbar_bus_set_max_message_size(
 /// `*endpoint` is its id, or 0 if there is no replier. Errors: -EBADMSG
 /// (not a message name), -ENAMETOOLONG, -ENOENT, -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_find_replier(
+pub unsafe extern "C" fn busbar_bus_find_replier(
     bus: *const busbar_bus,
     name: *const c_char,
     endpoint: *mut u32,
@@ -132,7 +132,7 @@ pub extern "C" fn busbar_bus_find_replier(
 
 /// The bus's settings. Errors: -ENOENT (no such bus), -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_info(bus: *const busbar_bus, info: *mut busbar_bus_info) -> c_int {
+pub unsafe extern "C" fn busbar_bus_get_info(bus: *const busbar_bus, info: *mut busbar_bus_info) -> c_int {
     guard(|| {
         let i = bus_ref(bus)?.info()?;
         put(
@@ -154,7 +154,7 @@ pub extern "C" fn busbar_bus_info(bus: *const busbar_bus, info: *mut busbar_bus_
 /// 0); returns how many endpoints the bus has (so a second call with a
 /// big enough array gets them all). Errors: -ENOENT, -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_stats(
+pub unsafe extern "C" fn busbar_bus_get_stats(
     bus: *const busbar_bus,
     stats: *mut busbar_bus_stats,
     endpoints: *mut busbar_endpoint_stats,
@@ -190,7 +190,7 @@ pub extern "C" fn busbar_bus_stats(
 /// `*count` entries, which the caller frees with busbar_bindings_free().
 /// Errors: -ENOENT, -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_names(
+pub unsafe extern "C" fn busbar_bus_names(
     bus: *const busbar_bus,
     bindings: *mut *mut busbar_binding,
     count: *mut usize,
@@ -220,7 +220,7 @@ pub extern "C" fn busbar_bus_names(
 
 /// Frees what busbar_bus_names() returned (NULL is ignored).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bindings_free(bindings: *mut busbar_binding, count: usize) {
+pub unsafe extern "C" fn busbar_bindings_free(bindings: *mut busbar_binding, count: usize) {
     if bindings.is_null() {
         return;
     }
@@ -239,7 +239,7 @@ pub extern "C" fn busbar_bindings_free(bindings: *mut busbar_binding, count: usi
 /// (if not NULL) gets the old one. Privileged through a daemon. Errors:
 /// -EPERM, -ENOENT, -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bus_set_quota(
+pub unsafe extern "C" fn busbar_bus_set_quota(
     bus: *const busbar_bus,
     quota: *const busbar_quota,
     previous: *mut busbar_quota,

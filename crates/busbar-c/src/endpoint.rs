@@ -59,7 +59,7 @@ pub(crate) fn c_stats(s: &EndpointStats) -> busbar_endpoint_stats {
 /// Errors: -ENOENT (no such bus), -EMFILE (a daemon limit on endpoints),
 /// -ECONNREFUSED and the other errors of busbar_bus_connect, -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_endpoint_open(
+pub unsafe extern "C" fn busbar_endpoint_open(
     bus: *const busbar_bus,
     out: *mut *mut busbar_endpoint,
 ) -> c_int {
@@ -79,7 +79,7 @@ pub extern "C" fn busbar_endpoint_open(
 /// bus has done so. Returns 0, or -ECONNRESET if the daemon was gone
 /// (the handle is freed either way).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_endpoint_close(ep: *mut busbar_endpoint) -> c_int {
+pub unsafe extern "C" fn busbar_endpoint_close(ep: *mut busbar_endpoint) -> c_int {
     if ep.is_null() {
         return 0;
     }
@@ -91,7 +91,7 @@ pub extern "C" fn busbar_endpoint_close(ep: *mut busbar_endpoint) -> c_int {
 
 /// The endpoint's id, unique on its bus (0 for NULL).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_endpoint_id(ep: *const busbar_endpoint) -> u32 {
+pub unsafe extern "C" fn busbar_endpoint_id(ep: *const busbar_endpoint) -> u32 {
     ep_ref(ep).map_or(0, |e| e.id().0)
 }
 
@@ -101,7 +101,7 @@ pub extern "C" fn busbar_endpoint_id(ep: *const busbar_endpoint) -> u32 {
 /// (the pattern has a replier), -EAGAIN (bind events are on and a listener
 /// of them is full), -EMFILE (a daemon limit on bindings), -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_bind(
+pub unsafe extern "C" fn busbar_bind(
     ep: *const busbar_endpoint,
     pattern: *const c_char,
     replier: bool,
@@ -121,7 +121,7 @@ pub extern "C" fn busbar_bind(
 /// queued messages it caused. Errors: -EINVAL (no such binding), -EBADMSG,
 /// -ENAMETOOLONG, -EAGAIN.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_unbind(
+pub unsafe extern "C" fn busbar_unbind(
     ep: *const busbar_endpoint,
     pattern: *const c_char,
     replier: bool,
@@ -155,7 +155,7 @@ fn sent(id: *mut busbar_msg_id, r: Result<busbar::MessageId, Errno>) -> Result<c
 /// -ETOOMANYREFS (too many fds or handles), -EBADF (an fd not open),
 /// -EPERM (a forwarded id without privilege).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_send(
+pub unsafe extern "C" fn busbar_send(
     ep: *const busbar_endpoint,
     message: *const busbar_outgoing,
     id: *mut busbar_msg_id,
@@ -173,7 +173,7 @@ pub extern "C" fn busbar_send(
 /// to be delivered. Blocks. Errors: those of busbar_send, and -ETIMEDOUT
 /// (still pending at the timeout: it is discarded).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_send_wait(
+pub unsafe extern "C" fn busbar_send_wait(
     ep: *const busbar_endpoint,
     message: *const busbar_outgoing,
     timeout_ms: c_int,
@@ -193,7 +193,7 @@ pub extern "C" fn busbar_send_wait(
 /// Errors (nothing sent): -EINVAL (a message the API cannot read, such as a
 /// NULL name), -EBADF.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_send_batch(
+pub unsafe extern "C" fn busbar_send_batch(
     ep: *const busbar_endpoint,
     messages: *const busbar_outgoing,
     n: usize,
@@ -209,7 +209,10 @@ pub extern "C" fn busbar_send_batch(
         for (i, r) in ep_ref(ep)?.send_batch(batch)?.into_iter().enumerate() {
             if !results.is_null() {
                 // SAFETY: the caller's array holds `n` results.
-                put(unsafe { results.add(i) }, r.err().map_or(0, |e| -e.number()));
+                put(
+                    unsafe { results.add(i) },
+                    r.err().map_or(0, |e| -e.number()),
+                );
             }
             if let (false, Ok(id)) = (ids.is_null(), r) {
                 // SAFETY: the caller's array holds `n` ids.
@@ -227,7 +230,7 @@ fn bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], Errno> {
 
 /// Sends an announcement (to every listener of `name`). As busbar_send.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_announce(
+pub unsafe extern "C" fn busbar_announce(
     ep: *const busbar_endpoint,
     name: *const c_char,
     data: *const u8,
@@ -243,7 +246,7 @@ pub extern "C" fn busbar_announce(
 /// Sends a request (to the replier of `name`, and its listeners); wait for
 /// the reply with busbar_wait_reply or busbar_recv. As busbar_send.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_request(
+pub unsafe extern "C" fn busbar_request(
     ep: *const busbar_endpoint,
     name: *const c_char,
     data: *const u8,
@@ -260,7 +263,7 @@ pub extern "C" fn busbar_request(
 /// As busbar_send; -ECONNREFUSED if this endpoint may not answer it (not
 /// its replier, or answered already).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_reply(
+pub unsafe extern "C" fn busbar_reply(
     ep: *const busbar_endpoint,
     request: *const busbar_message,
     data: *const u8,
@@ -273,11 +276,44 @@ pub extern "C" fn busbar_reply(
     })
 }
 
+/// Replies to `request`, then waits up to `timeout_ms` for the next
+/// message, which `*next` gets: a replier's loop in one round trip through
+/// a daemon. `*reply_result` gets 0 if the reply was sent, or its negative
+/// errno (as busbar_reply: -EADDRNOTAVAIL if the requester has gone, ...);
+/// the wait happens even if the reply failed. Blocks unless `timeout_ms`
+/// is 0. Returns 0 with a message, -ETIMEDOUT (or -EAGAIN for timeout 0)
+/// with none, or another negative errno for a failure of the endpoint.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn busbar_reply_then_recv(
+    ep: *const busbar_endpoint,
+    request: *const busbar_message,
+    data: *const u8,
+    len: usize,
+    timeout_ms: c_int,
+    reply_result: *mut c_int,
+    next: *mut *mut busbar_message,
+) -> c_int {
+    guard(|| {
+        if next.is_null() {
+            return Err(Errno::EINVAL);
+        }
+        let (e, r, d) = (ep_ref(ep)?, message_ref(request)?, bytes(data, len)?);
+        let (sent, got) = e.reply_then_recv(r, d.to_vec(), timeout(timeout_ms))?;
+        put(reply_result, sent.err().map_or(0, |e| -e.number()));
+        let m = got.ok_or(if timeout_ms == 0 {
+            Errno::EAGAIN
+        } else {
+            Errno::ETIMEDOUT
+        })?;
+        give_message(next, m)
+    })
+}
+
 /// Sends a stateful request: to the same replier endpoint as `earlier` (a
 /// reply from it, or an earlier stateful request). As busbar_send; -EPIPE
 /// if another endpoint now holds the name, -EADDRNOTAVAIL if none does.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_stateful_request(
+pub unsafe extern "C" fn busbar_stateful_request(
     ep: *const busbar_endpoint,
     earlier: *const busbar_message,
     name: *const c_char,
@@ -288,10 +324,7 @@ pub extern "C" fn busbar_stateful_request(
     guard(|| {
         let (e, m) = (ep_ref(ep)?, message_ref(earlier)?);
         let (n, d) = (c_str(name)?, bytes(data, len)?);
-        sent(
-            id,
-            e.send(Outgoing::stateful_request(m, n, d.to_vec())),
-        )
+        sent(id, e.send(Outgoing::stateful_request(m, n, d.to_vec())))
     })
 }
 
@@ -301,7 +334,7 @@ pub extern "C" fn busbar_stateful_request(
 /// it or unbound). Blocks. Errors: those of busbar_send, -ETIMEDOUT (the
 /// reply will still come, into the ordinary queue).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_call(
+pub unsafe extern "C" fn busbar_call(
     ep: *const busbar_endpoint,
     name: *const c_char,
     data: *const u8,
@@ -323,7 +356,7 @@ pub extern "C" fn busbar_call(
 /// Errors: -EAGAIN (nothing queued, timeout 0), -ETIMEDOUT, -ECONNRESET
 /// (the daemon went away), -EINVAL.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_recv(
+pub unsafe extern "C" fn busbar_recv(
     ep: *const busbar_endpoint,
     timeout_ms: c_int,
     message: *mut *mut busbar_message,
@@ -347,7 +380,7 @@ pub extern "C" fn busbar_recv(
 /// other messages queued. Errors: -EAGAIN (not there yet, timeout 0),
 /// -ETIMEDOUT, -EINVAL (no such request of ours outstanding).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_wait_reply(
+pub unsafe extern "C" fn busbar_wait_reply(
     ep: *const busbar_endpoint,
     request: busbar_msg_id,
     timeout_ms: c_int,
@@ -370,14 +403,14 @@ pub extern "C" fn busbar_wait_reply(
 /// Drops the pending (`BUSBAR_ALL_OR_WAIT`) send: returns 1 if there was
 /// one, 0 if not.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_discard_send(ep: *const busbar_endpoint) -> c_int {
+pub unsafe extern "C" fn busbar_discard_send(ep: *const busbar_endpoint) -> c_int {
     guard(|| Ok(c_int::from(ep_ref(ep)?.discard_send()?)))
 }
 
 /// How a pending send ended: `*id` its id, `*result` 0 (delivered) or the
 /// negative errno. Errors: -EAGAIN (still pending, or none finished).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_take_send_outcome(
+pub unsafe extern "C" fn busbar_take_send_outcome(
     ep: *const busbar_endpoint,
     id: *mut busbar_msg_id,
     result: *mut c_int,
@@ -394,14 +427,14 @@ pub extern "C" fn busbar_take_send_outcome(
 /// endpoint has something to take (a message, or a send outcome). It
 /// belongs to the endpoint: do not close it. Errors: -EIO (out of fds).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_readiness_fd(ep: *const busbar_endpoint) -> c_int {
+pub unsafe extern "C" fn busbar_readiness_fd(ep: *const busbar_endpoint) -> c_int {
     guard(|| Ok(ep_ref(ep)?.readiness_fd()?.as_raw_fd()))
 }
 
 /// Sets the queue limit (at least 1: queued messages plus reserved reply
 /// slots); `*previous` gets the old one. Errors: -EINVAL (0).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_set_queue_limit(
+pub unsafe extern "C" fn busbar_set_queue_limit(
     ep: *const busbar_endpoint,
     limit: u32,
     previous: *mut u32,
@@ -415,7 +448,7 @@ pub extern "C" fn busbar_set_queue_limit(
 /// Turns "only once" on or off (one copy per message however many of our
 /// bindings match); `*previous` gets the old value.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_set_only_once(
+pub unsafe extern "C" fn busbar_set_only_once(
     ep: *const busbar_endpoint,
     on: bool,
     previous: *mut bool,
@@ -431,7 +464,7 @@ pub extern "C" fn busbar_set_only_once(
 /// `*previous` gets the old value. Privileged through a daemon. Errors:
 /// -EBUSY (the events do not fit in our queue), -EPERM.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_set_replier_bind_events(
+pub unsafe extern "C" fn busbar_set_replier_bind_events(
     ep: *const busbar_endpoint,
     on: bool,
     previous: *mut bool,
@@ -446,7 +479,7 @@ pub extern "C" fn busbar_set_replier_bind_events(
 /// anyone); `*previous` gets the old value. Privileged through a daemon.
 /// Errors: -EPERM.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_set_monitor(
+pub unsafe extern "C" fn busbar_set_monitor(
     ep: *const busbar_endpoint,
     on: bool,
     previous: *mut bool,
@@ -459,7 +492,7 @@ pub extern "C" fn busbar_set_monitor(
 
 /// The endpoint's statistics.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_endpoint_stats(
+pub unsafe extern "C" fn busbar_endpoint_get_stats(
     ep: *const busbar_endpoint,
     stats: *mut busbar_endpoint_stats,
 ) -> c_int {
@@ -472,7 +505,7 @@ pub extern "C" fn busbar_endpoint_stats(
 /// Creates a node owned by this endpoint; `*handle` gets our handle to it.
 /// Others get handles only from messages carrying it. Errors: -EDQUOT.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_create_node(ep: *const busbar_endpoint, handle: *mut u64) -> c_int {
+pub unsafe extern "C" fn busbar_create_node(ep: *const busbar_endpoint, handle: *mut u64) -> c_int {
     guard(|| {
         put(handle, ep_ref(ep)?.create_node()?.0);
         Ok(0)
@@ -482,7 +515,7 @@ pub extern "C" fn busbar_create_node(ep: *const busbar_endpoint, handle: *mut u6
 /// Drops one reference to one of our handles. Errors: -ENOENT (not ours),
 /// -EBUSY (the owner's last reference to a live node).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_release_handle(ep: *const busbar_endpoint, handle: u64) -> c_int {
+pub unsafe extern "C" fn busbar_release_handle(ep: *const busbar_endpoint, handle: u64) -> c_int {
     guard(|| ep_ref(ep)?.release_handle(HandleId(handle)).map(|()| 0))
 }
 
@@ -490,7 +523,7 @@ pub extern "C" fn busbar_release_handle(ep: *const busbar_endpoint, handle: u64)
 /// (`$.KBUS.Node.Destroyed`). Errors: -EPERM (one is not ours), -EINVAL
 /// (a duplicate, or already destroyed), -ENOENT.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_destroy_nodes(
+pub unsafe extern "C" fn busbar_destroy_nodes(
     ep: *const busbar_endpoint,
     handles: *const u64,
     n: usize,

@@ -36,7 +36,7 @@ fn texts() -> &'static HashMap<i32, (CString, CString)> {
 /// What an error means, as a sentence (static storage; never NULL).
 /// `err` may be negative (as functions return it) or positive.
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_strerror(err: c_int) -> *const c_char {
+pub unsafe extern "C" fn busbar_strerror(err: c_int) -> *const c_char {
     match texts().get(&err.saturating_abs()) {
         Some((text, _)) => text.as_ptr(),
         None => c"unknown error".as_ptr(),
@@ -46,7 +46,7 @@ pub extern "C" fn busbar_strerror(err: c_int) -> *const c_char {
 /// The errno's symbolic name, such as "EADDRNOTAVAIL" (static storage;
 /// "EUNKNOWN" for a number busbar does not use).
 #[unsafe(no_mangle)]
-pub extern "C" fn busbar_errno_name(err: c_int) -> *const c_char {
+pub unsafe extern "C" fn busbar_errno_name(err: c_int) -> *const c_char {
     match texts().get(&err.saturating_abs()) {
         Some((_, name)) => name.as_ptr(),
         None => c"EUNKNOWN".as_ptr(),

@@ -305,7 +305,11 @@ pub(crate) fn outgoing(m: &busbar_outgoing) -> Result<Outgoing, Errno> {
     let mut out = if to_handles.is_empty() {
         Outgoing::announcement(name, data)
     } else {
-        Outgoing::to_handles(to_handles.iter().map(|&h| HandleId(h)).collect(), name, data)
+        Outgoing::to_handles(
+            to_handles.iter().map(|&h| HandleId(h)).collect(),
+            name,
+            data,
+        )
     };
     out.flags = Flags(m.flags);
     out.to = busbar::EndpointId(m.to);
