@@ -94,7 +94,10 @@ pub unsafe extern "C" fn busbar_bus_select(
 /// privileged), -ENOMEM (the kernel holds as many buses as it may),
 /// -EINVAL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn busbar_bus_create(bus: *const busbar_bus, out: *mut *mut busbar_bus) -> c_int {
+pub unsafe extern "C" fn busbar_bus_create(
+    bus: *const busbar_bus,
+    out: *mut *mut busbar_bus,
+) -> c_int {
     guard(|| give(out, bus_ref(bus)?.create_bus()?))
 }
 
@@ -132,7 +135,10 @@ pub unsafe extern "C" fn busbar_bus_find_replier(
 
 /// The bus's settings. Errors: -ENOENT (no such bus), -EINVAL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn busbar_bus_get_info(bus: *const busbar_bus, info: *mut busbar_bus_info) -> c_int {
+pub unsafe extern "C" fn busbar_bus_get_info(
+    bus: *const busbar_bus,
+    info: *mut busbar_bus_info,
+) -> c_int {
     guard(|| {
         let i = bus_ref(bus)?.info()?;
         put(

@@ -51,7 +51,9 @@ pub unsafe extern "C" fn busbar_message_id(message: *const busbar_message) -> bu
 
 /// For a reply: the id of the request it answers.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn busbar_message_in_reply_to(message: *const busbar_message) -> busbar_msg_id {
+pub unsafe extern "C" fn busbar_message_in_reply_to(
+    message: *const busbar_message,
+) -> busbar_msg_id {
     with(message, |m| m.msg.in_reply_to.into())
 }
 
@@ -70,13 +72,17 @@ pub unsafe extern "C" fn busbar_message_from(message: *const busbar_message) -> 
 
 /// Original sender across bridges.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn busbar_message_orig_from(message: *const busbar_message) -> busbar_orig_from {
+pub unsafe extern "C" fn busbar_message_orig_from(
+    message: *const busbar_message,
+) -> busbar_orig_from {
     with(message, |m| m.msg.orig_from.into())
 }
 
 /// Final target across bridges.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn busbar_message_final_to(message: *const busbar_message) -> busbar_orig_from {
+pub unsafe extern "C" fn busbar_message_final_to(
+    message: *const busbar_message,
+) -> busbar_orig_from {
     with(message, |m| m.msg.final_to.into())
 }
 

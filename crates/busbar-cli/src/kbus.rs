@@ -53,6 +53,16 @@ pub fn exec(socket: Option<&Path>, program: &str, args: &[String]) -> String {
         Ok(l) => l,
         Err(e) => return e,
     };
+    // LD_PRELOAD splits its list at spaces and colons: such a path would be
+    // skipped by the loader (with only a warning), and the program would
+    // run without the emulation.
+    if lib.to_string_lossy().contains([' ', ':']) {
+        return format!(
+            "the path of {LIBRARY} ({}) contains a space or a colon, which LD_PRELOAD \
+             cannot hold: install it under a path without them",
+            lib.display()
+        );
+    }
     let preload = match std::env::var("LD_PRELOAD") {
         Ok(v) if !v.is_empty() => format!("{} {v}", lib.display()),
         _ => lib.display().to_string(),
@@ -60,6 +70,9 @@ pub fn exec(socket: Option<&Path>, program: &str, args: &[String]) -> String {
     let mut cmd = Command::new(program);
     cmd.args(args).env("LD_PRELOAD", preload);
     if let Some(s) = socket {
+        // Absolute: the program may change directory before it opens a
+        // device.
+        let s = std::path::absolute(s).unwrap_or_else(|_| s.to_owned());
         cmd.env("BUSBAR_SOCKET", s);
     }
     let e = cmd.exec();

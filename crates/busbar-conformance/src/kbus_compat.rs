@@ -125,9 +125,32 @@ pub fn anyone_may_answer_a_kbus_requester(make: &dyn Fn() -> Bus) {
     let req = next(&r2);
     r2.reply(&req, &b""[..]).unwrap();
     assert_eq!(next(&native).in_reply_to, id);
+    // A request still pending (ALL_OR_WAIT, its replier full) has reached no
+    // replier: nobody may answer it yet.
+    let r3 = open(&bus);
+    r3.bind_replier("$.svc3").unwrap();
+    r3.set_queue_limit(1).unwrap();
+    stranger.announce("$.fill", &b""[..]).unwrap();
+    r3.bind("$.fill").unwrap();
+    stranger.announce("$.fill", &b""[..]).unwrap();
+    let k2 = compat(&bus);
+    let wait = Outgoing::request("$.svc3", &b""[..])
+        .with_flags(busbar::Flags::ALL_OR_WAIT.with(busbar::Flags::WANT_A_REPLY));
+    assert_err(k2.send(wait), Errno::EAGAIN);
+    let pending = k2.stats().unwrap().pending_send.unwrap();
+    let mut early = Outgoing::announcement("$.svc3", &b""[..]);
+    early.in_reply_to = pending;
+    early.to = k2.id();
+    assert_err(stranger.send(early), Errno::ECONNREFUSED);
+    next(&r3); // room: the request is delivered, and only r3 may answer it
+    let req = next(&r3);
+    r3.reply(&req, &b""[..]).unwrap();
+    assert_eq!(k2.take_send_outcome().unwrap().unwrap().id, pending);
+    assert_eq!(next(&k2).in_reply_to, pending);
 }
 
-/// `list_bindings`: every binding, oldest first, with its owner.
+/// `list_bindings`: every binding, oldest first, with its owner (asked for
+/// a page at a time); `pattern_replier`: exact-pattern lookup.
 pub fn list_bindings(make: &dyn Fn() -> Bus) {
     let bus = make();
     let [a, b] = open_n(&bus);
@@ -136,7 +159,8 @@ pub fn list_bindings(make: &dyn Fn() -> Bus) {
     b.bind_replier("$.y").unwrap();
     a.bind("$.x.*").unwrap();
     let c = my_creds();
-    let info = |e: &busbar::Endpoint, replier, name: &str| BindingInfo {
+    let info = |id, e: &busbar::Endpoint, replier, name: &str| BindingInfo {
+        id,
         endpoint: e.id(),
         pid: c.pid,
         uid: c.uid,
@@ -146,14 +170,30 @@ pub fn list_bindings(make: &dyn Fn() -> Bus) {
     assert_eq!(
         bus.list_bindings().unwrap(),
         vec![
-            info(&a, false, "$.x.*"),
-            info(&b, true, "$.y"),
-            info(&a, false, "$.x.*")
+            info(1, &a, false, "$.x.*"),
+            info(2, &b, true, "$.y"),
+            info(3, &a, false, "$.x.*")
         ]
     );
     a.close().unwrap();
-    assert_eq!(bus.list_bindings().unwrap(), vec![info(&b, true, "$.y")]);
+    assert_eq!(bus.list_bindings().unwrap(), vec![info(2, &b, true, "$.y")]);
     assert_err(bus.bus(busbar::BusId(9)).list_bindings(), Errno::ENOENT);
+    // More than a page: all of them, in order.
+    let n = busbar::LIST_BINDINGS_PAGE * 2 + 3;
+    for i in 0..n {
+        b.bind(&format!("$.p{i}")).unwrap();
+    }
+    let all = bus.list_bindings().unwrap();
+    assert_eq!(all.len(), n + 1);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(&*all[n].name, format!("$.p{}", n - 1));
+    // The exact pattern's replier, no wildcard resolution.
+    b.bind_replier("$.w.*").unwrap();
+    assert_eq!(bus.pattern_replier("$.y").unwrap(), Some(b.id()));
+    assert_eq!(bus.pattern_replier("$.w.*").unwrap(), Some(b.id()));
+    assert_eq!(bus.pattern_replier("$.w.z").unwrap(), None);
+    assert_eq!(bus.find_replier("$.w.z").unwrap(), Some(b.id()));
+    assert_err(bus.pattern_replier("bad"), Errno::EBADMSG);
 }
 
 /// `Bus::info`: the bus's settings and the number of buses.

@@ -151,14 +151,45 @@ impl Ksock {
         }
     }
 
-    /// `write` from the program's buffer at `addr` (`EFAULT` if it cannot
-    /// be read).
+    /// `write` from the program's buffer at `addr`. As KBUS, only what the
+    /// message can take is copied (the rest of it, and one byte more, which
+    /// is `EMSGSIZE`): a huge `len` costs nothing. `EFAULT` if the buffer
+    /// cannot be read (the partly written message is gone, as after any
+    /// write error).
     pub fn write_from(&mut self, addr: u64, len: usize, mem: &dyn Memory) -> Result<usize, Errno> {
         if !self.can_write {
             return Err(Errno::EBADF);
         }
-        let bytes = mem.read(addr, len)?;
-        self.write(&bytes)
+        if self.sending {
+            return Err(Errno::EALREADY);
+        }
+        let mut done = 0;
+        while done < len {
+            // The header first (it says how big the message is), then the
+            // rest of the message plus one byte.
+            let header_pending = self.writer.room() > 0 && !self.writer.has_header();
+            let want = if header_pending {
+                self.writer.room()
+            } else {
+                self.writer.room().saturating_add(1)
+            };
+            let take = want.min(len - done);
+            let bytes = match mem.read(addr + done as u64, take) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.writer.discard();
+                    return Err(e);
+                }
+            };
+            self.write(&bytes)?;
+            done += take;
+            if !header_pending {
+                // Everything the message could take went in; any more would
+                // have been the EMSGSIZE byte, which `write` refused.
+                break;
+            }
+        }
+        Ok(len)
     }
 
     /// `write`: appends to the message being written.
@@ -257,19 +288,20 @@ impl Ksock {
             Command::KsockId => put_u32(mem, arg, self.endpoint.id().0).map(|()| 0),
             Command::Replier => {
                 let (_, name) = name_arg(mem, arg, Errno::ENAMETOOLONG)?;
-                // KBUS's query is by exact name: no wildcard resolution.
-                let found = self
-                    .endpoint
-                    .bus()
-                    .list_bindings()?
-                    .into_iter()
-                    .find(|b| b.replier && *b.name == *name)
-                    .map_or(0, |b| b.endpoint.0);
+                // KBUS's query is by exact name: no wildcard resolution,
+                // and an invalid name is simply not bound.
+                let found = match self.endpoint.bus().pattern_replier(&name) {
+                    Ok(r) => r.map_or(0, |e| e.0),
+                    Err(Errno::EBADMSG | Errno::ENAMETOOLONG) => 0,
+                    Err(e) => return Err(e),
+                };
                 put_u32(mem, arg, found)?;
                 Ok(i32::from(found != 0))
             }
             Command::NextMsg => {
                 self.current = None;
+                // A length we could not write back would lose the message.
+                put_u32(mem, arg, 0)?;
                 match self.endpoint.try_recv()? {
                     Some(m) => {
                         let bytes = entire_form(&m);

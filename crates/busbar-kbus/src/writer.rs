@@ -45,9 +45,25 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// Is the header complete (and checked)?
+    pub fn has_header(&self) -> bool {
+        self.header.is_some()
+    }
+
     /// Has nothing been written since the last message was sent or dropped?
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+
+    /// How many more bytes the message takes before it is complete: the
+    /// rest of the header while it is incomplete (then ask again), else the
+    /// rest of the message (0 once complete).
+    pub fn room(&self) -> usize {
+        match self.header {
+            None => HEADER_LEN - self.buf.len(),
+            Some(_) if self.finished => 0,
+            Some(h) => h.entire_len() - self.buf.len(),
+        }
     }
 
     /// Drops the message being written.

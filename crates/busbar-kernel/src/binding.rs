@@ -11,7 +11,7 @@
 //! the longest prefix wins (there is at most one replier per pattern string,
 //! hence per prefix and kind).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::name::{PatternKind, any_words_prefixes, parent};
@@ -55,6 +55,8 @@ fn slot(kind: PatternKind) -> usize {
 #[derive(Debug)]
 pub(crate) struct BindingIndex {
     bindings: HashMap<BindingId, Binding, Hasher>,
+    /// Every binding id, in bind order (for listing, page by page).
+    order: BTreeSet<BindingId>,
     next_id: BindingId,
     /// Listener bindings by kind, then prefix; in binding order.
     listeners: [HashMap<Arc<str>, Vec<Target>, Hasher>; 3],
@@ -68,6 +70,7 @@ impl BindingIndex {
         let h = || hasher.clone();
         Self {
             bindings: HashMap::with_hasher(h()),
+            order: BTreeSet::new(),
             next_id: 1,
             listeners: [(); 3].map(|_| HashMap::with_hasher(h())),
             repliers: [(); 3].map(|_| HashMap::with_hasher(h())),
@@ -79,9 +82,11 @@ impl BindingIndex {
         self.bindings.get(&id)
     }
 
-    /// Every binding, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&BindingId, &Binding)> {
-        self.bindings.iter()
+    /// The bindings made after binding `after`, oldest first.
+    pub(crate) fn after(&self, after: BindingId) -> impl Iterator<Item = (BindingId, &Binding)> {
+        self.order
+            .range(after.saturating_add(1)..)
+            .filter_map(|&id| self.bindings.get(&id).map(|b| (id, b)))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -121,12 +126,14 @@ impl BindingIndex {
                 .push(target);
         }
         self.bindings.insert(id, binding);
+        self.order.insert(id);
         id
     }
 
     /// Removes a binding.
     pub(crate) fn remove(&mut self, id: BindingId) -> Option<Binding> {
         let b = self.bindings.remove(&id)?;
+        self.order.remove(&id);
         let s = slot(b.kind);
         if b.replier {
             self.repliers[s].remove(&*b.prefix);
@@ -151,6 +158,7 @@ impl BindingIndex {
             let Some(b) = self.bindings.remove(&id) else {
                 continue;
             };
+            self.order.remove(&id);
             let s = slot(b.kind);
             if b.replier {
                 self.repliers[s].remove(&*b.prefix);

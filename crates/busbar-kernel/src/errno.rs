@@ -74,6 +74,8 @@ errnos! {
     EFAULT = 14, "bad address";
     /// A recipient's queue is full.
     EBUSY = 16, "a recipient's queue is full";
+    /// A device used as a directory (KBUS device emulation).
+    ENOTDIR = 20, "not a directory";
     /// An argument is invalid (bad flags, no such binding, a limit out of range).
     EINVAL = 22, "invalid argument";
     /// The daemon has too many connections (its `max_connections` limit).

@@ -71,7 +71,9 @@ pub use name::MAX_NAME_LEN;
 pub use ops::{
     BindArgs, OpCode, Operations, Request, Response, Scope, SendArgs, SendOutcome, SendResult,
 };
-pub use stats::{BindingInfo, BusInfo, BusStats, EndpointStats, Quota, QuotaStats, UserUsage};
+pub use stats::{
+    BindingInfo, BusInfo, BusStats, EndpointStats, LIST_BINDINGS_PAGE, Quota, QuotaStats, UserUsage,
+};
 
 /// The hasher of every table in the kernel, seeded from host entropy (so a
 /// daemon's tables resist crafted names, and a simulation stays reproducible).

@@ -78,10 +78,12 @@ macro_rules! operation_table {
             25 => QuotaStats(()) -> $crate::QuotaStats, bus, quota_stats, [ENOENT], [];
             /// Switches this endpoint to KBUS's observable rules (see `docs/kbus.md`): its sends that fail after validation still take a serial, its messages are measured in KBUS's entire form, its requests reach the most recently bound of equal wildcard repliers. Returns the previous value.
             26 => SetKbusCompat(bool) -> bool, endpoint, set_kbus_compat, [ENOENT], [];
-            /// Every binding on the bus, oldest first, with its endpoint's owner.
-            27 => ListBindings(()) -> Vec<$crate::BindingInfo>, bus, list_bindings, [ENOENT], [];
+            /// The bus's bindings made after binding `after` (0: from the first), oldest first, at most `LIST_BINDINGS_PAGE` of them, with their endpoints' owners; fewer means the end.
+            27 => ListBindings(u64) -> Vec<$crate::BindingInfo>, bus, list_bindings, [ENOENT], [];
             /// The bus's settings, and how many buses the kernel has: cheap (no per-endpoint data), so a client can ask before each large write.
             28 => BusInfo(()) -> $crate::BusInfo, bus, bus_info, [ENOENT], [];
+            /// The replier bound to exactly this pattern string (no wildcard resolution: KBUS's `REPLIER` query).
+            29 => PatternReplier(std::sync::Arc<str>) -> Option<$crate::EndpointId>, bus, pattern_replier, [ENOENT, EBADMSG, ENAMETOOLONG], [];
         }
     };
 }

@@ -46,9 +46,16 @@ pub struct EndpointStats {
     pub kbus_compat: bool,
 }
 
+/// How many bindings one [`crate::OpCode::ListBindings`] returns at most
+/// (so one answer stays small whatever the bus holds).
+pub const LIST_BINDINGS_PAGE: usize = 256;
+
 /// One binding, as [`crate::OpCode::ListBindings`] reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BindingInfo {
+    /// The binding's id (increasing in bind order; the cursor of the next
+    /// page).
+    pub id: u64,
     /// The endpoint that bound.
     pub endpoint: EndpointId,
     /// Its owner's process id.

@@ -390,6 +390,7 @@ struct_wire!(EndpointStats {
     kbus_compat: bool,
 });
 struct_wire!(BindingInfo {
+    id: u64,
     endpoint: EndpointId,
     pid: u32,
     uid: u32,

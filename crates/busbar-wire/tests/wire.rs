@@ -240,8 +240,9 @@ fn samples() -> Vec<(Request, Response)> {
         ),
         (Request::SetKbusCompat(true), Response::SetKbusCompat(false)),
         (
-            Request::ListBindings(()),
+            Request::ListBindings(7),
             Response::ListBindings(vec![BindingInfo {
+                id: 8,
                 endpoint: EndpointId(3),
                 pid: 4,
                 uid: 5,
@@ -258,6 +259,10 @@ fn samples() -> Vec<(Request, Response)> {
                 absolute_max_message_size: 400,
                 replier_bind_events: true,
             }),
+        ),
+        (
+            Request::PatternReplier("$.a.*".into()),
+            Response::PatternReplier(Some(EndpointId(4))),
         ),
     ];
     // Every operation has a sample.

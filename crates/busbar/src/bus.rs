@@ -136,9 +136,30 @@ impl Bus {
         self.calls().quota_stats(self.id, EndpointId::BUS, ())
     }
 
-    /// Every binding on the bus, oldest first, with its endpoint's owner.
+    /// Every binding on the bus, oldest first, with its endpoint's owner
+    /// (asked for [`busbar_kernel::LIST_BINDINGS_PAGE`] at a time: on a
+    /// busy bus the list is a sequence of snapshots, not one).
     pub fn list_bindings(&self) -> Result<Vec<BindingInfo>, Errno> {
-        self.calls().list_bindings(self.id, EndpointId::BUS, ())
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |b: &BindingInfo| b.id);
+            let page = self
+                .calls()
+                .list_bindings(self.id, EndpointId::BUS, after)?;
+            let done = page.len() < busbar_kernel::LIST_BINDINGS_PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The replier bound to exactly this pattern string, without wildcard
+    /// resolution (KBUS's `REPLIER` query); [`Self::find_replier`] says who
+    /// a request would reach.
+    pub fn pattern_replier(&self, pattern: &str) -> Result<Option<EndpointId>, Errno> {
+        self.calls()
+            .pattern_replier(self.id, EndpointId::BUS, pattern.into())
     }
 
     /// The bus's settings and the number of buses (`ENOENT` if this bus

@@ -120,17 +120,20 @@ impl ConnState {
     }
 
     /// Buffers whatever has arrived, without blocking (file it with
-    /// `Conn::file_frames`).
-    fn read_nonblocking(&mut self, stream: &UnixStream) {
+    /// `Conn::file_frames`). Returns whether the daemon closed the
+    /// connection (then, once what came before is filed, it is dead).
+    fn read_nonblocking(&mut self, stream: &UnixStream) -> bool {
         let mut buf = [0u8; 4096];
         let mut fds = Vec::new();
         while let Ok(n) = busbar_sys::recv_with_fds(stream, &mut buf, &mut fds, true) {
             if n == 0 {
-                break;
+                self.fds_in.extend(fds);
+                return true;
             }
             self.reader.buffer().extend_from_slice(&buf[..n]);
         }
         self.fds_in.extend(fds);
+        false
     }
 
     /// Gives each message in a response the fds that came with it; false if
@@ -600,8 +603,12 @@ impl Link for RemoteLink {
         let mut st = self.conn.lock();
         // A thread in a call is reading the socket and files what comes.
         if !st.reading {
-            st.read_nonblocking(&self.conn.socket);
+            let closed = st.read_nonblocking(&self.conn.socket);
             self.conn.file_frames(&mut st);
+            if closed {
+                // Killed without a Goodbye: dead, not merely quiet.
+                st.die(Errno::ECONNRESET);
+            }
         }
         match st.dead {
             Some(e) => Err(e),

@@ -8,6 +8,7 @@ use super::memory::ProcessMemory;
 use super::notify;
 use super::real::{self, call_real};
 use super::table::{self, Entry, Table, contained, inside};
+use super::wait;
 use super::{done, fail};
 use crate::ioctl::Command;
 use crate::ksock::{Ksock, Memory, Mode, Readiness};
@@ -193,13 +194,15 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> s
         Ok(v) => v,
         Err(e) => return fail(e) as ssize_t,
     };
-    let gathered: Result<Vec<u8>, Errno> =
-        v.iter().try_fold(Vec::new(), |mut all, &(base, len)| {
-            all.extend(ProcessMemory.read(base, len)?);
-            Ok(all)
-        });
-    match gathered.and_then(|all| with_ksock(fd, |k, _| k.write(&all))) {
-        Ok(n) => n as ssize_t,
+    // As that many writes, each copying only what the message can take.
+    let r = with_ksock(fd, |k, _| {
+        v.iter().try_fold(0usize, |total, &(base, len)| {
+            k.write_from(base, len, &ProcessMemory)
+                .map(|n| total.saturating_add(n))
+        })
+    });
+    match r {
+        Ok(n) => n.min(isize::MAX as usize) as ssize_t,
         Err(e) => fail(e) as ssize_t,
     }
 }
@@ -248,24 +251,36 @@ fn read_int_arg(arg: usize) -> Result<bool, Errno> {
     Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) != 0)
 }
 
+/// Forgets Ksock fd `fd` and takes it out of the epoll sets holding it;
+/// if it was the Ksock's last fd, closes the Ksock (the bus answers what
+/// it owed, and the endpoint closes its socket). Returns that socket, or
+/// `None` if `fd` was not a Ksock.
+fn forget(fd: c_int) -> Option<c_int> {
+    let (entry, last, sets) = Table::with(|t| {
+        let sets = t.sets_holding(fd);
+        t.remove(fd).map(|(e, last)| (e, last, sets))
+    })?;
+    wait::forget_in_epolls(fd, &sets);
+    if last && let Some(k) = inside(|| entry.lock().take()) {
+        let _ = inside(|| k.close());
+    }
+    Some(entry.socket)
+}
+
+/// Forgets Ksock fd `fd`, which is about to be closed past our `close`
+/// (by glibc's `fclose`).
+pub(crate) fn release(fd: c_int) {
+    forget(fd);
+}
+
 /// Closes the Ksock fd `fd` (KBUS's release when it is the last).
 fn ksock_close(fd: c_int) -> c_int {
-    let Some((entry, last)) = Table::with(|t| t.remove(fd)) else {
+    let Some(socket) = forget(fd) else {
         return fail(Errno::EBADF);
     };
-    if last {
-        // Closes the endpoint (the bus answers what it owed) and its
-        // socket, which is `entry.socket`.
-        let ksock = inside(|| entry.lock().take());
-        if let Some(k) = ksock {
-            let _ = inside(|| k.close());
-        }
-        if fd == entry.socket {
-            return 0;
-        }
-    } else if fd == entry.socket {
-        // Other fds still use the Ksock, whose connection is this socket:
-        // it stays open until the last of them closes.
+    if fd == socket {
+        // The endpoint's own socket: closed with the Ksock, or kept open
+        // (the number stays in use) while a `dup` still uses the Ksock.
         return 0;
     }
     call_real!(real::CLOSE, fn(c_int) -> c_int, fd)
@@ -275,6 +290,7 @@ fn ksock_close(fd: c_int) -> c_int {
 /// glibc's `close`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    // (epoll sets are untracked here and in dup2/dup3/close_range.)
     if table::is_ksock(fd) {
         return ksock_close(fd);
     }
@@ -288,23 +304,65 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 /// glibc's `close_range`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
-        let top = last.min(table::MAX_FD as c_uint - 1);
-        let mut fd = first;
-        while fd <= top {
-            if table::is_ksock(fd as c_int) {
-                ksock_close(fd as c_int);
-            }
-            fd += 1;
+    let real = |a: c_uint, b: c_uint| {
+        call_real!(
+            real::CLOSE_RANGE,
+            fn(c_uint, c_uint, c_int) -> c_int,
+            a,
+            b,
+            flags
+        )
+    };
+    if !table::any_ksocks() || flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 || first > last {
+        return real(first, last);
+    }
+    let top = last.min(table::MAX_FD as c_uint - 1);
+    for fd in first..=top.max(first) {
+        if fd > top {
+            break;
+        }
+        if table::is_ksock(fd as c_int) {
+            ksock_close(fd as c_int);
+        } else if table::is_tracked_epoll(fd as c_int) {
+            Table::with(|t| t.track_epoll(fd as c_int, false));
         }
     }
-    call_real!(
-        real::CLOSE_RANGE,
-        fn(c_uint, c_uint, c_int) -> c_int,
-        first,
-        last,
-        flags
-    )
+    // The sockets of Ksocks still open through a `dup` stay open: close
+    // the rest of the range around them.
+    let mut keep: Vec<c_uint> = Table::with(|t| t.live_sockets())
+        .into_iter()
+        .filter_map(|s| c_uint::try_from(s).ok())
+        .filter(|s| (first..=last).contains(s))
+        .collect();
+    keep.sort_unstable();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            let r = real(from, k - 1);
+            if r < 0 {
+                return r;
+            }
+        }
+        from = k.saturating_add(1);
+    }
+    // (Kept sockets are below MAX_FD, so `from` never wrapped.)
+    if from <= last {
+        return real(from, last);
+    }
+    0
+}
+
+/// `new` is about to be replaced by `dup2`/`dup3`: a Ksock there is closed,
+/// an epoll set there forgotten.
+fn replacing(old: c_int, new: c_int) {
+    if old == new {
+        return;
+    }
+    if table::is_ksock(new) {
+        ksock_close(new);
+    } else if table::is_tracked_epoll(new) {
+        Table::with(|t| t.track_epoll(new, false));
+    }
 }
 
 /// After a successful dup of Ksock `old` onto `new`, files `new`.
@@ -332,9 +390,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 /// glibc's `dup2`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    if old != new && table::is_ksock(new) {
-        ksock_close(new);
-    }
+    replacing(old, new);
     let r = call_real!(real::DUP2, fn(c_int, c_int) -> c_int, old, new);
     if old != new && table::is_ksock(old) {
         dup_done(old, r)
@@ -347,9 +403,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// glibc's `dup3`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if old != new && table::is_ksock(new) {
-        ksock_close(new);
-    }
+    replacing(old, new);
     let r = call_real!(
         real::DUP3,
         fn(c_int, c_int, c_int) -> c_int,

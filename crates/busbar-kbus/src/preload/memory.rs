@@ -23,11 +23,13 @@ fn refused() -> bool {
     e == libc::ENOSYS || e == libc::EPERM
 }
 
-impl Memory for ProcessMemory {
-    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
-        let mut out = vec![0u8; len];
+impl ProcessMemory {
+    /// Fills `out` from `addr`, allocating nothing (safe in a `vfork` child
+    /// and a signal handler). `EFAULT` if it cannot all be read.
+    pub(crate) fn read_into(addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let len = out.len();
         if len == 0 {
-            return Ok(out);
+            return Ok(());
         }
         if addr == 0 {
             return Err(Errno::EFAULT);
@@ -41,12 +43,11 @@ impl Memory for ProcessMemory {
                 iov_base: addr as usize as *mut libc::c_void,
                 iov_len: len,
             };
-            // SAFETY: `local` describes `out`, which we own and which
-            // outlives the call; the kernel checks `remote` (a bad address
-            // is EFAULT).
+            // SAFETY: `local` describes `out`, which we borrow mutably for
+            // the call; the kernel checks `remote` (a bad address is EFAULT).
             let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
             if n >= 0 && n as usize == len {
-                return Ok(out);
+                return Ok(());
             }
             if n >= 0 || !refused() {
                 return Err(Errno::EFAULT);
@@ -54,9 +55,17 @@ impl Memory for ProcessMemory {
             DIRECT.store(true, Ordering::Relaxed);
         }
         // SAFETY: the program handed us this non-NULL pointer as `len`
-        // readable bytes (an ioctl argument or a pointy message), as the
-        // KBUS ABI requires; `out` holds `len` bytes.
+        // readable bytes (an argument of the call it made), as the API it
+        // called requires; `out` holds `len` bytes.
         unsafe { std::ptr::copy_nonoverlapping(addr as usize as *const u8, out.as_mut_ptr(), len) };
+        Ok(())
+    }
+}
+
+impl Memory for ProcessMemory {
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let mut out = vec![0u8; len];
+        Self::read_into(addr, &mut out)?;
         Ok(out)
     }
 

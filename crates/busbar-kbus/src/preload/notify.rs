@@ -10,30 +10,42 @@
 //! count when it wakes and computes again; a count left over only causes
 //! one more computation.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use libc::c_int;
 
 use crate::ksock::Readiness;
 
 static WAITERS: AtomicUsize = AtomicUsize::new(0);
-static EVENTFD: OnceLock<Option<OwnedFd>> = OnceLock::new();
+/// The eventfd and the process it belongs to: `pid << 32 | (fd + 1)`
+/// (0: none yet). A child made by `fork` makes its own: the parent's is
+/// shared with it, and counts must not cross processes.
+static EVENTFD: AtomicU64 = AtomicU64::new(0);
 
 /// The process's notification eventfd (`None` if it cannot be made: then
 /// waiters rely on their sockets alone).
 pub(crate) fn fd() -> Option<c_int> {
-    EVENTFD
-        .get_or_init(|| {
-            let flags = libc::EFD_SEMAPHORE | libc::EFD_NONBLOCK | libc::EFD_CLOEXEC;
-            // SAFETY: eventfd has no memory preconditions.
-            let fd = unsafe { libc::eventfd(0, flags) };
-            // SAFETY: a new fd that nothing else owns.
-            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-        })
-        .as_ref()
-        .map(AsRawFd::as_raw_fd)
+    let me = u64::from(std::process::id());
+    let cur = EVENTFD.load(Ordering::Acquire);
+    if cur != 0 && cur >> 32 == me {
+        return Some((cur & 0xFFFF_FFFF) as c_int - 1);
+    }
+    let flags = libc::EFD_SEMAPHORE | libc::EFD_NONBLOCK | libc::EFD_CLOEXEC;
+    // SAFETY: eventfd has no memory preconditions.
+    let fd = unsafe { libc::eventfd(0, flags) };
+    if fd < 0 {
+        return None;
+    }
+    let new = me << 32 | (fd as u64 + 1);
+    match EVENTFD.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(fd),
+        Err(other) => {
+            // Another thread made one first.
+            // SAFETY: closing the eventfd just made, which nothing else has.
+            unsafe { libc::close(fd) };
+            (other >> 32 == me).then(|| (other & 0xFFFF_FFFF) as c_int - 1)
+        }
+    }
 }
 
 /// A thread waiting on Ksocks, for its lifetime.

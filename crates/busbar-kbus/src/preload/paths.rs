@@ -8,8 +8,9 @@ use busbar::Errno;
 use libc::{FILE, c_char, c_int, mode_t};
 
 use super::done;
+use super::memory::ProcessMemory;
 use super::real::{self, call_real};
-use super::table::{Table, contained, inside};
+use super::table::{self, Table, contained, inside};
 use crate::ksock::{Ksock, Mode};
 
 /// A path this library serves.
@@ -21,6 +22,8 @@ pub(crate) enum Path {
     Bindings,
     /// `/proc/kbus/stats`.
     Stats,
+    /// `/dev/kbusN/` or `/dev/kbusN/.`: a device used as a directory.
+    DeviceAsDirectory,
 }
 
 /// What `path` names, if it is ours (absolute paths only).
@@ -46,11 +49,8 @@ pub(crate) fn classify(path: &[u8]) -> Option<Path> {
 /// absolute (from the working directory, or `dir`) and normalised (`//`,
 /// `.`, `..`) before it is classified.
 pub(crate) fn ours_at(dir: c_int, path: *const c_char) -> Option<Path> {
-    if path.is_null() {
-        return None;
-    }
-    // SAFETY: the caller passed a NUL-terminated path, as glibc requires.
-    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+    let mut buf = [0u8; PATH_BUF];
+    let bytes = read_path(path, &mut buf)?;
     if !bytes.windows(4).any(|w| w == b"kbus") {
         return None;
     }
@@ -59,6 +59,7 @@ pub(crate) fn ours_at(dir: c_int, path: *const c_char) -> Option<Path> {
     {
         return Some(p);
     }
+    let as_directory = bytes.ends_with(b"/") || bytes.ends_with(b"/.");
     let mut full = if bytes.starts_with(b"/") {
         Vec::new()
     } else {
@@ -66,7 +67,33 @@ pub(crate) fn ours_at(dir: c_int, path: *const c_char) -> Option<Path> {
     };
     full.push(b'/');
     full.extend_from_slice(bytes);
-    classify(&normalise(&full))
+    match classify(&normalise(&full))? {
+        Path::Device(_) if as_directory => Some(Path::DeviceAsDirectory),
+        p => Some(p),
+    }
+}
+
+const PATH_BUF: usize = 4096;
+
+/// The C string at `p`, read without trusting the pointer (a bad one is the
+/// real call's `EFAULT`, not our crash) and without allocating: `None` if it
+/// cannot be read or is longer than `PATH_MAX`.
+fn read_path(p: *const c_char, buf: &mut [u8; PATH_BUF]) -> Option<&[u8]> {
+    let (mut at, mut got) = (p as usize, 0);
+    loop {
+        // Never across a page: the rest of this one is mapped if its first
+        // byte is.
+        let n = (PATH_BUF - at % PATH_BUF).min(PATH_BUF - got);
+        if n == 0 {
+            return None;
+        }
+        ProcessMemory::read_into(at as u64, &mut buf[got..got + n]).ok()?;
+        if let Some(z) = buf[got..got + n].iter().position(|&c| c == 0) {
+            return Some(&buf[..got + z]);
+        }
+        got += n;
+        at += n;
+    }
 }
 
 /// The directory a relative path starts from.
@@ -103,8 +130,8 @@ fn normalise(path: &[u8]) -> Vec<u8> {
 
 /// Is `path` the empty string (for `AT_EMPTY_PATH`)?
 pub(crate) fn empty(path: *const c_char) -> bool {
-    // SAFETY: a non-NULL path is the caller's C string; its first byte exists.
-    !path.is_null() && unsafe { *path } == 0
+    let mut first = [1u8];
+    ProcessMemory::read_into(path as u64, &mut first).is_ok() && first[0] == 0
 }
 
 /// Errors that mean "no daemon answers": the device does not exist.
@@ -130,7 +157,16 @@ fn open_device(n: u32, flags: c_int) -> Result<c_int, Errno> {
     let fd = inside(|| -> Result<c_int, Errno> {
         bus.info().map_err(no_device)?;
         let ksock = Ksock::open(&bus, device, mode).map_err(no_device)?;
-        Table::with(|t| t.insert(ksock, n))
+        Table::with(|t| {
+            let fd = t.insert(ksock, n)?;
+            if let Some(e) = t.get(fd) {
+                e.nonblock.store(
+                    flags & libc::O_NONBLOCK != 0,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            }
+            Ok(fd)
+        })
     })?;
     if flags & libc::O_CLOEXEC == 0 {
         // Our sockets are made close-on-exec; the program did not ask.
@@ -185,6 +221,8 @@ fn open_proc(path: Path, flags: c_int) -> Result<c_int, Errno> {
 
 fn open_ours(path: Path, flags: c_int) -> c_int {
     done(contained(|| match path {
+        Path::Device(_) if flags & libc::O_DIRECTORY != 0 => Err(Errno::ENOTDIR),
+        Path::DeviceAsDirectory => Err(Errno::ENOTDIR),
         Path::Device(n) => open_device(n, flags),
         p => open_proc(p, flags),
     }))
@@ -243,8 +281,43 @@ fn fopen_ours(p: Path, mode: *const c_char) -> *mut FILE {
     if fd < 0 {
         return std::ptr::null_mut();
     }
-    // SAFETY: `fd` is the fd just opened; `mode` is the caller's C string.
-    unsafe { libc::fdopen(fd, mode) }
+    // A Ksock's stream gets a `dup` of it, so that glibc, which closes the
+    // stream's fd past our `close`, closes that copy and never the
+    // endpoint's own socket (our `fclose` releases the Ksock first).
+    let stream_fd = if matches!(p, Path::Device(_)) {
+        // SAFETY: `fd` is the Ksock just opened; our `dup` files the copy.
+        let copy = unsafe { super::fds::dup(fd) };
+        // SAFETY: our `close` of the original: the copy keeps the Ksock.
+        unsafe { super::fds::close(fd) };
+        if copy < 0 {
+            return std::ptr::null_mut();
+        }
+        copy
+    } else {
+        fd
+    };
+    // SAFETY: `stream_fd` is ours; `mode` is the caller's C string.
+    let f = unsafe { libc::fdopen(stream_fd, mode) };
+    if f.is_null() {
+        // SAFETY: closing (through our hook) the fd nothing else will use.
+        unsafe { super::fds::close(stream_fd) };
+    }
+    f
+}
+
+/// # Safety
+/// glibc's `fclose`. A Ksock's stream (see `fopen`) releases the Ksock
+/// here: glibc then closes the stream's fd without going through `close`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fclose(stream: *mut FILE) -> c_int {
+    if table::any_ksocks() && !stream.is_null() {
+        // SAFETY: the caller's open stream, as fclose requires.
+        let fd = unsafe { libc::fileno(stream) };
+        if table::is_ksock(fd) {
+            super::fds::release(fd);
+        }
+    }
+    call_real!(real::FCLOSE, fn(*mut FILE) -> c_int, stream)
 }
 
 path_hook!(fopen, real::FOPEN, (path: *const c_char, mode: *const c_char) -> *mut FILE,

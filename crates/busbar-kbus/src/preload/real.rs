@@ -73,6 +73,7 @@ syms! {
     OPENAT64_2 = c"__openat64_2";
     FOPEN = c"fopen";
     FOPEN64 = c"fopen64";
+    FCLOSE = c"fclose";
     STAT = c"stat";
     STAT64 = c"stat64";
     LSTAT = c"lstat";

@@ -17,6 +17,7 @@ fn stat_ours(p: Path) -> Result<(u32, u32), Errno> {
         Table::with(|t| -> Result<(u32, u32), Errno> {
             let n = match p {
                 Path::Device(n) => n,
+                Path::DeviceAsDirectory => return Err(Errno::ENOTDIR),
                 _ => 0,
             };
             let bus = t.bus(n).map_err(no_device)?;
@@ -104,7 +105,7 @@ fn fstatat_ours(
     buf: *mut libc::stat,
     flags: c_int,
 ) -> Option<c_int> {
-    if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+    if flags & libc::AT_EMPTY_PATH != 0 && table::is_ksock(dir) && empty(path) {
         return Some(ksock_fstat(dir, buf));
     }
     ours_at(dir, path).map(|p| fill_stat(p, buf))
@@ -170,7 +171,7 @@ pub unsafe extern "C" fn statx(
     mask: c_uint,
     buf: *mut libc::statx,
 ) -> c_int {
-    let found = if flags & libc::AT_EMPTY_PATH != 0 && empty(path) && table::is_ksock(dir) {
+    let found = if flags & libc::AT_EMPTY_PATH != 0 && table::is_ksock(dir) && empty(path) {
         ksock_stat(dir)
     } else {
         match ours_at(dir, path) {

@@ -21,7 +21,13 @@ use crate::ksock::{DeviceState, Ksock};
 pub(crate) const MAX_FD: usize = 1 << 16;
 
 static OWNER: [AtomicI32; MAX_FD] = [const { AtomicI32::new(0) }; MAX_FD];
-static EPOLL: [AtomicBool; MAX_FD] = [const { AtomicBool::new(false) }; MAX_FD];
+/// The pid whose epoll set on this fd holds Ksocks (0: none).
+static EPOLL: [AtomicI32; MAX_FD] = [const { AtomicI32::new(0) }; MAX_FD];
+/// The pid that has Ksocks open, if any (0: none yet). Hooks on fds and
+/// fd sets look no further when it is not this process: a program that
+/// never opens a Ksock pays one load per call, allocates nothing, and is
+/// as async-signal-safe as without the library.
+static USER: AtomicI32 = AtomicI32::new(0);
 
 thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
@@ -43,9 +49,18 @@ pub(crate) fn is_ksock(fd: c_int) -> bool {
     owner != 0 && owner == pid() && !INSIDE.with(Cell::get)
 }
 
-/// Is `fd` an epoll set that holds Ksocks (for this process)?
+/// Is `fd` an epoll set of this process that holds Ksocks?
 pub(crate) fn is_tracked_epoll(fd: c_int) -> bool {
-    slot(fd).is_some_and(|i| EPOLL[i].load(Ordering::Acquire)) && !INSIDE.with(Cell::get)
+    let Some(i) = slot(fd) else { return false };
+    let owner = EPOLL[i].load(Ordering::Acquire);
+    owner != 0 && owner == pid() && !INSIDE.with(Cell::get)
+}
+
+/// Could any fd be a Ksock of this process (it has opened one)? False in a
+/// program that never did, and in a forked child.
+pub(crate) fn any_ksocks() -> bool {
+    let user = USER.load(Ordering::Acquire);
+    user != 0 && user == pid()
 }
 
 /// Marks the library's own calls for the length of `f`: they pass through.
@@ -98,14 +113,17 @@ pub(crate) struct Watch {
     pub disarmed: bool,
     /// The bits last found ready (`EPOLLET` reports only new ones).
     pub last: u32,
-    /// Messages queued when last looked at (`EPOLLET`: more means a new
-    /// arrival, reported even while the Ksock stays readable).
-    pub queued: u32,
+    /// Messages that had arrived (taken plus queued) when last looked at
+    /// (`EPOLLET`: more means a new arrival, reported even while the Ksock
+    /// stays readable).
+    pub arrivals: u64,
 }
 
-/// Everything behind the lock.
+/// Everything behind the lock, for the process `pid` (a forked child
+/// starts afresh: see `Table::with`).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
+    pid: i32,
     ksocks: HashMap<c_int, Arc<Entry>>,
     devices: HashMap<u32, Arc<DeviceState>>,
     bus: Option<Bus>,
@@ -117,10 +135,23 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 
 impl Table {
     /// Runs `f` with the table locked (the library's calls pass through).
+    ///
+    /// In a child made by `fork`, the parent's state is forgotten, not
+    /// dropped: its control connection and Ksocks are the parent's (their
+    /// sockets are shared), so the child must neither use nor close them
+    /// (closing an endpoint would close the parent's). The child makes its
+    /// own as it needs them.
     pub(crate) fn with<T>(f: impl FnOnce(&mut Self) -> T) -> T {
         inside(|| {
             let mut g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-            f(g.get_or_insert_with(Self::default))
+            let me = pid();
+            if g.as_ref().is_some_and(|t| t.pid != me) {
+                std::mem::forget(g.take());
+            }
+            f(g.get_or_insert_with(|| Self {
+                pid: me,
+                ..Self::default()
+            }))
         })
     }
 
@@ -162,6 +193,7 @@ impl Table {
         });
         self.ksocks.insert(socket, entry);
         OWNER[i].store(pid(), Ordering::Release);
+        USER.store(pid(), Ordering::Release);
         Ok(socket)
     }
 
@@ -197,10 +229,27 @@ impl Table {
     /// Marks (or unmarks) `epfd` as an epoll set holding Ksocks.
     pub(crate) fn track_epoll(&mut self, epfd: c_int, on: bool) {
         if let Some(i) = slot(epfd) {
-            EPOLL[i].store(on, Ordering::Release);
+            EPOLL[i].store(if on { pid() } else { 0 }, Ordering::Release);
         }
         if !on {
             self.epolls.remove(&epfd);
         }
+    }
+
+    /// The sockets of the open Ksocks.
+    pub(crate) fn live_sockets(&self) -> Vec<c_int> {
+        let mut v: Vec<c_int> = self.ksocks.values().map(|e| e.socket).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Which epoll sets hold Ksock `fd` (to take it out of them).
+    pub(crate) fn sets_holding(&self, fd: c_int) -> Vec<c_int> {
+        self.epolls
+            .iter()
+            .filter(|(_, set)| set.contains_key(&fd))
+            .map(|(&ep, _)| ep)
+            .collect()
     }
 }

@@ -16,9 +16,11 @@ use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timev
 
 use super::fail;
 use super::fds::{ksock_readiness, with_ksock};
+use super::memory::ProcessMemory;
 use super::notify;
 use super::real::{self, call_real};
 use super::table::{self, Table, Watch};
+use crate::ksock::Memory;
 
 const READ_BITS: i16 = libc::POLLIN | libc::POLLRDNORM;
 const WRITE_BITS: i16 = libc::POLLOUT | libc::POLLWRNORM;
@@ -27,6 +29,11 @@ const TAG: u64 = 0xB5B5_0000_0000_0000;
 const TAG_MASK: u64 = 0xFFFF_FFFF_0000_0000;
 /// Our registration of the notification eventfd in real epoll sets.
 const NOTIFY_TAG: u64 = TAG | 0xFFFF_FFFF;
+/// The kernel's limit on `maxevents` (`EINVAL` above it).
+const EP_MAX_EVENTS: usize = i32::MAX as usize / std::mem::size_of::<epoll_event>();
+/// Events returned by one call at most (a bigger `maxevents` gets more on
+/// the next call, as the kernel allows).
+const EPOLL_BATCH: usize = 1024;
 
 /// A Ksock's poll bits, of those in `events` (`POLLERR` if its daemon
 /// connection broke).
@@ -144,14 +151,51 @@ fn deadline_ts(ts: *const timespec) -> Option<Instant> {
     )
 }
 
-/// The caller's pollfds, if any is a Ksock.
-fn pollfds_with_ksock<'a>(fds: *mut pollfd, n: nfds_t) -> Option<&'a mut [pollfd]> {
-    if fds.is_null() || n == 0 {
+/// The bytes of plain C structs (pollfd, epoll_event, fd_set).
+fn bytes_of<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: `T` is a plain C struct (no padding-sensitive invariants, no
+    // pointers owned); its bytes are readable for the slice's lifetime.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+fn bytes_of_mut<T: Copy>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: as `bytes_of`; every byte pattern is a valid `T` (C ints).
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+/// A copy of the caller's pollfds, if one of them is a Ksock (read
+/// without trusting the pointer: a bad one is the real call's `EFAULT`).
+fn pollfds_with_ksock(fds: *mut pollfd, n: nfds_t) -> Option<Vec<pollfd>> {
+    if !table::any_ksocks() || n == 0 || n > MAX_POLL_FDS {
         return None;
     }
-    // SAFETY: the caller passed `n` pollfds at `fds`, as poll requires.
-    let fds = unsafe { std::slice::from_raw_parts_mut(fds, n as usize) };
-    fds.iter().any(|p| table::is_ksock(p.fd)).then_some(fds)
+    let mut v = vec![
+        pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0
+        };
+        n as usize
+    ];
+    ProcessMemory::read_into(fds as u64, bytes_of_mut(&mut v)).ok()?;
+    v.iter().any(|p| table::is_ksock(p.fd)).then_some(v)
+}
+
+/// More fds than a process can have: not ours to look at.
+const MAX_POLL_FDS: nfds_t = 1 << 20;
+
+/// Waits on a copy of the caller's pollfds and writes the results back.
+fn poll_copy(
+    fds: *mut pollfd,
+    mut v: Vec<pollfd>,
+    deadline: Option<Instant>,
+    mask: *const sigset_t,
+) -> c_int {
+    let r = wait_poll(&mut v, deadline, mask);
+    if r >= 0 && ProcessMemory.write(fds as u64, bytes_of(&v)).is_err() {
+        return fail(Errno::EFAULT);
+    }
+    r
 }
 
 /// # Safety
@@ -159,7 +203,7 @@ fn pollfds_with_ksock<'a>(fds: *mut pollfd, n: nfds_t) -> Option<&'a mut [pollfd
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
     match pollfds_with_ksock(fds, n) {
-        Some(f) => wait_poll(f, deadline_ms(timeout), std::ptr::null()),
+        Some(v) => poll_copy(fds, v, deadline_ms(timeout), std::ptr::null()),
         None => call_real!(
             real::POLL,
             fn(*mut pollfd, nfds_t, c_int) -> c_int,
@@ -180,7 +224,7 @@ pub unsafe extern "C" fn __poll_chk(
     len: usize,
 ) -> c_int {
     match pollfds_with_ksock(fds, n) {
-        Some(f) => wait_poll(f, deadline_ms(timeout), std::ptr::null()),
+        Some(v) => poll_copy(fds, v, deadline_ms(timeout), std::ptr::null()),
         None => call_real!(
             real::POLL_CHK,
             fn(*mut pollfd, nfds_t, c_int, usize) -> c_int,
@@ -202,7 +246,7 @@ pub unsafe extern "C" fn ppoll(
     mask: *const sigset_t,
 ) -> c_int {
     match pollfds_with_ksock(fds, n) {
-        Some(f) => wait_poll(f, deadline_ts(ts), mask),
+        Some(v) => poll_copy(fds, v, deadline_ts(ts), mask),
         None => call_real!(
             real::PPOLL,
             fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t) -> c_int,
@@ -214,28 +258,37 @@ pub unsafe extern "C" fn ppoll(
     }
 }
 
-/// `select` as `poll`, when a Ksock is among the fds.
+/// `select` as `poll`, when a Ksock is among the fds (`deadline` is read
+/// only then: the real call handles every other case).
 fn select_via_poll(
     n: c_int,
     sets: [*mut fd_set; 3],
-    deadline: Option<Instant>,
+    deadline: impl FnOnce() -> Option<Instant>,
     mask: *const sigset_t,
 ) -> Option<c_int> {
+    if !table::any_ksocks() {
+        return None;
+    }
+    // Copies of the caller's sets, read without trusting the pointers (a
+    // bad one: the real call's EFAULT).
+    // SAFETY: an all-zero fd_set is the empty set.
+    let empty: fd_set = unsafe { std::mem::zeroed() };
+    let mut copies = [empty; 3];
+    for (s, c) in sets.iter().zip(copies.iter_mut()) {
+        if !s.is_null() {
+            ProcessMemory::read_into(*s as u64, bytes_of_mut(std::slice::from_mut(c))).ok()?;
+        }
+    }
     let top = n.clamp(0, libc::FD_SETSIZE as c_int);
-    // SAFETY: each non-NULL set is the caller's fd_set; FD_ISSET only reads it.
-    let isset = |s: *mut fd_set, fd| !s.is_null() && unsafe { libc::FD_ISSET(fd, s) };
+    // SAFETY: FD_ISSET reads our own copy; fd < FD_SETSIZE.
+    let isset = |i: usize, fd| !sets[i].is_null() && unsafe { libc::FD_ISSET(fd, &copies[i]) };
     let mut fds = Vec::new();
     for fd in 0..top {
-        let mut events = 0;
-        if isset(sets[0], fd) {
-            events |= libc::POLLIN;
-        }
-        if isset(sets[1], fd) {
-            events |= libc::POLLOUT;
-        }
-        if isset(sets[2], fd) {
-            events |= libc::POLLPRI;
-        }
+        let events = [libc::POLLIN, libc::POLLOUT, libc::POLLPRI]
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| isset(i, fd))
+            .fold(0, |e, (_, bit)| e | bit);
         if events != 0 {
             fds.push(pollfd {
                 fd,
@@ -247,37 +300,38 @@ fn select_via_poll(
     if !fds.iter().any(|p| table::is_ksock(p.fd)) {
         return None;
     }
-    let r = wait_poll(&mut fds, deadline, mask);
+    let r = wait_poll(&mut fds, deadline(), mask);
     if r < 0 {
         return Some(r);
     }
     if fds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
         return Some(fail(Errno::EBADF));
     }
-    for s in sets.into_iter().filter(|s| !s.is_null()) {
-        // SAFETY: the caller's fd_set, non-NULL.
-        unsafe { libc::FD_ZERO(s) };
-    }
+    let mut results = [empty; 3];
     let mut count = 0;
-    let mut mark = |s: *mut fd_set, fd| {
-        if !s.is_null() {
-            // SAFETY: the caller's fd_set, non-NULL; fd < FD_SETSIZE.
-            unsafe { libc::FD_SET(fd, s) };
-            count += 1;
-        }
-    };
     for p in &fds {
         let err = p.revents & (libc::POLLERR | libc::POLLHUP) != 0;
-        if p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err) {
-            mark(sets[0], p.fd);
+        let ready = [
+            p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err),
+            p.events & libc::POLLOUT != 0
+                && (p.revents & libc::POLLOUT != 0 || p.revents & libc::POLLERR != 0),
+            p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0,
+        ];
+        for (i, set) in results.iter_mut().enumerate() {
+            if ready[i] && !sets[i].is_null() {
+                // SAFETY: our own copy; fd < FD_SETSIZE.
+                unsafe { libc::FD_SET(p.fd, set) };
+                count += 1;
+            }
         }
-        if p.events & libc::POLLOUT != 0
-            && (p.revents & libc::POLLOUT != 0 || p.revents & libc::POLLERR != 0)
+    }
+    for (s, c) in sets.iter().zip(results.iter()) {
+        if !s.is_null()
+            && ProcessMemory
+                .write(*s as u64, bytes_of(std::slice::from_ref(c)))
+                .is_err()
         {
-            mark(sets[1], p.fd);
-        }
-        if p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0 {
-            mark(sets[2], p.fd);
+            return Some(fail(Errno::EFAULT));
         }
     }
     Some(count)
@@ -293,13 +347,15 @@ pub unsafe extern "C" fn select(
     e: *mut fd_set,
     tv: *mut timeval,
 ) -> c_int {
-    let deadline = (!tv.is_null()).then(|| {
-        // SAFETY: the caller's timeval, non-NULL.
-        let t = unsafe { *tv };
-        Instant::now()
-            + Duration::from_secs(t.tv_sec.max(0) as u64)
-            + Duration::from_micros(t.tv_usec.max(0) as u64)
-    });
+    let deadline = || {
+        (!tv.is_null()).then(|| {
+            // SAFETY: the caller's timeval, non-NULL (select reads it too).
+            let t = unsafe { *tv };
+            Instant::now()
+                + Duration::from_secs(t.tv_sec.max(0) as u64)
+                + Duration::from_micros(t.tv_usec.max(0) as u64)
+        })
+    };
     match select_via_poll(n, [r, w, e], deadline, std::ptr::null()) {
         Some(count) => count,
         None => call_real!(
@@ -325,7 +381,7 @@ pub unsafe extern "C" fn pselect(
     ts: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    match select_via_poll(n, [r, w, e], deadline_ts(ts), mask) {
+    match select_via_poll(n, [r, w, e], || deadline_ts(ts), mask) {
         Some(count) => count,
         None => call_real!(
             real::PSELECT,
@@ -368,17 +424,17 @@ pub unsafe extern "C" fn epoll_ctl(
     }
     let watch = if op == libc::EPOLL_CTL_DEL {
         None
-    } else if ev.is_null() {
-        return fail(Errno::EFAULT);
     } else {
-        // SAFETY: the caller's epoll_event, non-NULL.
-        let e = unsafe { *ev };
+        let mut e = [epoll_event { events: 0, u64: 0 }];
+        if ProcessMemory::read_into(ev as u64, bytes_of_mut(&mut e)).is_err() {
+            return fail(Errno::EFAULT);
+        }
         Some(Watch {
-            events: e.events,
-            data: e.u64,
+            events: e[0].events,
+            data: e[0].u64,
             disarmed: false,
             last: 0,
-            queued: 0,
+            arrivals: 0,
         })
     };
     // The real set watches the Ksock's socket for input, tagged.
@@ -437,11 +493,12 @@ fn wait_epoll(
     deadline: Option<Instant>,
     mask: *const sigset_t,
 ) -> c_int {
-    if out.is_null() || max <= 0 {
+    if out.is_null() || max <= 0 || max as usize > EP_MAX_EVENTS {
         return fail(Errno::EINVAL);
     }
     let _waiting = notify::Waiting::new();
-    let max = max as usize;
+    // At most a page of events per call, whatever the caller allows.
+    let max = (max as usize).min(EPOLL_BATCH);
     let mut buf = vec![epoll_event { events: 0, u64: 0 }; max];
     loop {
         let ready = ready_ksocks(epfd, max);
@@ -482,8 +539,9 @@ fn wait_epoll(
             }
         }
         if !ready.is_empty() {
-            // SAFETY: the caller's array holds `max` events; ready.len() <= max.
-            unsafe { std::ptr::copy_nonoverlapping(ready.as_ptr(), out, ready.len()) };
+            if ProcessMemory.write(out as u64, bytes_of(&ready)).is_err() {
+                return fail(Errno::EFAULT);
+            }
             return ready.len() as c_int;
         }
         if got == 0 || remaining(deadline).is_some_and(|d| d.is_zero()) {
@@ -509,17 +567,14 @@ fn ready_ksocks(epfd: c_int, max: usize) -> Vec<epoll_event> {
         }
         let bits = ksock_revents(fd, w.events as i16) as u16 as u32;
         let read_bits = (READ_BITS as u16 as u32) & bits;
-        let (fresh, queued) = if w.events & libc::EPOLLET as u32 != 0 {
-            // Edge: bits that were not ready, and input again if more is
-            // queued than last time (a new arrival).
-            let queued = if read_bits != 0 {
-                with_ksock(fd, |k, _| k.endpoint().stats())
-                    .map_or(w.queued, |s| s.queued + s.set_aside)
-            } else {
-                0
-            };
-            let arrival = if queued > w.queued { read_bits } else { 0 };
-            ((bits & !w.last) | arrival, queued)
+        let (fresh, arrivals) = if w.events & libc::EPOLLET as u32 != 0 {
+            // Edge: bits that were not ready, and input again if more
+            // messages have arrived (taken plus queued) than last time.
+            let arrivals = with_ksock(fd, |k, _| k.endpoint().stats()).map_or(w.arrivals, |s| {
+                s.received + u64::from(s.queued + s.set_aside)
+            });
+            let arrival = if arrivals > w.arrivals { read_bits } else { 0 };
+            ((bits & !w.last) | arrival, arrivals)
         } else {
             (bits, 0)
         };
@@ -527,10 +582,15 @@ fn ready_ksocks(epfd: c_int, max: usize) -> Vec<epoll_event> {
         Table::with(|t| {
             if let Some(w) = t.epolls.get_mut(&epfd).and_then(|s| s.get_mut(&fd)) {
                 w.last = bits;
-                w.queued = queued;
+                w.arrivals = arrivals;
                 w.disarmed |= oneshot;
             }
         });
+        if oneshot {
+            // Silent until re-armed: the real set stops watching the socket
+            // (EPOLL_CTL_MOD arms it again).
+            set_real_watch(epfd, fd, 0);
+        }
         if fresh != 0 {
             ready.push(epoll_event {
                 events: fresh,
@@ -539,6 +599,38 @@ fn ready_ksocks(epfd: c_int, max: usize) -> Vec<epoll_event> {
         }
     }
     ready
+}
+
+/// What the real epoll set `epfd` watches on Ksock `fd`'s socket (`events`
+/// 0: nothing).
+fn set_real_watch(epfd: c_int, fd: c_int, events: u32) {
+    let mut ev = epoll_event {
+        events,
+        u64: TAG | fd as u64,
+    };
+    call_real!(
+        real::EPOLL_CTL,
+        fn(c_int, c_int, c_int, *mut epoll_event) -> c_int,
+        epfd,
+        libc::EPOLL_CTL_MOD,
+        fd,
+        &mut ev
+    );
+}
+
+/// Takes Ksock `fd` out of the real epoll sets that hold it (it is being
+/// closed, maybe while a `dup` keeps its socket open).
+pub(crate) fn forget_in_epolls(fd: c_int, sets: &[c_int]) {
+    for &epfd in sets {
+        call_real!(
+            real::EPOLL_CTL,
+            fn(c_int, c_int, c_int, *mut epoll_event) -> c_int,
+            epfd,
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut()
+        );
+    }
 }
 
 /// # Safety

@@ -318,7 +318,13 @@ impl Bus {
             let kbus_stranger = !owes
                 && match self.endpoints.get(&requester) {
                     None => sender.kbus_compat,
-                    Some(r) => r.kbus_compat && r.outstanding.contains(&debt.0),
+                    // A request still pending (ALL_OR_WAIT) has reached
+                    // no replier yet: nobody may answer it.
+                    Some(r) => {
+                        r.kbus_compat
+                            && r.outstanding.contains(&debt.0)
+                            && r.pending_id() != Some(debt.0)
+                    }
                 };
             if !owes && !kbus_stranger {
                 return Err(Errno::ECONNREFUSED);

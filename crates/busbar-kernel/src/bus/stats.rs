@@ -2,14 +2,17 @@
 //! replier for a name, endpoint and bus statistics). Setters return the
 //! previous value; lowering a limit removes nothing already queued.
 //! endpoint_stats: O(the endpoint's handles); bus_stats: O(endpoints ·
-//! log endpoints + handles); list_bindings: O(bindings · log bindings).
+//! log endpoints + handles); list_bindings: O(log bindings + page);
+//! pattern_replier: O(1).
 
 use std::mem;
 use std::sync::Arc;
 
 use crate::binding::BindingId;
 use crate::name::check_message_name;
-use crate::{BindingInfo, BusInfo, BusStats, EndpointId, EndpointStats, Errno, Host};
+use crate::{
+    BindingInfo, BusInfo, BusStats, EndpointId, EndpointStats, Errno, Host, LIST_BINDINGS_PAGE,
+};
 
 use super::{Bus, MIN_MAX_MESSAGE_SIZE};
 
@@ -61,25 +64,36 @@ impl Bus {
     pub(crate) fn list_bindings<H: Host>(
         &mut self,
         _: &mut H,
-        _: (),
+        after: BindingId,
     ) -> Result<Vec<BindingInfo>, Errno> {
-        let mut all: Vec<(BindingId, BindingInfo)> = self
+        Ok(self
             .index
-            .iter()
-            .map(|(&id, b)| {
+            .after(after)
+            .take(LIST_BINDINGS_PAGE)
+            .map(|(id, b)| {
                 let creds = self.endpoints.get(&b.endpoint).map(|e| e.creds);
-                let info = BindingInfo {
+                BindingInfo {
+                    id,
                     endpoint: b.endpoint,
                     pid: creds.map_or(0, |c| c.pid),
                     uid: creds.map_or(0, |c| c.uid),
                     replier: b.replier,
                     name: b.pattern.clone(),
-                };
-                (id, info)
+                }
             })
-            .collect();
-        all.sort_unstable_by_key(|(id, _)| *id);
-        Ok(all.into_iter().map(|(_, info)| info).collect())
+            .collect())
+    }
+
+    pub(crate) fn pattern_replier<H: Host>(
+        &mut self,
+        _: &mut H,
+        pattern: Arc<str>,
+    ) -> Result<Option<EndpointId>, Errno> {
+        let p = crate::name::parse_pattern(&pattern)?;
+        Ok(self
+            .index
+            .replier_for_pattern(p.kind, p.prefix)
+            .map(|(_, ep)| ep))
     }
 
     pub(crate) fn find_replier<H: Host>(
