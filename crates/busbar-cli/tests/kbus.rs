@@ -115,6 +115,48 @@ fn readiness_and_many_ksocks_from_c() {
 }
 
 #[test]
+fn careless_and_hostile_use_from_c() {
+    let d = daemon("kbus-robust");
+    let prog = compile(&d.dir, "robust");
+    let o = kbus_command(&d, &prog, &[]).output().unwrap();
+    assert_passed("robust.c", &o);
+}
+
+/// A daemon killed without a Goodbye: a Ksock waiting in `poll` reports
+/// `POLLERR` at once, without spinning until its timeout.
+#[test]
+fn daemon_killed_poll_reports_error() {
+    let d = daemon("kbus-killed");
+    let script = "import os, select, sys, time, resource\n\
+                  k = os.open('/dev/kbus0', os.O_RDWR)\n\
+                  print('ready', flush=True)\n\
+                  sys.stdin.readline()\n\
+                  p = select.poll(); p.register(k, select.POLLIN)\n\
+                  t0 = time.monotonic(); c0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime\n\
+                  ev = p.poll(20000)\n\
+                  took = time.monotonic() - t0\n\
+                  cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime - c0\n\
+                  print(ev, took, cpu, flush=True)\n\
+                  ok = ev and ev[0][1] & select.POLLERR and took < 10 and cpu < 2\n\
+                  sys.exit(0 if ok else 1)\n";
+    let mut py = kbus_command(&d, Path::new("python3"), &["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    signal(d.pid(), "KILL");
+    {
+        use std::io::Write;
+        py.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = py.wait().unwrap();
+    assert!(status.success(), "{status}: {rest:?}");
+}
+
+#[test]
 fn python_with_os_fcntl_select() {
     let d = daemon("kbus-py");
     let script = Path::new(SOURCES).join("test_device.py");

@@ -5,10 +5,12 @@
 use busbar::Errno;
 use libc::{c_char, c_int, c_uint};
 
+use super::memory::ProcessMemory;
 use super::paths::{Path, empty, no_device, ours_at, path_hook};
 use super::real::{self, call_real};
 use super::table::{self, Table, contained, inside};
 use super::{done, fail};
+use crate::ksock::Memory;
 
 /// What `stat` says about one of our paths: `(mode, rdev minor)`, or
 /// `ENOENT` (no such bus, or no daemon).
@@ -28,6 +30,19 @@ fn stat_ours(p: Path) -> Result<(u32, u32), Errno> {
             })
         })
     })
+}
+
+/// Stores `v` at the caller's `out` without trusting the pointer
+/// (`EFAULT` as from the kernel).
+fn write_out<T: Copy>(out: *mut T, v: &T) -> c_int {
+    // SAFETY: the bytes of a plain C struct we own, read for the call.
+    let bytes = unsafe {
+        std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+    };
+    match ProcessMemory.write(out as u64, bytes) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
 }
 
 /// Major number reported for `/dev/kbusN` (a dynamic-range major, as the
@@ -69,9 +84,7 @@ fn write_stat(mode: u32, minor: u32, buf: *mut libc::stat) -> c_int {
     };
     st.st_blksize = 4096;
     st.st_ino = 0x6b62_7573_0000 + u64::from(minor);
-    // SAFETY: `buf` is the caller's `struct stat`, checked non-NULL.
-    unsafe { buf.write(st) };
-    0
+    write_out(buf, &st)
 }
 
 path_hook!(stat, real::STAT, (path: *const c_char, buf: *mut libc::stat) -> c_int,
@@ -207,7 +220,5 @@ pub unsafe extern "C" fn statx(
         st.stx_rdev_minor = minor;
     }
     st.stx_ino = 0x6b62_7573_0000 + u64::from(minor);
-    // SAFETY: `buf` is the caller's `struct statx`, checked non-NULL.
-    unsafe { buf.write(st) };
-    0
+    write_out(buf, &st)
 }
