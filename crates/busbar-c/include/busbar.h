@@ -16,8 +16,11 @@
  *   out (its name, data, handles) live as long as the message.
  * - Buses and endpoints may be used from several threads at once; a
  *   message may be read from several threads but freed by one.
- * - Timeouts are in milliseconds: -1 waits forever, 0 does not wait.
- *   Only the functions whose comment says so block.
+ * - Out pointers (arguments a result is stored through) are required
+ *   unless the comment calls them optional: a NULL required one is -EINVAL,
+ *   found before anything is done.
+ * - Timeouts are in milliseconds: a negative one waits forever, 0 does not
+ *   wait. Only the functions whose comment says so block.
  * - Every transport (in-process or a busbar daemon) behaves the same.
  * - No Rust panic crosses into C: a bug in busbar returns -EIO instead.
  */
@@ -417,8 +420,12 @@ int busbar_bus_in_process(struct busbar_bus **out);
  * /tmp/busbar-<uid>/bus.sock). The result is bus 0; see busbar_bus_select.
  * Blocks for the handshake (at most 10 s). Errors: -ENOENT or
  * -ECONNREFUSED (no daemon there), -EACCES (the daemon runs as a user this
- * process does not trust; see BUSBAR_TRUSTED_UIDS), -ETIMEDOUT, -EUSERS,
- * -ENFILE, -EMFILE (the daemon refused the connection), -EINVAL.
+ * process does not trust; see BUSBAR_TRUSTED_UIDS), -EPERM (no permission
+ * to the socket), -ETIMEDOUT (no answer), -EUSERS, -ENFILE, -EMFILE (the
+ * daemon refused the connection), -ECONNRESET (the connection failed or
+ * was closed, or the path is too long for a socket), -EBADMSG (the path is
+ * not UTF-8), -EPROTO, -EOPNOTSUPP (not a busbar daemon, or another
+ * protocol version), -EINVAL.
  */
 int busbar_bus_connect(const char *socket_path, struct busbar_bus **out);
 
@@ -451,8 +458,8 @@ int busbar_bus_create(const struct busbar_bus *bus, struct busbar_bus **out);
 /**
  * Sets the bus's maximum message size (name plus data bytes; at least
  * 100, at most the absolute maximum); `*previous` (if not NULL) gets the
- * old value. Privileged through a daemon. Errors: -EINVAL (out of range),
- * -EPERM, -ENOENT (no such bus).
+ * old value (`previous` is optional). Privileged through a daemon.
+ * Errors: -EINVAL (out of range), -EPERM, -ENOENT (no such bus).
  */
 int busbar_bus_set_max_message_size(const struct busbar_bus *bus,
                                     uint32_t bytes,
@@ -472,9 +479,9 @@ int busbar_bus_get_info(const struct busbar_bus *bus, struct busbar_bus_info *in
 
 /**
  * The bus's counters in `*stats`, and the statistics of up to `capacity`
- * of its endpoints (by id) in `endpoints` (may be NULL if `capacity` is
- * 0); returns how many endpoints the bus has (so a second call with a
- * big enough array gets them all). Errors: -ENOENT, -EINVAL.
+ * of its endpoints (by id) in `endpoints` (optional: may be NULL if
+ * `capacity` is 0); returns how many endpoints the bus has (so a second
+ * call with a big enough array gets them all). Errors: -ENOENT, -EINVAL.
  */
 int busbar_bus_get_stats(const struct busbar_bus *bus,
                          struct busbar_bus_stats *stats,
@@ -495,7 +502,7 @@ void busbar_bindings_free(struct busbar_binding *bindings, size_t count);
 
 /**
  * Sets the bus's quota per (receiving user, sending user); `*previous`
- * (if not NULL) gets the old one. Privileged through a daemon. Errors:
+ * (optional) gets the old one. Privileged through a daemon. Errors:
  * -EPERM, -ENOENT, -EINVAL.
  */
 int busbar_bus_set_quota(const struct busbar_bus *bus,
@@ -541,9 +548,11 @@ int busbar_bind(const struct busbar_endpoint *ep, const char *pattern, bool repl
 int busbar_unbind(const struct busbar_endpoint *ep, const char *pattern, bool replier);
 
 /**
- * Sends a message; `*id` (if not NULL) gets its id. Does not block: with
- * `BUSBAR_ALL_OR_WAIT` and a full queue it returns -EAGAIN and the send
- * stays pending (see busbar_take_send_outcome, busbar_discard_send).
+ * Sends a message; `*id` (optional) gets its id. Does not block: with
+ * `BUSBAR_ALL_OR_WAIT` and a full queue it returns -EAGAIN, `*id` gets the
+ * id it will have, and the send stays pending (see
+ * busbar_take_send_outcome, busbar_discard_send; for a request, its reply
+ * comes once it is delivered).
  * Errors: -EBADMSG (bad or wildcard name), -ENAMETOOLONG, -EMSGSIZE,
  * -EINVAL (both ALL_OR flags; a request that is also a reply),
  * -EADDRNOTAVAIL (a request with no replier; a reply whose requester has
@@ -552,7 +561,11 @@ int busbar_unbind(const struct busbar_endpoint *ep, const char *pattern, bool re
  * for a request's reply), -EBUSY (a recipient's queue is full), -EAGAIN,
  * -EALREADY (a send is already pending), -EDQUOT (a quota),
  * -ETOOMANYREFS (too many fds or handles), -EBADF (an fd not open),
- * -EPERM (a forwarded id without privilege).
+ * -EPERM (a forwarded id without privilege), -ENOENT (a `to_handles`
+ * handle we do not hold), -EINVAL (also: duplicate `to_handles`, a request
+ * or reply sent to handles, a NULL array with a non-zero count, a NULL
+ * name), -EOPNOTSUPP (through a daemon: a Unix-domain socket among the
+ * fds, which the daemon refuses to pass).
  */
 int busbar_send(const struct busbar_endpoint *ep,
                 const struct busbar_outgoing *message,
@@ -572,9 +585,10 @@ int busbar_send_wait(const struct busbar_endpoint *ep,
 /**
  * Sends `n` messages in order, as if by one busbar_send each, in one bus
  * operation: `results[i]` gets 0 or the negative errno of message i, and
- * `ids[i]` its id (either array may be NULL). Returns how many were sent.
- * Errors (nothing sent): -EINVAL (a message the API cannot read, such as a
- * NULL name), -EBADF.
+ * `ids[i]` its id (both arrays optional). Once one goes pending (-EAGAIN)
+ * the rest fail with -EALREADY. Returns how many were sent. Errors
+ * (nothing sent): a message the API cannot read: -EINVAL (a NULL name or
+ * array), -EBADMSG (a name not UTF-8), -ETOOMANYREFS, -EBADF (its fds).
  */
 int busbar_send_batch(const struct busbar_endpoint *ep,
                       const struct busbar_outgoing *messages,
@@ -616,8 +630,8 @@ int busbar_reply(const struct busbar_endpoint *ep,
  * Replies to `request`, then waits up to `timeout_ms` for the next
  * message, which `*next` gets: a replier's loop in one round trip through
  * a daemon. `*reply_result` gets 0 if the reply was sent, or its negative
- * errno (as busbar_reply: -EADDRNOTAVAIL if the requester has gone, ...);
- * the wait happens even if the reply failed. Blocks unless `timeout_ms`
+ * errno (as busbar_reply: -EADDRNOTAVAIL if the requester has gone, ...;
+ * `reply_result` is optional); the wait happens even if the reply failed. Blocks unless `timeout_ms`
  * is 0. Returns 0 with a message, -ETIMEDOUT (or -EAGAIN for timeout 0)
  * with none, or another negative errno for a failure of the endpoint.
  */
@@ -632,7 +646,8 @@ int busbar_reply_then_recv(const struct busbar_endpoint *ep,
 /**
  * Sends a stateful request: to the same replier endpoint as `earlier` (a
  * reply from it, or an earlier stateful request). As busbar_send; -EPIPE
- * if another endpoint now holds the name, -EADDRNOTAVAIL if none does.
+ * if another endpoint now holds the name, -EADDRNOTAVAIL if none does,
+ * -EINVAL if `earlier` is neither a reply nor a stateful request.
  */
 int busbar_stateful_request(const struct busbar_endpoint *ep,
                             const struct busbar_message *earlier,
@@ -646,7 +661,8 @@ int busbar_stateful_request(const struct busbar_endpoint *ep,
  * `*reply` gets (free it with busbar_message_free). The reply may be
  * synthetic (busbar_message_is_synthetic: the replier went away, ignored
  * it or unbound). Blocks. Errors: those of busbar_send, -ETIMEDOUT (the
- * reply will still come, into the ordinary queue).
+ * reply will still come, into the ordinary queue: to wait for it by id,
+ * send with busbar_request and use busbar_wait_reply instead).
  */
 int busbar_call(const struct busbar_endpoint *ep,
                 const char *name,
@@ -680,8 +696,9 @@ int busbar_wait_reply(const struct busbar_endpoint *ep,
 int busbar_discard_send(const struct busbar_endpoint *ep);
 
 /**
- * How a pending send ended: `*id` its id, `*result` 0 (delivered) or the
- * negative errno. Errors: -EAGAIN (still pending, or none finished).
+ * How a pending send ended: `*id` (optional) its id, `*result` 0
+ * (delivered) or the negative errno. Errors: -EAGAIN (still pending, or
+ * none finished).
  */
 int busbar_take_send_outcome(const struct busbar_endpoint *ep,
                              struct busbar_msg_id *id,
@@ -696,27 +713,27 @@ int busbar_readiness_fd(const struct busbar_endpoint *ep);
 
 /**
  * Sets the queue limit (at least 1: queued messages plus reserved reply
- * slots); `*previous` gets the old one. Errors: -EINVAL (0).
+ * slots); `*previous` (optional) gets the old one. Errors: -EINVAL (0).
  */
 int busbar_set_queue_limit(const struct busbar_endpoint *ep, uint32_t limit, uint32_t *previous);
 
 /**
  * Turns "only once" on or off (one copy per message however many of our
- * bindings match); `*previous` gets the old value.
+ * bindings match); `*previous` (optional) gets the old value.
  */
 int busbar_set_only_once(const struct busbar_endpoint *ep, bool on, bool *previous);
 
 /**
  * Turns the bus's replier bind events on or off (turning them on queues
  * for us one `$.KBUS.ReplierBindEvent` per existing replier);
- * `*previous` gets the old value. Privileged through a daemon. Errors:
+ * `*previous` (optional) gets the old value. Privileged through a daemon. Errors:
  * -EBUSY (the events do not fit in our queue), -EPERM.
  */
 int busbar_set_replier_bind_events(const struct busbar_endpoint *ep, bool on, bool *previous);
 
 /**
  * Turns monitoring on or off (a copy of every message the bus queues for
- * anyone); `*previous` gets the old value. Privileged through a daemon.
+ * anyone); `*previous` (optional) gets the old value. Privileged through a daemon.
  * Errors: -EPERM.
  */
 int busbar_set_monitor(const struct busbar_endpoint *ep, bool on, bool *previous);

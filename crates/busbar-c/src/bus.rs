@@ -23,19 +23,29 @@ pub(crate) fn bus_ref<'a>(p: *const busbar_bus) -> Result<&'a Bus, Errno> {
     unsafe { p.as_ref() }.map(|b| &b.bus).ok_or(Errno::EINVAL)
 }
 
+/// Stores a new handle through `out` (checked non-NULL by `required`).
 fn give(out: *mut *mut busbar_bus, bus: Bus) -> Result<c_int, Errno> {
-    if out.is_null() {
-        return Err(Errno::EINVAL);
-    }
     put(out, Box::into_raw(Box::new(busbar_bus { bus })));
     Ok(0)
+}
+
+/// A required out pointer: `EINVAL` if NULL (before anything is done).
+pub(crate) fn required<T>(out: *mut T) -> Result<(), Errno> {
+    if out.is_null() {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
 }
 
 /// Makes a new in-process bus (bus 0 of a kernel in this process, no daemon
 /// needed). Free it with busbar_bus_free(). Errors: -EINVAL (out is NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_bus_in_process(out: *mut *mut busbar_bus) -> c_int {
-    guard(|| give(out, Bus::in_process()))
+    guard(|| {
+        required(out)?;
+        give(out, Bus::in_process())
+    })
 }
 
 /// Connects to a busbar daemon: at `socket_path`, or, if it is NULL, at the
@@ -43,14 +53,19 @@ pub unsafe extern "C" fn busbar_bus_in_process(out: *mut *mut busbar_bus) -> c_i
 /// /tmp/busbar-<uid>/bus.sock). The result is bus 0; see busbar_bus_select.
 /// Blocks for the handshake (at most 10 s). Errors: -ENOENT or
 /// -ECONNREFUSED (no daemon there), -EACCES (the daemon runs as a user this
-/// process does not trust; see BUSBAR_TRUSTED_UIDS), -ETIMEDOUT, -EUSERS,
-/// -ENFILE, -EMFILE (the daemon refused the connection), -EINVAL.
+/// process does not trust; see BUSBAR_TRUSTED_UIDS), -EPERM (no permission
+/// to the socket), -ETIMEDOUT (no answer), -EUSERS, -ENFILE, -EMFILE (the
+/// daemon refused the connection), -ECONNRESET (the connection failed or
+/// was closed, or the path is too long for a socket), -EBADMSG (the path is
+/// not UTF-8), -EPROTO, -EOPNOTSUPP (not a busbar daemon, or another
+/// protocol version), -EINVAL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_bus_connect(
     socket_path: *const c_char,
     out: *mut *mut busbar_bus,
 ) -> c_int {
     guard(|| {
+        required(out)?;
         let bus = if socket_path.is_null() {
             Bus::connect_default()?
         } else {
@@ -86,7 +101,10 @@ pub unsafe extern "C" fn busbar_bus_select(
     id: u32,
     out: *mut *mut busbar_bus,
 ) -> c_int {
-    guard(|| give(out, bus_ref(bus)?.bus(BusId(id))))
+    guard(|| {
+        required(out)?;
+        give(out, bus_ref(bus)?.bus(BusId(id)))
+    })
 }
 
 /// Creates a new bus in the same kernel and returns a handle on it.
@@ -98,13 +116,16 @@ pub unsafe extern "C" fn busbar_bus_create(
     bus: *const busbar_bus,
     out: *mut *mut busbar_bus,
 ) -> c_int {
-    guard(|| give(out, bus_ref(bus)?.create_bus()?))
+    guard(|| {
+        required(out)?;
+        give(out, bus_ref(bus)?.create_bus()?)
+    })
 }
 
 /// Sets the bus's maximum message size (name plus data bytes; at least
 /// 100, at most the absolute maximum); `*previous` (if not NULL) gets the
-/// old value. Privileged through a daemon. Errors: -EINVAL (out of range),
-/// -EPERM, -ENOENT (no such bus).
+/// old value (`previous` is optional). Privileged through a daemon.
+/// Errors: -EINVAL (out of range), -EPERM, -ENOENT (no such bus).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_bus_set_max_message_size(
     bus: *const busbar_bus,
@@ -140,6 +161,7 @@ pub unsafe extern "C" fn busbar_bus_get_info(
     info: *mut busbar_bus_info,
 ) -> c_int {
     guard(|| {
+        required(info)?;
         let i = bus_ref(bus)?.info()?;
         put(
             info,
@@ -156,9 +178,9 @@ pub unsafe extern "C" fn busbar_bus_get_info(
 }
 
 /// The bus's counters in `*stats`, and the statistics of up to `capacity`
-/// of its endpoints (by id) in `endpoints` (may be NULL if `capacity` is
-/// 0); returns how many endpoints the bus has (so a second call with a
-/// big enough array gets them all). Errors: -ENOENT, -EINVAL.
+/// of its endpoints (by id) in `endpoints` (optional: may be NULL if
+/// `capacity` is 0); returns how many endpoints the bus has (so a second
+/// call with a big enough array gets them all). Errors: -ENOENT, -EINVAL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_bus_get_stats(
     bus: *const busbar_bus,
@@ -167,6 +189,10 @@ pub unsafe extern "C" fn busbar_bus_get_stats(
     capacity: usize,
 ) -> c_int {
     guard(|| {
+        required(stats)?;
+        if capacity > 0 {
+            required(endpoints)?;
+        }
         let s = bus_ref(bus)?.stats()?;
         put(
             stats,
@@ -181,9 +207,6 @@ pub unsafe extern "C" fn busbar_bus_get_stats(
                 set_aside: s.set_aside,
             },
         );
-        if capacity > 0 && endpoints.is_null() {
-            return Err(Errno::EINVAL);
-        }
         for (i, e) in s.endpoint_stats.iter().take(capacity).enumerate() {
             // SAFETY: the caller's array holds `capacity` entries.
             put(unsafe { endpoints.add(i) }, crate::endpoint::c_stats(e));
@@ -242,7 +265,7 @@ pub unsafe extern "C" fn busbar_bindings_free(bindings: *mut busbar_binding, cou
 }
 
 /// Sets the bus's quota per (receiving user, sending user); `*previous`
-/// (if not NULL) gets the old one. Privileged through a daemon. Errors:
+/// (optional) gets the old one. Privileged through a daemon. Errors:
 /// -EPERM, -ENOENT, -EINVAL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_bus_set_quota(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use busbar::{Endpoint, EndpointStats, Errno, HandleId, Outgoing};
 
-use crate::bus::{bus_ref, busbar_bus};
+use crate::bus::{bus_ref, busbar_bus, required};
 use crate::error::guard;
 use crate::message::{busbar_message, give_message, message_ref};
 use crate::types::{
@@ -137,14 +137,32 @@ pub unsafe extern "C" fn busbar_unbind(
     })
 }
 
-fn sent(id: *mut busbar_msg_id, r: Result<busbar::MessageId, Errno>) -> Result<c_int, Errno> {
-    put(id, r?.into());
-    Ok(0)
+/// Stores a send's id; a send left pending (`EAGAIN`) has one too.
+fn sent(
+    e: &Endpoint,
+    id: *mut busbar_msg_id,
+    r: Result<busbar::MessageId, Errno>,
+) -> Result<c_int, Errno> {
+    match r {
+        Ok(got) => {
+            put(id, got.into());
+            Ok(0)
+        }
+        Err(Errno::EAGAIN) => {
+            if let Some(p) = e.stats().ok().and_then(|s| s.pending_send) {
+                put(id, p.into());
+            }
+            Err(Errno::EAGAIN)
+        }
+        Err(err) => Err(err),
+    }
 }
 
-/// Sends a message; `*id` (if not NULL) gets its id. Does not block: with
-/// `BUSBAR_ALL_OR_WAIT` and a full queue it returns -EAGAIN and the send
-/// stays pending (see busbar_take_send_outcome, busbar_discard_send).
+/// Sends a message; `*id` (optional) gets its id. Does not block: with
+/// `BUSBAR_ALL_OR_WAIT` and a full queue it returns -EAGAIN, `*id` gets the
+/// id it will have, and the send stays pending (see
+/// busbar_take_send_outcome, busbar_discard_send; for a request, its reply
+/// comes once it is delivered).
 /// Errors: -EBADMSG (bad or wildcard name), -ENAMETOOLONG, -EMSGSIZE,
 /// -EINVAL (both ALL_OR flags; a request that is also a reply),
 /// -EADDRNOTAVAIL (a request with no replier; a reply whose requester has
@@ -153,7 +171,11 @@ fn sent(id: *mut busbar_msg_id, r: Result<busbar::MessageId, Errno>) -> Result<c
 /// for a request's reply), -EBUSY (a recipient's queue is full), -EAGAIN,
 /// -EALREADY (a send is already pending), -EDQUOT (a quota),
 /// -ETOOMANYREFS (too many fds or handles), -EBADF (an fd not open),
-/// -EPERM (a forwarded id without privilege).
+/// -EPERM (a forwarded id without privilege), -ENOENT (a `to_handles`
+/// handle we do not hold), -EINVAL (also: duplicate `to_handles`, a request
+/// or reply sent to handles, a NULL array with a non-zero count, a NULL
+/// name), -EOPNOTSUPP (through a daemon: a Unix-domain socket among the
+/// fds, which the daemon refuses to pass).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_send(
     ep: *const busbar_endpoint,
@@ -164,7 +186,10 @@ pub unsafe extern "C" fn busbar_send(
         // SAFETY: a non-NULL message is the caller's struct, as the header requires.
         let m = unsafe { message.as_ref() }.ok_or(Errno::EINVAL)?;
         let out = outgoing(m)?;
-        sent(id, ep_ref(ep)?.send(out))
+        {
+            let e = ep_ref(ep)?;
+            sent(e, id, e.send(out))
+        }
     })
 }
 
@@ -183,15 +208,19 @@ pub unsafe extern "C" fn busbar_send_wait(
         // SAFETY: a non-NULL message is the caller's struct, as the header requires.
         let m = unsafe { message.as_ref() }.ok_or(Errno::EINVAL)?;
         let out = outgoing(m)?;
-        sent(id, ep_ref(ep)?.send_wait(out, timeout(timeout_ms)))
+        {
+            let e = ep_ref(ep)?;
+            sent(e, id, e.send_wait(out, timeout(timeout_ms)))
+        }
     })
 }
 
 /// Sends `n` messages in order, as if by one busbar_send each, in one bus
 /// operation: `results[i]` gets 0 or the negative errno of message i, and
-/// `ids[i]` its id (either array may be NULL). Returns how many were sent.
-/// Errors (nothing sent): -EINVAL (a message the API cannot read, such as a
-/// NULL name), -EBADF.
+/// `ids[i]` its id (both arrays optional). Once one goes pending (-EAGAIN)
+/// the rest fail with -EALREADY. Returns how many were sent. Errors
+/// (nothing sent): a message the API cannot read: -EINVAL (a NULL name or
+/// array), -EBADMSG (a name not UTF-8), -ETOOMANYREFS, -EBADF (its fds).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_send_batch(
     ep: *const busbar_endpoint,
@@ -239,7 +268,7 @@ pub unsafe extern "C" fn busbar_announce(
 ) -> c_int {
     guard(|| {
         let (e, n, d) = (ep_ref(ep)?, c_str(name)?, bytes(data, len)?);
-        sent(id, e.announce(n, d.to_vec()))
+        sent(e, id, e.announce(n, d.to_vec()))
     })
 }
 
@@ -255,7 +284,7 @@ pub unsafe extern "C" fn busbar_request(
 ) -> c_int {
     guard(|| {
         let (e, n, d) = (ep_ref(ep)?, c_str(name)?, bytes(data, len)?);
-        sent(id, e.request(n, d.to_vec()))
+        sent(e, id, e.request(n, d.to_vec()))
     })
 }
 
@@ -272,15 +301,15 @@ pub unsafe extern "C" fn busbar_reply(
 ) -> c_int {
     guard(|| {
         let (e, r, d) = (ep_ref(ep)?, message_ref(request)?, bytes(data, len)?);
-        sent(id, e.reply(r, d.to_vec()))
+        sent(e, id, e.reply(r, d.to_vec()))
     })
 }
 
 /// Replies to `request`, then waits up to `timeout_ms` for the next
 /// message, which `*next` gets: a replier's loop in one round trip through
 /// a daemon. `*reply_result` gets 0 if the reply was sent, or its negative
-/// errno (as busbar_reply: -EADDRNOTAVAIL if the requester has gone, ...);
-/// the wait happens even if the reply failed. Blocks unless `timeout_ms`
+/// errno (as busbar_reply: -EADDRNOTAVAIL if the requester has gone, ...;
+/// `reply_result` is optional); the wait happens even if the reply failed. Blocks unless `timeout_ms`
 /// is 0. Returns 0 with a message, -ETIMEDOUT (or -EAGAIN for timeout 0)
 /// with none, or another negative errno for a failure of the endpoint.
 #[unsafe(no_mangle)]
@@ -311,7 +340,8 @@ pub unsafe extern "C" fn busbar_reply_then_recv(
 
 /// Sends a stateful request: to the same replier endpoint as `earlier` (a
 /// reply from it, or an earlier stateful request). As busbar_send; -EPIPE
-/// if another endpoint now holds the name, -EADDRNOTAVAIL if none does.
+/// if another endpoint now holds the name, -EADDRNOTAVAIL if none does,
+/// -EINVAL if `earlier` is neither a reply nor a stateful request.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_stateful_request(
     ep: *const busbar_endpoint,
@@ -324,7 +354,10 @@ pub unsafe extern "C" fn busbar_stateful_request(
     guard(|| {
         let (e, m) = (ep_ref(ep)?, message_ref(earlier)?);
         let (n, d) = (c_str(name)?, bytes(data, len)?);
-        sent(id, e.send(Outgoing::stateful_request(m, n, d.to_vec())))
+        if !(m.is_reply() || m.is_stateful_request()) {
+            return Err(Errno::EINVAL);
+        }
+        sent(e, id, e.send(Outgoing::stateful_request(m, n, d.to_vec())))
     })
 }
 
@@ -332,7 +365,8 @@ pub unsafe extern "C" fn busbar_stateful_request(
 /// `*reply` gets (free it with busbar_message_free). The reply may be
 /// synthetic (busbar_message_is_synthetic: the replier went away, ignored
 /// it or unbound). Blocks. Errors: those of busbar_send, -ETIMEDOUT (the
-/// reply will still come, into the ordinary queue).
+/// reply will still come, into the ordinary queue: to wait for it by id,
+/// send with busbar_request and use busbar_wait_reply instead).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_call(
     ep: *const busbar_endpoint,
@@ -407,8 +441,9 @@ pub unsafe extern "C" fn busbar_discard_send(ep: *const busbar_endpoint) -> c_in
     guard(|| Ok(c_int::from(ep_ref(ep)?.discard_send()?)))
 }
 
-/// How a pending send ended: `*id` its id, `*result` 0 (delivered) or the
-/// negative errno. Errors: -EAGAIN (still pending, or none finished).
+/// How a pending send ended: `*id` (optional) its id, `*result` 0
+/// (delivered) or the negative errno. Errors: -EAGAIN (still pending, or
+/// none finished).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_take_send_outcome(
     ep: *const busbar_endpoint,
@@ -416,6 +451,7 @@ pub unsafe extern "C" fn busbar_take_send_outcome(
     result: *mut c_int,
 ) -> c_int {
     guard(|| {
+        required(result)?;
         let o = ep_ref(ep)?.take_send_outcome()?.ok_or(Errno::EAGAIN)?;
         put(id, o.id.into());
         put(result, o.result.err().map_or(0, |e| -e.number()));
@@ -432,7 +468,7 @@ pub unsafe extern "C" fn busbar_readiness_fd(ep: *const busbar_endpoint) -> c_in
 }
 
 /// Sets the queue limit (at least 1: queued messages plus reserved reply
-/// slots); `*previous` gets the old one. Errors: -EINVAL (0).
+/// slots); `*previous` (optional) gets the old one. Errors: -EINVAL (0).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_set_queue_limit(
     ep: *const busbar_endpoint,
@@ -446,7 +482,7 @@ pub unsafe extern "C" fn busbar_set_queue_limit(
 }
 
 /// Turns "only once" on or off (one copy per message however many of our
-/// bindings match); `*previous` gets the old value.
+/// bindings match); `*previous` (optional) gets the old value.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_set_only_once(
     ep: *const busbar_endpoint,
@@ -461,7 +497,7 @@ pub unsafe extern "C" fn busbar_set_only_once(
 
 /// Turns the bus's replier bind events on or off (turning them on queues
 /// for us one `$.KBUS.ReplierBindEvent` per existing replier);
-/// `*previous` gets the old value. Privileged through a daemon. Errors:
+/// `*previous` (optional) gets the old value. Privileged through a daemon. Errors:
 /// -EBUSY (the events do not fit in our queue), -EPERM.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_set_replier_bind_events(
@@ -476,7 +512,7 @@ pub unsafe extern "C" fn busbar_set_replier_bind_events(
 }
 
 /// Turns monitoring on or off (a copy of every message the bus queues for
-/// anyone); `*previous` gets the old value. Privileged through a daemon.
+/// anyone); `*previous` (optional) gets the old value. Privileged through a daemon.
 /// Errors: -EPERM.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_set_monitor(
@@ -497,6 +533,7 @@ pub unsafe extern "C" fn busbar_endpoint_get_stats(
     stats: *mut busbar_endpoint_stats,
 ) -> c_int {
     guard(|| {
+        required(stats)?;
         put(stats, c_stats(&ep_ref(ep)?.stats()?));
         Ok(0)
     })
@@ -507,6 +544,7 @@ pub unsafe extern "C" fn busbar_endpoint_get_stats(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_create_node(ep: *const busbar_endpoint, handle: *mut u64) -> c_int {
     guard(|| {
+        required(handle)?;
         put(handle, ep_ref(ep)?.create_node()?.0);
         Ok(0)
     })

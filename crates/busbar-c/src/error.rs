@@ -1,10 +1,8 @@
 //! Errors across the boundary: negative errno values, their texts, and the
 //! guard that keeps a Rust panic from unwinding into C.
 
-use std::collections::HashMap;
-use std::ffi::{CString, c_char, c_int};
+use std::ffi::{c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
 
 use busbar::Errno;
 
@@ -18,27 +16,12 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
     }
 }
 
-/// Texts of every errno busbar uses, made once (C strings that live for
-/// the whole program).
-fn texts() -> &'static HashMap<i32, (CString, CString)> {
-    static TEXTS: OnceLock<HashMap<i32, (CString, CString)>> = OnceLock::new();
-    TEXTS.get_or_init(|| {
-        (1..200)
-            .filter_map(Errno::from_number)
-            .map(|e| {
-                let c = |s: &str| CString::new(s).unwrap_or_default();
-                (e.number(), (c(e.strerror()), c(e.name())))
-            })
-            .collect()
-    })
-}
-
 /// What an error means, as a sentence (static storage; never NULL).
 /// `err` may be negative (as functions return it) or positive.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_strerror(err: c_int) -> *const c_char {
-    match texts().get(&err.saturating_abs()) {
-        Some((text, _)) => text.as_ptr(),
+    match Errno::from_number(err.saturating_abs()) {
+        Some(e) => e.strerror_c().as_ptr(),
         None => c"unknown error".as_ptr(),
     }
 }
@@ -47,8 +30,8 @@ pub unsafe extern "C" fn busbar_strerror(err: c_int) -> *const c_char {
 /// "EUNKNOWN" for a number busbar does not use).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_errno_name(err: c_int) -> *const c_char {
-    match texts().get(&err.saturating_abs()) {
-        Some((_, name)) => name.as_ptr(),
+    match Errno::from_number(err.saturating_abs()) {
+        Some(e) => e.name_c().as_ptr(),
         None => c"EUNKNOWN".as_ptr(),
     }
 }

@@ -7,6 +7,14 @@
 
 use core::fmt;
 
+/// A NUL-terminated literal as a C string (checked when compiled).
+const fn c_str(s: &'static str) -> &'static core::ffi::CStr {
+    match core::ffi::CStr::from_bytes_with_nul(s.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("an errno text contains a NUL"),
+    }
+}
+
 macro_rules! errnos {
     ($( $(#[$doc:meta])* $name:ident = $num:literal, $text:literal; )*) => {
         /// A busbar error: a stable errno number with a fixed meaning.
@@ -46,6 +54,20 @@ macro_rules! errnos {
             pub const fn strerror(self) -> &'static str {
                 match self {
                     $( Errno::$name => $text, )*
+                }
+            }
+
+            /// [`Self::strerror`] as a C string (static, for C callers).
+            pub const fn strerror_c(self) -> &'static core::ffi::CStr {
+                match self {
+                    $( Errno::$name => c_str(concat!($text, "\0")), )*
+                }
+            }
+
+            /// [`Self::name`] as a C string (static, for C callers).
+            pub const fn name_c(self) -> &'static core::ffi::CStr {
+                match self {
+                    $( Errno::$name => c_str(concat!(stringify!($name), "\0")), )*
                 }
             }
         }
