@@ -7,11 +7,7 @@
  * Prints "FAIL <what>: got ..., want ..." for each failed check, then
  * "ok N checks" (exit 0) or "FAILED F of N checks" (exit 1). It frees
  * everything it gets, so it also runs clean under
- *   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
- *            --error-exitcode=1 ./api ...
- * (The library's static table of error texts, made on the first
- * busbar_strerror/busbar_errno_name call and never freed, shows as
- * "possibly lost", so valgrind's default leak kinds report it.)
+ *   valgrind --leak-check=full --error-exitcode=1 ./api ...
  *
  * Every function of busbar.h is called, and every error its comment
  * documents is provoked, except these, which need another user, a daemon
