@@ -473,6 +473,16 @@ int busbar_bus_set_max_message_size(const struct busbar_bus *bus,
 int busbar_bus_find_replier(const struct busbar_bus *bus, const char *name, uint32_t *endpoint);
 
 /**
+ * The replier bound to exactly the pattern `pattern` (no wildcard
+ * resolution, unlike busbar_bus_find_replier): `*endpoint` is its id, or
+ * 0. Errors: -EBADMSG (not a valid pattern), -ENAMETOOLONG, -ENOENT,
+ * -EINVAL.
+ */
+int busbar_bus_pattern_replier(const struct busbar_bus *bus,
+                               const char *pattern,
+                               uint32_t *endpoint);
+
+/**
  * The bus's settings. Errors: -ENOENT (no such bus), -EINVAL.
  */
 int busbar_bus_get_info(const struct busbar_bus *bus, struct busbar_bus_info *info);
@@ -680,6 +690,20 @@ int busbar_call(const struct busbar_endpoint *ep,
 int busbar_recv(const struct busbar_endpoint *ep, int timeout_ms, struct busbar_message **message);
 
 /**
+ * Takes up to `max` queued messages at once (one bus operation), waiting
+ * up to `timeout_ms` for the first: `messages` (an array of at least `max`
+ * pointers) gets them in queue order, `*count` how many; free each with
+ * busbar_message_free. Stops early after 64 MiB of data. Blocks unless
+ * `timeout_ms` is 0. Errors: -EAGAIN (nothing queued, timeout 0),
+ * -ETIMEDOUT, -EINVAL (`max` 0, a NULL array or count).
+ */
+int busbar_recv_batch(const struct busbar_endpoint *ep,
+                      uint32_t max,
+                      int timeout_ms,
+                      struct busbar_message **messages,
+                      size_t *count);
+
+/**
  * Waits up to `timeout_ms` for the reply to our request `request`, leaving
  * other messages queued. Errors: -EAGAIN (not there yet, timeout 0),
  * -ETIMEDOUT, -EINVAL (no such request of ours outstanding).
@@ -730,6 +754,15 @@ int busbar_set_only_once(const struct busbar_endpoint *ep, bool on, bool *previo
  * -EBUSY (the events do not fit in our queue), -EPERM.
  */
 int busbar_set_replier_bind_events(const struct busbar_endpoint *ep, bool on, bool *previous);
+
+/**
+ * Turns KBUS compatibility on or off for this endpoint (its failed sends
+ * still take a serial, its messages are measured in KBUS's entire form,
+ * its requests reach the most recently bound of equal wildcard repliers,
+ * and anyone may answer its requests while it awaits them; see the
+ * project's docs/kbus.md); `*previous` (optional) gets the old value.
+ */
+int busbar_set_kbus_compat(const struct busbar_endpoint *ep, bool on, bool *previous);
 
 /**
  * Turns monitoring on or off (a copy of every message the bus queues for

@@ -154,6 +154,24 @@ pub unsafe extern "C" fn busbar_bus_find_replier(
     })
 }
 
+/// The replier bound to exactly the pattern `pattern` (no wildcard
+/// resolution, unlike busbar_bus_find_replier): `*endpoint` is its id, or
+/// 0. Errors: -EBADMSG (not a valid pattern), -ENAMETOOLONG, -ENOENT,
+/// -EINVAL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn busbar_bus_pattern_replier(
+    bus: *const busbar_bus,
+    pattern: *const c_char,
+    endpoint: *mut u32,
+) -> c_int {
+    guard(|| {
+        required(endpoint)?;
+        let found = bus_ref(bus)?.pattern_replier(c_str(pattern)?)?;
+        put(endpoint, found.map_or(0, |e| e.0));
+        Ok(0)
+    })
+}
+
 /// The bus's settings. Errors: -ENOENT (no such bus), -EINVAL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_bus_get_info(

@@ -410,6 +410,47 @@ pub unsafe extern "C" fn busbar_recv(
     })
 }
 
+/// Takes up to `max` queued messages at once (one bus operation), waiting
+/// up to `timeout_ms` for the first: `messages` (an array of at least `max`
+/// pointers) gets them in queue order, `*count` how many; free each with
+/// busbar_message_free. Stops early after 64 MiB of data. Blocks unless
+/// `timeout_ms` is 0. Errors: -EAGAIN (nothing queued, timeout 0),
+/// -ETIMEDOUT, -EINVAL (`max` 0, a NULL array or count).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn busbar_recv_batch(
+    ep: *const busbar_endpoint,
+    max: u32,
+    timeout_ms: c_int,
+    messages: *mut *mut busbar_message,
+    count: *mut usize,
+) -> c_int {
+    guard(|| {
+        required(messages)?;
+        required(count)?;
+        let e = ep_ref(ep)?;
+        let got = if timeout_ms == 0 {
+            e.try_recv_batch(max)?
+        } else {
+            e.recv_batch_timeout(max, timeout(timeout_ms))?
+        };
+        put(count, 0);
+        if got.is_empty() {
+            return Err(if timeout_ms == 0 {
+                Errno::EAGAIN
+            } else {
+                Errno::ETIMEDOUT
+            });
+        }
+        let n = got.len();
+        for (i, m) in got.into_iter().enumerate() {
+            // SAFETY: the caller's array holds at least `max` >= n pointers.
+            give_message(unsafe { messages.add(i) }, m)?;
+        }
+        put(count, n);
+        Ok(0)
+    })
+}
+
 /// Waits up to `timeout_ms` for the reply to our request `request`, leaving
 /// other messages queued. Errors: -EAGAIN (not there yet, timeout 0),
 /// -ETIMEDOUT, -EINVAL (no such request of ours outstanding).
@@ -507,6 +548,23 @@ pub unsafe extern "C" fn busbar_set_replier_bind_events(
 ) -> c_int {
     guard(|| {
         put(previous, ep_ref(ep)?.set_replier_bind_events(on)?);
+        Ok(0)
+    })
+}
+
+/// Turns KBUS compatibility on or off for this endpoint (its failed sends
+/// still take a serial, its messages are measured in KBUS's entire form,
+/// its requests reach the most recently bound of equal wildcard repliers,
+/// and anyone may answer its requests while it awaits them; see the
+/// project's docs/kbus.md); `*previous` (optional) gets the old value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn busbar_set_kbus_compat(
+    ep: *const busbar_endpoint,
+    on: bool,
+    previous: *mut bool,
+) -> c_int {
+    guard(|| {
+        put(previous, ep_ref(ep)?.set_kbus_compat(on)?);
         Ok(0)
     })
 }

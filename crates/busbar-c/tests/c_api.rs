@@ -46,34 +46,35 @@ impl Drop for TempDir {
     }
 }
 
-/// The library installed once per test run into a temporary prefix, as a
-/// user would install it.
+/// The library installed once per test run into a prefix under cargo's
+/// scratch directory for tests (not /tmp: a static is never dropped, so
+/// the prefix must not need removing), as a user would install it.
 fn prefix() -> &'static Path {
-    static PREFIX: OnceLock<TempDir> = OnceLock::new();
-    &PREFIX
-        .get_or_init(|| {
-            let target = target_dir();
-            if !target.join("libbusbar_c.so").is_file() || !target.join("busbar").is_file() {
-                let mut cargo = Command::new(env!("CARGO"));
-                cargo.args(["build", "-p", "busbar-c", "-p", "busbar-cli"]);
-                if target.ends_with("release") {
-                    cargo.arg("--release");
-                }
-                assert!(cargo.status().unwrap().success(), "cargo build failed");
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let target = target_dir();
+        if !target.join("libbusbar_c.so").is_file() || !target.join("busbar").is_file() {
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.args(["build", "-p", "busbar-c", "-p", "busbar-cli"]);
+            if target.ends_with("release") {
+                cargo.arg("--release");
             }
-            let d = TempDir::new("prefix");
-            let profile = target.file_name().unwrap().to_str().unwrap().to_owned();
-            let o = Command::new(Path::new(MANIFEST).join("../../scripts/install-c.sh"))
-                .arg(&d.0)
-                .env("BUSBAR_NO_BUILD", "1")
-                .env("BUSBAR_PROFILE", profile)
-                .env("CARGO_TARGET_DIR", target.parent().unwrap())
-                .output()
-                .unwrap();
-            assert_ok("scripts/install-c.sh", &o);
-            d
-        })
-        .0
+            assert!(cargo.status().unwrap().success(), "cargo build failed");
+        }
+        let d =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("c-prefix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let profile = target.file_name().unwrap().to_str().unwrap().to_owned();
+        let o = Command::new(Path::new(MANIFEST).join("../../scripts/install-c.sh"))
+            .arg(&d)
+            .env("BUSBAR_NO_BUILD", "1")
+            .env("BUSBAR_PROFILE", profile)
+            .env("CARGO_TARGET_DIR", target.parent().unwrap())
+            .output()
+            .unwrap();
+        assert_ok("scripts/install-c.sh", &o);
+        d
+    })
 }
 
 fn pkg_config() -> Vec<String> {

@@ -2155,6 +2155,54 @@ static void test_null_message(void)
 
 /* ----- main ------------------------------------------------------------------- */
 
+/* busbar_recv_batch, busbar_bus_pattern_replier, busbar_set_kbus_compat. */
+static void test_batch_recv_and_kbus(busbar_bus *bus)
+{
+    busbar_endpoint *a = open_ep(bus), *b = open_ep(bus);
+    MUST("bind $.rb", busbar_bind(b, "$.rb", false));
+    busbar_message *got[4] = {NULL, NULL, NULL, NULL};
+    size_t n = 99;
+    CHECK_RC("recv_batch with nothing queued, timeout 0", busbar_recv_batch(b, 4, 0, got, &n), -EAGAIN);
+    CHECK_NUM("count 0", n, 0);
+    CHECK_RC("recv_batch with nothing queued, 10 ms", busbar_recv_batch(b, 4, 10, got, &n), -ETIMEDOUT);
+    CHECK_RC("recv_batch max 0", busbar_recv_batch(b, 0, 0, got, &n), -EINVAL);
+    CHECK_RC("recv_batch NULL array", busbar_recv_batch(b, 4, 0, NULL, &n), -EINVAL);
+    CHECK_RC("recv_batch NULL count", busbar_recv_batch(b, 4, 0, got, NULL), -EINVAL);
+    for (int i = 0; i < 3; i++)
+        MUST("announce", announce(a, "$.rb", "x", NULL));
+    CHECK_RC("recv_batch takes the three", busbar_recv_batch(b, 4, GUARD_MS, got, &n), 0);
+    CHECK_NUM("three of them", n, 3);
+    for (size_t i = 0; i < n; i++) {
+        CHECK_STR("each is $.rb", busbar_message_name(got[i]), "$.rb");
+        busbar_message_free(got[i]);
+    }
+    /* Exact-pattern replier, against the resolving lookup. */
+    MUST("bind replier $.pr.*", busbar_bind(b, "$.pr.*", true));
+    uint32_t who = 99;
+    CHECK_RC("pattern_replier $.pr.*", busbar_bus_pattern_replier(bus, "$.pr.*", &who), 0);
+    CHECK_NUM("is b", who, busbar_endpoint_id(b));
+    CHECK_RC("pattern_replier $.pr.x", busbar_bus_pattern_replier(bus, "$.pr.x", &who), 0);
+    CHECK_NUM("nobody bound exactly that", who, 0);
+    CHECK_RC("find_replier $.pr.x", busbar_bus_find_replier(bus, "$.pr.x", &who), 0);
+    CHECK_NUM("but a request would reach b", who, busbar_endpoint_id(b));
+    CHECK_RC("pattern_replier of a bad pattern", busbar_bus_pattern_replier(bus, "bad", &who), -EBADMSG);
+    CHECK_RC("pattern_replier NULL out", busbar_bus_pattern_replier(bus, "$.pr.*", NULL), -EINVAL);
+    /* KBUS compatibility: a failed send takes a serial. */
+    bool previous = true;
+    CHECK_RC("set_kbus_compat on", busbar_set_kbus_compat(a, true, &previous), 0);
+    CHECK("it was off", !previous);
+    busbar_msg_id before;
+    MUST("announce", announce(a, "$.rb.none", "", &before));
+    CHECK_RC("a request nobody answers", busbar_request(a, "$.nobody.here", NULL, 0, NULL), -EADDRNOTAVAIL);
+    CHECK_NUM("took a serial all the same", ep_stats(a).last_sent.serial, before.serial + 1);
+    CHECK_RC("set_kbus_compat off", busbar_set_kbus_compat(a, false, &previous), 0);
+    CHECK("it was on", previous);
+    MUST("unbind", busbar_unbind(b, "$.pr.*", true));
+    MUST("unbind", busbar_unbind(b, "$.rb", false));
+    close_ep(a);
+    close_ep(b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -2204,6 +2252,7 @@ int main(int argc, char **argv)
     test_endpoint_stats(bus);
     test_nodes(bus);
     test_fds(bus);
+    test_batch_recv_and_kbus(bus);
 
     busbar_bus_stats bs;
     MUST("busbar_bus_get_stats", busbar_bus_get_stats(bus, &bs, NULL, 0));
