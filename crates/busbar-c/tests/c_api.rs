@@ -251,6 +251,36 @@ fn no_leaks_under_valgrind_on_both_transports() {
     );
 }
 
+/// The daemon is killed while a C program waits in `busbar_recv`: the
+/// call fails (`-ECONNRESET`), later calls fail, and everything is freed,
+/// under valgrind: no leak, no invalid access.
+#[test]
+fn daemon_gone_mid_call_under_valgrind() {
+    let d = TempDir::new("gone");
+    let gone = compile(&d.0, &test_source("gone.c"));
+    let mut daemon = Daemon::start();
+    let mut child = Command::new("valgrind")
+        .args(["--leak-check=full", "--error-exitcode=1", "--quiet"])
+        .arg(&gone)
+        .arg(&daemon.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("valgrind is needed (scripts/test.sh installs it)");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {rest:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Two C processes through a daemon: a call, then the replier is killed
 /// with SIGKILL holding a request it took, and the requester gets
 /// `$.KBUS.Replier.Ignored`.
