@@ -61,8 +61,8 @@ fn prefix() -> &'static Path {
             }
             assert!(cargo.status().unwrap().success(), "cargo build failed");
         }
-        let d =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("c-prefix-{}", std::process::id()));
+        // One per target directory, replaced by each run.
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-prefix");
         let _ = std::fs::remove_dir_all(&d);
         let profile = target.file_name().unwrap().to_str().unwrap().to_owned();
         let o = Command::new(Path::new(MANIFEST).join("../../scripts/install-c.sh"))
@@ -222,6 +222,37 @@ fn every_function_in_process() {
     assert_ok(
         "api in-process",
         &Command::new(&api).arg("in-process").output().unwrap(),
+    );
+}
+
+/// The static library works too (no libbusbar.so at run time).
+#[test]
+fn every_function_linked_statically() {
+    let d = TempDir::new("static");
+    let out = d.0.join("api-static");
+    let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-pthread",
+        ])
+        .arg(format!("-I{}", prefix().join("include").display()))
+        .arg("-o")
+        .arg(&out)
+        .arg(test_source("api.c"))
+        .arg(prefix().join("lib/libbusbar.a"))
+        .args(["-ldl", "-lm"])
+        .output()
+        .unwrap();
+    assert_ok("linking api.c with libbusbar.a", &o);
+    let ldd = Command::new("ldd").arg(&out).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ldd.stdout).contains("libbusbar"));
+    assert_ok(
+        "api (static) in-process",
+        &Command::new(&out).arg("in-process").output().unwrap(),
     );
 }
 
