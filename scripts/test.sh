@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (unit, conformance on
 # every transport, property, simulation, stress, doc tests, KBUS programs
-# under the preload library), and a build of the benchmarks and examples.
+# under the preload library, the Python package built, installed into a
+# fresh virtual environment and tested), and a build of the benchmarks and
+# examples.
 # Needs the Rust toolchain, cc, c++, make, pkg-config, valgrind and python3
 # (as root on Debian, the missing ones are installed with apt-get).
 set -euo pipefail
@@ -41,6 +43,9 @@ cargo build --workspace --locked
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
+
+step "the Python package (its own workspace; scripts/test-python.sh)"
+bash scripts/test-python.sh
 
 step "benchmarks and examples build"
 cargo build --workspace --benches --examples --locked

@@ -195,11 +195,7 @@ impl Endpoint {
             other => return other,
         }
         loop {
-            let outcome = self.wait_for(Request::TakeSendOutcome(()), deadline, |r| match r {
-                Response::TakeSendOutcome(o) => Ok(o),
-                _ => Err(Errno::EPROTO),
-            })?;
-            if let Some(o) = outcome {
+            if let Some(o) = self.wait_send_outcome_until(deadline)? {
                 return o.result.map(|()| o.id);
             }
             // Deadline: give up, unless it finished meanwhile (then take it).
@@ -207,6 +203,27 @@ impl Endpoint {
                 return Err(Errno::ETIMEDOUT);
             }
         }
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for the outcome of the
+    /// pending `ALL_OR_WAIT` send, and takes it. `None` if it has not
+    /// finished by then: it stays pending (give up with
+    /// [`Self::discard_send`]).
+    pub fn wait_send_outcome(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<SendOutcome>, Errno> {
+        self.wait_send_outcome_until(deadline(timeout))
+    }
+
+    fn wait_send_outcome_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<SendOutcome>, Errno> {
+        self.wait_for(Request::TakeSendOutcome(()), deadline, |r| match r {
+            Response::TakeSendOutcome(o) => Ok(o),
+            _ => Err(Errno::EPROTO),
+        })
     }
 
     /// Sends an announcement to every listener of `name`.
