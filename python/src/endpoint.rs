@@ -4,7 +4,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
 
 use busbar::{Endpoint, Errno, HandleId, OrigFrom, Outgoing};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -37,6 +37,23 @@ impl PyEndpoint {
     ) -> PyResult<T> {
         let ep = self.get()?;
         py.detach(|| f(&ep)).or_raise()
+    }
+}
+
+/// One message of `send_batch`: `(name, data)` or `(name, data, flags)`.
+struct BatchItem(String, Data, u32);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for BatchItem {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok((name, data)) = obj.extract::<(String, Data)>() {
+            return Ok(Self(name, data, 0));
+        }
+        let (name, data, flags) = obj.extract::<(String, Data, u32)>().map_err(|_| {
+            PyTypeError::new_err("send_batch takes (name, data) or (name, data, flags) tuples")
+        })?;
+        Ok(Self(name, data, flags))
     }
 }
 
@@ -197,6 +214,29 @@ impl PyEndpoint {
             }
         };
         outcome.result.map(|()| id_tuple(outcome.id)).or_raise()
+    }
+
+    /// Sends several announcements in order as one bus operation (one round
+    /// trip through a daemon): `messages` holds `(name, data)` or
+    /// `(name, data, flags)` tuples. Returns one result per message, as
+    /// `send` would have: its id, or the `BusbarError` it met (returned, not
+    /// raised, so the caller sees which went through). Raises only when the
+    /// call itself fails (a closed endpoint, a lost daemon, bad arguments).
+    fn send_batch(&self, py: Python<'_>, messages: Vec<BatchItem>) -> PyResult<Vec<Py<PyAny>>> {
+        let batch = messages
+            .into_iter()
+            .map(|BatchItem(name, data, flags)| {
+                Outgoing::announcement(&name, data.0).with_flags(busbar::Flags(flags))
+            })
+            .collect();
+        let results = self.with(py, |e| e.send_batch(batch))?;
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(id) => Ok(id_tuple(id).into_pyobject(py)?.into_any().unbind()),
+                Err(e) => Ok(err(e).into_value(py).into_any()),
+            })
+            .collect()
     }
 
     /// Sends an announcement; returns its id.

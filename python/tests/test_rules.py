@@ -252,6 +252,15 @@ def test_batches(bus):
         with pytest.raises(busbar.BusbarError) as info:
             l.try_recv_batch(0)
         assert info.value.errno == errno.EINVAL
+        # send_batch: one result per message, errors returned in place.
+        l.set_queue_limit(2)
+        res = s.send_batch([("$.b", b"a"), ("$.bad name", b""), ("$.b", b"u", Flags.URGENT), ("$.b", b"f", Flags.ALL_OR_FAIL)])
+        assert isinstance(res[0], tuple) and isinstance(res[2], tuple)
+        assert isinstance(res[1], busbar.InvalidNameError) and res[1].errno == errno.EBADMSG
+        assert isinstance(res[3], busbar.QueueFullError) and res[3].errno == errno.EBUSY
+        assert [m.data for m in l.try_recv_batch()] == [b"u", b"a"]
+        with pytest.raises(TypeError, match="tuples"):
+            s.send_batch([("$.b",)])
 
 
 def test_iteration_and_infinite_timeout(bus):
