@@ -3,7 +3,9 @@
 # rustfmt and clippy on its own Cargo workspace (python/), a wheel built
 # with maturin, installed into a fresh virtual environment, and its pytest
 # suite run against that installed package, on both transports (in-process,
-# and a `busbar daemon` process: target/debug/busbar, or $BUSBAR_BIN).
+# and a `busbar daemon` process: target/debug/busbar, or $BUSBAR_BIN); then
+# the type stubs checked against the module (mypy.stubtest) and the package
+# and its examples type-checked (mypy --strict).
 #
 # Everything lives under target/: target/pyvenv-tools (maturin),
 # target/pyvenv-test (the fresh environment), target/python (cargo's build
@@ -46,7 +48,13 @@ step "python: install $wheel into a fresh virtual environment, run pytest"
 venv=target/pyvenv-test
 rm -rf "$venv"
 make_venv "$venv"
-pip_install "$venv" "$wheel" pytest
+pip_install "$venv" "$wheel" pytest mypy
 [ -x "${BUSBAR_BIN:-target/debug/busbar}" ] || cargo build --quiet -p busbar-cli --locked --target-dir target
 BUSBAR_BIN="$(realpath "${BUSBAR_BIN:-target/debug/busbar}")" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+
+step "python: the type stubs match the installed module (mypy.stubtest), and the package type-checks (mypy --strict)"
+export MYPY_CACHE_DIR="$PWD/target/mypy-cache"
+"$venv/bin/python" -m mypy.stubtest --ignore-disjoint-bases busbar
+"$venv/bin/python" -m mypy --strict -p busbar
+"$venv/bin/python" -m mypy --strict python/examples/*.py

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from typing import Any, AsyncIterator, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Deque, Dict, List, Optional, Tuple
 
 from ._busbar import (  # noqa: F401
     AddressInUseError,
@@ -66,35 +66,6 @@ class Flags(enum.IntFlag):
     URGENT = 0x8
     ALL_OR_WAIT = 0x100
     ALL_OR_FAIL = 0x200
-
-
-def _flags(self: Message) -> Flags:
-    """The message's flags as :class:`Flags`."""
-    return Flags(self.flags_value)
-
-
-Message.flags = property(_flags)  # type: ignore[attr-defined]
-
-
-def _enter(self: Endpoint) -> Endpoint:
-    return self
-
-
-def _exit(self: Endpoint, *exc: object) -> None:
-    self.close()
-
-
-def _iter(self: Endpoint) -> Iterator[Message]:
-    """Incoming messages, waiting for each (stops when the endpoint closes)."""
-    while not self.closed:
-        m = self.recv()
-        if m is not None:
-            yield m
-
-
-Endpoint.__enter__ = _enter  # type: ignore[attr-defined]
-Endpoint.__exit__ = _exit  # type: ignore[attr-defined]
-Endpoint.__iter__ = _iter  # type: ignore[attr-defined]
 
 
 class AsyncEndpoint:

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use busbar::{Endpoint, Errno, HandleId, OrigFrom, Outgoing};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::bus::endpoint_stats;
 use crate::errors::{OrRaise, err, timeout, wait_sliced};
@@ -40,6 +40,26 @@ impl PyEndpoint {
     }
 }
 
+/// An fd to pass: an `int`, or any object with `fileno()` (a file, a
+/// socket). The bus sends a copy; the caller keeps (and closes) its own.
+struct FdArg(i32);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for FdArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(fd) = obj.extract::<i32>() {
+            return Ok(Self(fd));
+        }
+        match obj.call_method0("fileno") {
+            Ok(fd) => Ok(Self(fd.extract()?)),
+            Err(_) => Err(PyTypeError::new_err(
+                "fds takes ints or objects with fileno() (files, sockets)",
+            )),
+        }
+    }
+}
+
 /// One message of `send_batch`: `(name, data)` or `(name, data, flags)`.
 struct BatchItem(String, Data, u32);
 
@@ -67,7 +87,7 @@ fn outgoing(
     in_reply_to: Option<(u32, u32)>,
     handles: Vec<u64>,
     to_handles: Vec<u64>,
-    fds: Vec<i32>,
+    fds: Vec<FdArg>,
     orig_from: Option<(u32, u32)>,
     final_to: Option<(u32, u32)>,
 ) -> PyResult<Outgoing> {
@@ -91,7 +111,7 @@ fn outgoing(
     if !fds.is_empty() {
         let owned = fds
             .into_iter()
-            .map(|fd| {
+            .map(|FdArg(fd)| {
                 if fd < 0 {
                     return Err(err(Errno::EBADF));
                 }
@@ -158,7 +178,7 @@ impl PyEndpoint {
         in_reply_to: Option<(u32, u32)>,
         handles: Vec<u64>,
         to_handles: Vec<u64>,
-        fds: Vec<i32>,
+        fds: Vec<FdArg>,
         orig_from: Option<(u32, u32)>,
         final_to: Option<(u32, u32)>,
     ) -> PyResult<(u32, u32)> {
@@ -198,7 +218,12 @@ impl PyEndpoint {
             Err(Errno::EAGAIN) => {}
             other => return other.map(id_tuple).or_raise(),
         }
-        let outcome = match wait_sliced(py, t, |slice| ep.wait_send_outcome(Some(slice))) {
+        let outcome = match wait_sliced(
+            py,
+            t,
+            || !self.closed(),
+            |slice| ep.wait_send_outcome(Some(slice)),
+        ) {
             Ok(Some(o)) => o,
             stopped => {
                 // Timed out, interrupted or failed: give the send up, unless
@@ -304,11 +329,16 @@ impl PyEndpoint {
     ) -> PyResult<PyMessage> {
         let t = self::timeout(timeout)?;
         let ep = self.get()?;
-        let got = wait_sliced(py, t, |slice| match ep.wait_reply(id_of(id), Some(slice)) {
-            Ok(m) => Ok(Some(m)),
-            Err(Errno::ETIMEDOUT) => Ok(None),
-            Err(e) => Err(e),
-        })?;
+        let got = wait_sliced(
+            py,
+            t,
+            || !self.closed(),
+            |slice| match ep.wait_reply(id_of(id), Some(slice)) {
+                Ok(m) => Ok(Some(m)),
+                Err(Errno::ETIMEDOUT) => Ok(None),
+                Err(e) => Err(e),
+            },
+        )?;
         got.map(PyMessage::new).ok_or_else(|| err(Errno::ETIMEDOUT))
     }
 
@@ -325,7 +355,13 @@ impl PyEndpoint {
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyMessage>> {
         let t = self::timeout(timeout)?;
         let ep = self.get()?;
-        Ok(wait_sliced(py, t, |slice| ep.recv_timeout(Some(slice)))?.map(PyMessage::new))
+        Ok(wait_sliced(
+            py,
+            t,
+            || !self.closed(),
+            |slice| ep.recv_timeout(Some(slice)),
+        )?
+        .map(PyMessage::new))
     }
 
     /// Takes up to `max` queued messages at once (in queue order, without
@@ -351,10 +387,15 @@ impl PyEndpoint {
     ) -> PyResult<Vec<PyMessage>> {
         let t = self::timeout(timeout)?;
         let ep = self.get()?;
-        let got = wait_sliced(py, t, |slice| {
-            let v = ep.recv_batch_timeout(max, Some(slice))?;
-            Ok((!v.is_empty()).then_some(v))
-        })?;
+        let got = wait_sliced(
+            py,
+            t,
+            || !self.closed(),
+            |slice| {
+                let v = ep.recv_batch_timeout(max, Some(slice))?;
+                Ok((!v.is_empty()).then_some(v))
+            },
+        )?;
         Ok(got
             .unwrap_or_default()
             .into_iter()
@@ -437,6 +478,37 @@ impl PyEndpoint {
             Some(Ok(e)) => py.detach(|| e.close()).or_raise(),
             // In use elsewhere: closed when that use ends (on drop).
             Some(Err(_)) | None => Ok(()),
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Closes the endpoint (exceptions propagate).
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// The next message, waiting for it; the iteration stops when the
+    /// endpoint is closed (here or from another thread).
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyMessage>> {
+        loop {
+            match self.recv(py, None) {
+                Ok(Some(m)) => return Ok(Some(m)),
+                Ok(None) => {}
+                Err(e) if self.closed() => {
+                    let _ = e;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

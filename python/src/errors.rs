@@ -98,11 +98,15 @@ pub(crate) fn timeout(secs: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
-/// Waits by slices of at most 100 ms with the GIL released, checking for
-/// signals (Ctrl-C) between slices: `step(slice)` returns `Some` when done.
+/// Waits by slices of at most 100 ms with the GIL released, checking
+/// between slices for signals (Ctrl-C raises `KeyboardInterrupt`) and that
+/// the endpoint is still open (`close()` from another thread ends the wait
+/// with `EBADF`): `step(slice)` returns `Some` when done; `None` once
+/// `total` has passed.
 pub(crate) fn wait_sliced<T: Send>(
     py: Python<'_>,
     total: Option<Duration>,
+    still_open: impl Fn() -> bool,
     mut step: impl FnMut(Duration) -> Result<Option<T>, Errno> + Send,
 ) -> PyResult<Option<T>> {
     const SLICE: Duration = Duration::from_millis(100);
@@ -117,5 +121,8 @@ pub(crate) fn wait_sliced<T: Send>(
             return Ok(None);
         }
         py.check_signals()?;
+        if !still_open() {
+            return Err(err(Errno::EBADF));
+        }
     }
 }

@@ -1,11 +1,12 @@
 //! `Message`: a received message, read-only.
 
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
 use busbar::{Errno, Message, MessageId};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict};
 
 use crate::errors::err;
 
@@ -24,11 +25,25 @@ pub(crate) fn id_of(t: (u32, u32)) -> MessageId {
 #[pyclass(module = "busbar._busbar", name = "Message", frozen)]
 pub(crate) struct PyMessage {
     pub(crate) msg: Message,
+    /// `data` as a Python object, made on first use.
+    data: PyOnceLock<Py<PyBytes>>,
 }
 
 impl PyMessage {
+    /// A copy of each fd the message carried (all or none).
+    fn fd_copies(&self) -> PyResult<Vec<OwnedFd>> {
+        self.msg
+            .fds()
+            .iter()
+            .map(|f| f.try_clone().map_err(|_| err(Errno::EMFILE)))
+            .collect()
+    }
+
     pub(crate) fn new(msg: Message) -> Self {
-        Self { msg }
+        Self {
+            msg,
+            data: PyOnceLock::new(),
+        }
     }
 }
 
@@ -40,10 +55,14 @@ impl PyMessage {
         &self.msg.name
     }
 
-    /// Its data.
+    /// Its data, as `bytes` (copied out of the message once, on first use;
+    /// the same object after that).
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.msg.data)
+        self.data
+            .get_or_init(py, || PyBytes::new(py, &self.msg.data).unbind())
+            .bind(py)
+            .clone()
     }
 
     /// Its id `(network, serial)`.
@@ -82,10 +101,14 @@ impl PyMessage {
         (self.msg.final_to.network, self.msg.final_to.local)
     }
 
-    /// Its flags, as an int (`busbar.Flags` in Python).
+    /// Its flags, as `busbar.Flags` (an `enum.IntFlag`).
     #[getter]
-    fn flags_value(&self) -> u32 {
-        self.msg.flags.0
+    fn flags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static FLAGS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let flags = FLAGS.get_or_try_init(py, || {
+            py.import("busbar")?.getattr("Flags").map(Bound::unbind)
+        })?;
+        flags.bind(py).call1((self.msg.flags.0,))
     }
 
     /// `(pid, uid, gid)` of its sender, as the bus established them.
@@ -138,15 +161,31 @@ impl PyMessage {
 
     /// Copies of the fds it carried, as ints the caller owns (and closes).
     fn take_fds(&self) -> PyResult<Vec<i32>> {
-        self.msg
-            .fds()
-            .iter()
-            .map(|f| {
-                f.try_clone()
-                    .map(IntoRawFd::into_raw_fd)
-                    .map_err(|_| err(Errno::EMFILE))
-            })
-            .collect()
+        Ok(self
+            .fd_copies()?
+            .into_iter()
+            .map(IntoRawFd::into_raw_fd)
+            .collect())
+    }
+
+    /// Copies of the fds it carried, as file objects the caller owns
+    /// (`open(fd, mode, **kwargs)` for each).
+    #[pyo3(signature = (mode = "rb", **kwargs))]
+    fn take_files<'py>(
+        &self,
+        py: Python<'py>,
+        mode: &str,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let open = py.import("builtins")?.getattr("open")?;
+        let mut files = Vec::new();
+        // On an error, the copies not yet opened close as they drop.
+        for fd in self.fd_copies()? {
+            files.push(open.call((fd.as_raw_fd(), mode), kwargs)?);
+            // The file object owns it now.
+            let _ = fd.into_raw_fd();
+        }
+        Ok(files)
     }
 
     fn __repr__(&self) -> String {

@@ -4,6 +4,7 @@ import array
 import errno
 import os
 import select
+import threading
 
 import pytest
 
@@ -217,6 +218,17 @@ def test_nodes_handles_and_fds(bus):
         os.close(fd)
         assert os.read(r, 100) == b"through the bus"
         os.close(r)
+        # File objects both ways.
+        r, w = os.pipe()
+        with open(w, "wb", buffering=0) as wf:
+            other.send("$.fd", b"", fds=[wf])
+        (f,) = owner.recv(timeout=10).take_files("wb", buffering=0)
+        with f:
+            f.write(b"as a file")
+        assert os.read(r, 100) == b"as a file"
+        os.close(r)
+        with pytest.raises(TypeError, match="fileno"):
+            other.send("$.fd", b"", fds=["not an fd"])
         owner.destroy_nodes([node])
 
 
@@ -228,6 +240,24 @@ def test_names_and_stats(bus):
         assert "name='$.n'" in repr(b) or 'name="$.n"' in repr(b)
         s = bus.stats()
         assert s["bindings"] == 1 and s["endpoints"][0]["id"] == a.id
+
+
+def test_close_from_another_thread_ends_a_blocking_recv(bus):
+    e = bus.open()
+    e.bind("$.nothing")
+    out = []
+
+    def listen():
+        out.extend(m for m in e)  # until closed
+
+    t = threading.Thread(target=listen)
+    t.start()
+    e.close()
+    t.join(30)
+    assert not t.is_alive() and out == []
+    with pytest.raises(busbar.BusbarError) as info:
+        e.recv()
+    assert info.value.errno == errno.EBADF
 
 
 def test_closed_endpoint(bus):
