@@ -14,8 +14,11 @@ measures, in this order:
 - rust_daemon: `busbar bench --socket` against the same daemon (Rust
   request/reply and announce throughput, and its own raw Unix-socket
   baseline);
-- dbus: `dbus-python` method calls through a private `dbus-daemon`, if both
-  are installed (else reported as not available);
+- dbus: `dbus-python` method calls (a byte array echoed) between two Python
+  processes through a private `dbus-daemon`, if dbus-python, PyGObject and
+  dbus-daemon are installed (else reported as not available; on Debian:
+  python3-dbus and python3-gi, with the wheel installed in a venv made by
+  `/usr/bin/python3 -m venv --system-site-packages`);
 - announce throughput in-process and through the daemon: one endpoint
   sends (one `announce` per message, or `send_batch` of 256), another
   drains with `recv_batch`, in one thread.
@@ -162,7 +165,7 @@ def dbus_calls(rounds: int, size: int) -> dict | str:
     if shutil.which("dbus-daemon") is None:
         return "not available (no dbus-daemon)"
     d = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"],
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     addr = d.stdout.readline().strip()
     svc = subprocess.Popen([sys.executable, "-c", DBUS_SERVICE, addr], stdout=subprocess.PIPE, text=True)
     try:
