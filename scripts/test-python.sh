@@ -7,9 +7,9 @@
 # the type stubs checked against the module (mypy.stubtest) and the package
 # and its examples type-checked (mypy --strict).
 #
-# Everything lives under target/: target/pyvenv-tools (maturin),
-# target/pyvenv-test (the fresh environment), target/python (cargo's build
-# directory for the native module), target/wheels.
+# Everything lives under target/: target/pyvenv-test (the fresh
+# environment), target/python (cargo's build directory for the native
+# module), target/wheels (the wheel), target/mypy-cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,17 +37,14 @@ step "python: cargo fmt --check and clippy (python/ workspace)"
 cargo fmt --manifest-path python/Cargo.toml -- --check
 cargo clippy --manifest-path python/Cargo.toml --all-targets --locked -- -D warnings
 
-step "python: build the wheel (maturin, abi3)"
-tools=target/pyvenv-tools
-[ -x "$tools/bin/maturin" ] || { make_venv "$tools"; pip_install "$tools" 'maturin>=1.7,<2'; }
-rm -rf target/wheels
-"$tools/bin/maturin" build --quiet --release --locked -m python/Cargo.toml -i python3 -o target/wheels
+step "python: build the wheel as \`pip install ./python\` does (PEP 517: pip fetches maturin)"
+venv=target/pyvenv-test
+rm -rf "$venv" target/wheels
+make_venv "$venv"
+"$venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w target/wheels ./python
 wheel=$(ls target/wheels/busbar-*.whl)
 
 step "python: install $wheel into a fresh virtual environment, run pytest"
-venv=target/pyvenv-test
-rm -rf "$venv"
-make_venv "$venv"
 pip_install "$venv" "$wheel" pytest mypy
 [ -x "${BUSBAR_BIN:-target/debug/busbar}" ] || cargo build --quiet -p busbar-cli --locked --target-dir target
 BUSBAR_BIN="$(realpath "${BUSBAR_BIN:-target/debug/busbar}")" \
