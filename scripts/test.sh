@@ -36,19 +36,19 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo build (workspace: the busbar binary, libbusbar_kbus.so and libbusbar_c.so the tests run)"
 cargo build --workspace --locked
 
-step "cargo test (workspace)"
-cargo test --workspace --locked
+step "cargo test (workspace, every feature: the async API's tests need busbar's tokio feature)"
+cargo test --workspace --all-features --locked
 
 step "the Python package (its own workspace; scripts/test-python.sh)"
 bash scripts/test-python.sh
 
 step "benchmarks and examples build"
-cargo build --workspace --benches --examples --locked
+cargo build --workspace --benches --examples --all-features --locked
 
 step "demo runs"
 cargo run --quiet -p busbar --example demo --locked >/dev/null

@@ -156,7 +156,7 @@ GLib.MainLoop().run()
 """
 
 
-def dbus_calls(rounds: int, size: int) -> dict | str:
+def dbus_calls(rounds: int, size: int, tmp: str) -> dict | str:
     try:
         import dbus  # noqa: F401
         import gi  # noqa: F401
@@ -164,7 +164,8 @@ def dbus_calls(rounds: int, size: int) -> dict | str:
         return "not available (dbus-python and PyGObject are not installed)"
     if shutil.which("dbus-daemon") is None:
         return "not available (no dbus-daemon)"
-    d = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"],
+    address = "unix:path=" + os.path.join(tmp, "dbus.sock")
+    d = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address", "--address", address],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     addr = d.stdout.readline().strip()
     svc = subprocess.Popen([sys.executable, "-c", DBUS_SERVICE, addr], stdout=subprocess.PIPE, text=True)
@@ -213,7 +214,7 @@ def main() -> None:
         r["rust_daemon_call"] = {"p50_us": rust["bus_request_reply_p50_us"], "p99_us": rust["bus_request_reply_p99_us"]}
         r["rust_raw_pingpong"] = {"p50_us": rust["raw_pingpong_p50_us"], "p99_us": rust["raw_pingpong_p99_us"]}
         r["rust_daemon_announce_msgs_per_s"] = rust["bus_announce_msgs_per_s"]
-        r["dbus_python_call"] = dbus_calls(a.rounds, a.size)
+        r["dbus_python_call"] = dbus_calls(a.rounds, a.size, tmp)
         for where, bus in [("in_process", busbar.Bus.in_process()), ("daemon", busbar.Bus.connect(sock))]:
             for kind, batched in [("announce", False), ("send_batch", True)]:
                 got = announce_throughput(bus, a.messages, a.size, batched)

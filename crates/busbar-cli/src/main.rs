@@ -1,6 +1,7 @@
 //! `busbar`: run the daemon and talk to it from the shell.
 
 mod bench;
+mod data;
 mod format;
 mod kbus;
 mod names;
@@ -72,8 +73,8 @@ enum Cmd {
         target: Target,
         /// The message name, e.g. $.sensors.temperature.
         name: String,
-        /// The data (default: empty).
-        data: Option<String>,
+        #[command(flatten)]
+        data: data::DataArgs,
         /// Put it at the front of every recipient's queue.
         #[arg(long)]
         urgent: bool,
@@ -96,14 +97,17 @@ enum Cmd {
         target: Target,
         /// The request name.
         name: String,
-        /// The request data (default: empty).
-        data: Option<String>,
+        #[command(flatten)]
+        data: data::DataArgs,
         /// Give up after this many seconds (ETIMEDOUT); default: wait for the reply.
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
         /// Print the whole reply as a JSON object.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// Write the reply's data exactly as received (no newline added).
+        #[arg(long)]
+        raw: bool,
     },
     /// Print messages matching the patterns as they arrive.
     Listen {
@@ -116,8 +120,12 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
         /// One JSON object per line.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// Write each message's data exactly as received, nothing else (no
+        /// separators: for piping, e.g. with --count 1).
+        #[arg(long)]
+        raw: bool,
     },
     /// Be the replier for a name and answer each request.
     ///
@@ -270,6 +278,13 @@ fn print_line(line: &str) -> Result<(), Failure> {
         })
 }
 
+fn stdout_failed(e: io::Error) -> Failure {
+    Failure {
+        what: format!("cannot write to stdout: {e}"),
+        errno: Errno::EIO,
+    }
+}
+
 fn print_message(m: &Message, json: bool) -> Result<(), Failure> {
     if json {
         print_line(&format::message_json(m).to_string())
@@ -324,7 +339,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if all_or_wait {
                 flags = flags | Flags::ALL_OR_WAIT;
             }
-            let msg = Outgoing::announcement(&name, data.unwrap_or_default()).with_flags(flags);
+            let data = data.read().map_err(|what| Failure {
+                what,
+                errno: Errno::EIO,
+            })?;
+            let msg = Outgoing::announcement(&name, data).with_flags(flags);
             let id = if all_or_wait {
                 ep.send_wait(msg, timeout(secs)?)
             } else {
@@ -344,14 +363,21 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             data,
             timeout: secs,
             json,
+            raw,
         } => {
+            let data = data.read().map_err(|what| Failure {
+                what,
+                errno: Errno::EIO,
+            })?;
             let bus = connect(&target)?;
             let ep = bus.open().map_err(fail("open"))?;
             let reply = ep
-                .call(&name, data.unwrap_or_default(), timeout(secs)?)
+                .call(&name, data, timeout(secs)?)
                 .map_err(fail(format!("call {name}")))?;
             if json {
                 print_message(&reply, true)?;
+            } else if raw && !reply.is_synthetic() {
+                data::write_raw(&reply.data).map_err(stdout_failed)?;
             } else if !reply.is_synthetic() {
                 let mut out = io::stdout().lock();
                 let _ = out.write_all(&reply.data);
@@ -375,6 +401,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             patterns,
             count,
             json,
+            raw,
         } => {
             let bus = connect(&target)?;
             let ep = bus.open().map_err(fail("open"))?;
@@ -384,7 +411,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut seen = 0;
             while count.is_none_or(|c| seen < c) {
                 let m = ep.recv().map_err(fail("receive"))?;
-                print_message(&m, json)?;
+                if raw {
+                    data::write_raw(&m.data).map_err(stdout_failed)?;
+                } else {
+                    print_message(&m, json)?;
+                }
                 seen += 1;
             }
             Ok(ExitCode::SUCCESS)

@@ -37,12 +37,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+pub mod async_endpoint;
 mod bus;
 mod endpoint;
 mod local;
 mod remote;
 mod transport;
 
+#[cfg(feature = "tokio")]
+pub use async_endpoint::TokioReactor;
+#[cfg(feature = "async")]
+pub use async_endpoint::{AsyncEndpoint, Messages, Reactor};
 pub use bus::{Bus, default_socket_path};
 pub use endpoint::{Endpoint, ServeError};
 

@@ -1,0 +1,446 @@
+//! The async API: [`AsyncEndpoint`], an [`Endpoint`] whose waits are
+//! futures, on either transport, over the endpoint's readiness fd.
+//!
+//! The core is runtime-agnostic: a [`Reactor`] says how to wait for an fd
+//! to poll readable (and how to sleep). [`TokioReactor`] (feature `tokio`)
+//! is tokio's, through `AsyncFd`; it works on the multi-thread and the
+//! current-thread runtimes. Operations that do not wait (`bind`,
+//! `announce`, `reply`, ...) are the [`Endpoint`]'s own, reached through
+//! [`AsyncEndpoint::endpoint`]; through a daemon each is one short round
+//! trip on the endpoint's connection, like a system call.
+//!
+//! # How waiting works
+//!
+//! The readiness fd says "something to take", not "the reply you wait for
+//! has come": while other messages sit in the queue it stays readable and
+//! gives no new event when a reply joins them. So a task waiting for a reply
+//! moves what the bus queue holds into the `AsyncEndpoint`'s *inbox* (a
+//! reply goes straight to the task awaiting it, which is woken), and the
+//! next [`AsyncEndpoint::recv`] takes from the inbox first. The inbox holds
+//! at most [`AsyncEndpoint::inbox_limit`] messages; past that the bus queue
+//! keeps the rest (its own limit and loss count apply), and a waiting task
+//! looks for its reply alone every [`FULL_INBOX_POLL`].
+//!
+//! # Cancel safety
+//!
+//! Every future here is cancel-safe: it takes a message only inside one
+//! poll, and returns it from that same poll, so a future dropped between
+//! polls has taken nothing. The reply to a `call` or `wait_reply` that is
+//! dropped (or times out, e.g. under `tokio::time::timeout`) is not lost: it
+//! is handed out by a later `recv`, like any other message, and the bus
+//! releases the request's reply slot when the reply arrives, whether or not
+//! anyone still waits for it. Dropping a [`AsyncEndpoint::send_wait`]
+//! future gives the pending send up (`Endpoint::discard_send`), unless it
+//! has finished.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{Endpoint, Errno, Flags, Message, MessageId, Outgoing};
+
+#[cfg(feature = "tokio")]
+mod tokio;
+#[cfg(feature = "tokio")]
+pub use self::tokio::TokioReactor;
+
+mod messages;
+pub use messages::Messages;
+
+/// How often a task waiting for a reply looks for it while the inbox is
+/// full (and the bus queue, not empty, gives no new readiness event).
+pub const FULL_INBOX_POLL: Duration = Duration::from_millis(10);
+
+/// The inbox limit of a new [`AsyncEndpoint`].
+pub const DEFAULT_INBOX_LIMIT: usize = 4096;
+
+/// Messages moved from the bus queue per operation while pumping.
+const PUMP_BATCH: u32 = 64;
+
+/// What an [`AsyncEndpoint`] needs from an async runtime.
+pub trait Reactor: Send + Sync + Sized + 'static {
+    /// Registers `fd` (a duplicate of an endpoint's readiness fd, which
+    /// polls readable while the endpoint has something to take) for read
+    /// readiness. Called in the runtime's context.
+    fn register(fd: OwnedFd) -> io::Result<Self>;
+
+    /// Waits for the fd to poll readable, then runs `attempt`: done if it
+    /// is `Ready`; if `Pending`, forgets the readiness seen (without losing
+    /// an event that came after it was seen) and waits again. Any number of
+    /// tasks may wait on one fd at once, and each must be woken.
+    fn ready_with<T>(
+        &self,
+        attempt: impl FnMut() -> Poll<T> + Send,
+    ) -> impl Future<Output = io::Result<T>> + Send;
+
+    /// A future that completes after `duration`.
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// An [`Endpoint`] with async waits: `recv().await`, `call(...).await`,
+/// `wait_reply(...).await`, `send_wait(...).await` and a stream of incoming
+/// messages ([`AsyncEndpoint::messages`]). Share it between tasks with an
+/// `Arc`: any number of calls can wait on one endpoint at once. See the
+/// [module docs](self) for cancel safety.
+pub struct AsyncEndpoint<R: Reactor> {
+    endpoint: Endpoint,
+    reactor: R,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Messages taken from the bus queue, not yet handed out, in bus order.
+    inbox: VecDeque<Message>,
+    inbox_limit: usize,
+    /// Replies awaited by a `call` or `wait_reply`, by request id.
+    awaited: HashMap<MessageId, Awaited>,
+}
+
+#[derive(Default)]
+struct Awaited {
+    /// The reply, once taken from the bus queue.
+    reply: Option<Message>,
+    /// The task to wake when it is.
+    waker: Option<Waker>,
+}
+
+impl State {
+    /// Gives a reply to the task awaiting it; hands anything else back.
+    fn route(&mut self, m: Message) -> Option<Message> {
+        if m.is_reply()
+            && let Some(a) = self.awaited.get_mut(&m.in_reply_to)
+            && a.reply.is_none()
+        {
+            a.reply = Some(m);
+            if let Some(w) = a.waker.take() {
+                w.wake();
+            }
+            return None;
+        }
+        Some(m)
+    }
+}
+
+fn io_errno(e: io::Error) -> Errno {
+    e.raw_os_error()
+        .and_then(Errno::from_number)
+        .unwrap_or(Errno::EIO)
+}
+
+impl<R: Reactor> AsyncEndpoint<R> {
+    /// Wraps `endpoint`, registering its readiness fd with the reactor (so
+    /// call it in the runtime's context; with tokio, inside the runtime).
+    pub fn new(endpoint: Endpoint) -> Result<Self, Errno> {
+        let fd = endpoint
+            .readiness_fd()?
+            .try_clone_to_owned()
+            .map_err(io_errno)?;
+        let reactor = R::register(fd).map_err(io_errno)?;
+        Ok(Self {
+            endpoint,
+            reactor,
+            state: Mutex::new(State {
+                inbox: VecDeque::new(),
+                inbox_limit: DEFAULT_INBOX_LIMIT,
+                awaited: HashMap::new(),
+            }),
+        })
+    }
+
+    /// The endpoint, for everything that does not wait. Taking messages
+    /// from it directly (`try_recv`, ...) bypasses the inbox: a program
+    /// that does should not also wait for replies here.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Closes the endpoint (the bus answers what it owed); messages still in
+    /// the inbox are dropped with it.
+    pub fn close(self) -> Result<(), Errno> {
+        self.endpoint.close()
+    }
+
+    /// How many messages the inbox may hold.
+    pub fn inbox_limit(&self) -> usize {
+        self.lock().inbox_limit
+    }
+
+    /// Sets how many messages the inbox may hold (at least 1).
+    pub fn set_inbox_limit(&self, limit: usize) {
+        self.lock().inbox_limit = limit.max(1);
+    }
+
+    /// Messages in the inbox now.
+    pub fn inbox_len(&self) -> usize {
+        self.lock().inbox.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next message for `recv`, if one is in the inbox or the queue.
+    fn next(&self) -> Result<Option<Message>, Errno> {
+        let mut state = self.lock();
+        if let Some(m) = state.inbox.pop_front() {
+            return Ok(Some(m));
+        }
+        while let Some(m) = self.endpoint.try_recv()? {
+            if let Some(m) = state.route(m) {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves what the bus queue holds into the inbox (replies to their
+    /// tasks) while the inbox has room. True if the inbox is full.
+    fn pump(&self, state: &mut State) -> Result<bool, Errno> {
+        loop {
+            let room = state.inbox_limit.saturating_sub(state.inbox.len());
+            if room == 0 {
+                return Ok(true);
+            }
+            let want = PUMP_BATCH.min(u32::try_from(room).unwrap_or(u32::MAX));
+            let batch = self.endpoint.try_recv_batch(want)?;
+            let short = batch.len() < want as usize;
+            for m in batch {
+                if let Some(m) = state.route(m) {
+                    state.inbox.push_back(m);
+                }
+            }
+            if short {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Runs `attempt` now, then each time the readiness fd polls readable,
+    /// until it is `Ready`.
+    async fn until<T>(
+        &self,
+        mut attempt: impl FnMut() -> Poll<Result<T, Errno>> + Send,
+    ) -> Result<T, Errno> {
+        if let Poll::Ready(r) = attempt() {
+            return r;
+        }
+        self.reactor.ready_with(attempt).await.map_err(io_errno)?
+    }
+
+    fn attempt_recv(&self) -> Poll<Result<Message, Errno>> {
+        match self.next() {
+            Ok(Some(m)) => Poll::Ready(Ok(m)),
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// The next message (from the inbox first, then the bus queue). Cancel
+    /// safe.
+    pub async fn recv(&self) -> Result<Message, Errno> {
+        self.until(|| self.attempt_recv()).await
+    }
+
+    /// Incoming messages as a `Stream` (each item as [`Self::recv`]).
+    pub fn messages(&self) -> Messages<'_, R> {
+        Messages::new(self)
+    }
+
+    /// Sends a request and waits for its reply, which may be synthetic
+    /// (`$.KBUS.Replier.GoneAway`, ...: [`Message::is_synthetic`]). The
+    /// request is sent on the first poll. Cancel safe: see the module docs.
+    pub async fn call(&self, name: &str, data: impl Into<Bytes>) -> Result<Message, Errno> {
+        let id = self.endpoint.request(name, data)?;
+        self.wait_reply(id).await
+    }
+
+    /// Waits for the reply to our request `request`; other messages stay
+    /// for `recv`. `EALREADY` if another task already waits for it. Cancel
+    /// safe: a reply that comes after the wait is dropped goes to `recv`.
+    pub async fn wait_reply(&self, request: MessageId) -> Result<Message, Errno> {
+        {
+            let mut state = self.lock();
+            if state.awaited.contains_key(&request) {
+                return Err(Errno::EALREADY);
+            }
+            // Already moved into the inbox (a wait dropped earlier)?
+            if let Some(i) = state
+                .inbox
+                .iter()
+                .position(|m| m.is_reply() && m.in_reply_to == request)
+            {
+                return Ok(state.inbox.remove(i).expect("found above"));
+            }
+            state.awaited.insert(request, Awaited::default());
+        }
+        let wait = AwaitedReply {
+            owner: self,
+            request,
+            full: AtomicBool::new(false),
+        };
+        wait.wait().await
+    }
+
+    /// Sends `message` with `ALL_OR_WAIT`, waiting while it is pending for
+    /// room in every recipient's queue; returns its id. Dropping the future
+    /// while the send is pending gives the send up.
+    pub async fn send_wait(&self, message: Outgoing) -> Result<MessageId, Errno> {
+        let flags = Flags(message.flags.0 | Flags::ALL_OR_WAIT.0);
+        let message = message.with_flags(flags);
+        match self.endpoint.send(message) {
+            Err(Errno::EAGAIN) => {}
+            other => return other,
+        }
+        let mut pending = PendingSend {
+            endpoint: &self.endpoint,
+            done: false,
+        };
+        let outcome = self
+            .until(|| {
+                // Move messages aside so the queue cannot hide the outcome's
+                // readiness event.
+                let mut state = self.lock();
+                if let Err(e) = self.pump(&mut state) {
+                    return Poll::Ready(Err(e));
+                }
+                drop(state);
+                match self.endpoint.take_send_outcome() {
+                    Ok(Some(o)) => Poll::Ready(Ok(o)),
+                    Ok(None) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            })
+            .await?;
+        pending.done = true;
+        outcome.result.map(|()| outcome.id)
+    }
+}
+
+impl<R: Reactor> std::fmt::Debug for AsyncEndpoint<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("AsyncEndpoint")
+            .field("endpoint", &self.endpoint.id())
+            .field("inbox", &state.inbox.len())
+            .field("inbox_limit", &state.inbox_limit)
+            .field("awaited", &state.awaited.len())
+            .finish()
+    }
+}
+
+/// A reply being waited for: its entry in `awaited`, removed on drop (a
+/// reply already routed to it goes to the inbox for `recv`).
+struct AwaitedReply<'a, R: Reactor> {
+    owner: &'a AsyncEndpoint<R>,
+    request: MessageId,
+    /// The inbox was full at the last attempt.
+    full: AtomicBool,
+}
+
+impl<R: Reactor> AwaitedReply<'_, R> {
+    fn take(&self, state: &mut State) -> Option<Message> {
+        state
+            .awaited
+            .get_mut(&self.request)
+            .and_then(|a| a.reply.take())
+    }
+
+    /// Pumps, then looks for the reply.
+    fn attempt(&self) -> Poll<Result<Message, Errno>> {
+        let owner = self.owner;
+        let mut state = owner.lock();
+        if let Some(m) = self.take(&mut state) {
+            return Poll::Ready(Ok(m));
+        }
+        let full = match owner.pump(&mut state) {
+            Err(e) => return Poll::Ready(Err(e)),
+            Ok(f) => f,
+        };
+        self.full.store(full, Ordering::Relaxed);
+        if let Some(m) = self.take(&mut state) {
+            return Poll::Ready(Ok(m));
+        }
+        if full {
+            // The bus queue keeps the rest: look for the reply there.
+            match owner.endpoint.take_reply(self.request) {
+                Ok(Some(m)) => return Poll::Ready(Ok(m)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Until the reply comes: routed here by another task (which wakes
+    /// this one), found by an attempt when the readiness fd polls readable,
+    /// or, while the inbox is full, found in the bus queue by an attempt
+    /// every [`FULL_INBOX_POLL`].
+    async fn wait(&self) -> Result<Message, Errno> {
+        if let Poll::Ready(r) = self.attempt() {
+            return r;
+        }
+        let mut ready = pin!(self.owner.reactor.ready_with(|| self.attempt()));
+        let mut nap: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        poll_fn(|cx| {
+            {
+                let mut state = self.owner.lock();
+                if let Some(m) = self.take(&mut state) {
+                    return Poll::Ready(Ok(m));
+                }
+                if let Some(a) = state.awaited.get_mut(&self.request) {
+                    a.waker = Some(cx.waker().clone());
+                }
+            }
+            if let Poll::Ready(r) = ready.as_mut().poll(cx) {
+                return Poll::Ready(r.map_err(io_errno).and_then(|r| r));
+            }
+            // No readiness event comes while a full inbox leaves the bus
+            // queue non-empty: look again now and then.
+            while self.full.load(Ordering::Relaxed) {
+                let n = nap.get_or_insert_with(|| Box::pin(R::sleep(FULL_INBOX_POLL)));
+                if n.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                nap = None;
+                if let Poll::Ready(r) = self.attempt() {
+                    return Poll::Ready(r);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl<R: Reactor> Drop for AwaitedReply<'_, R> {
+    fn drop(&mut self) {
+        let mut state = self.owner.lock();
+        if let Some(Awaited { reply: Some(m), .. }) = state.awaited.remove(&self.request) {
+            // Came as the wait was dropped: `recv` hands it out.
+            state.inbox.push_back(m);
+        }
+    }
+}
+
+/// A pending `ALL_OR_WAIT` send, given up if its future is dropped first.
+struct PendingSend<'a> {
+    endpoint: &'a Endpoint,
+    done: bool,
+}
+
+impl Drop for PendingSend<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.endpoint.discard_send();
+        }
+    }
+}
