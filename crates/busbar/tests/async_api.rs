@@ -309,24 +309,35 @@ async fn a_dropped_send_wait_gives_up(bus: Bus) {
     assert!(listener.endpoint().try_recv().unwrap().is_none());
 }
 
-/// An inbox limit of 2 with 10 announcements queued: the call still gets
-/// its reply, and `recv` then hands out all 10 in order.
+/// An inbox limit of 2 with 10 announcements queued: the wait fills the
+/// inbox and leaves the rest in the bus queue, still gets its reply, and
+/// `recv` then hands out all 10 in order.
 async fn a_full_inbox_leaves_the_queue_to_hold(bus: Bus) {
-    let r = aep(&bus);
-    r.endpoint().bind_replier("$.svc").unwrap();
-    let client = Arc::new(aep(&bus));
+    let r = bus.open().unwrap();
+    r.bind_replier("$.svc").unwrap();
+    let client = aep(&bus);
     client.set_inbox_limit(2);
     client.endpoint().bind("$.flood").unwrap();
+    let id = client.endpoint().request("$.svc", "q").unwrap();
     for i in 0..10u8 {
-        r.endpoint().announce("$.flood", vec![i]).unwrap();
+        r.announce("$.flood", vec![i]).unwrap();
     }
-    let c = client.clone();
-    let call = tokio::spawn(async move { c.call("$.svc", "q").await });
-    let req = r.recv().await.unwrap();
-    r.endpoint().reply(&req, "a").unwrap();
-    let m = timeout(LONG, call).await.unwrap().unwrap().unwrap();
+    let mut wait = Box::pin(client.wait_reply(id));
+    assert!(
+        poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx)))
+            .await
+            .is_pending()
+    );
+    assert_eq!(client.inbox_len(), 2, "filled to its limit, no further");
+    assert_eq!(
+        client.endpoint().stats().unwrap().queued,
+        8,
+        "the rest stay queued"
+    );
+    let req = r.recv().unwrap();
+    r.reply(&req, "a").unwrap();
+    let m = timeout(LONG, wait).await.unwrap().unwrap();
     assert_eq!(&m.data[..], b"a");
-    assert_eq!(client.inbox_len(), 2);
     for i in 0..10u8 {
         assert_eq!(client.recv().await.unwrap().data[..], [i]);
     }

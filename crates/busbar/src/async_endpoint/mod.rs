@@ -194,6 +194,10 @@ impl<R: Reactor> AsyncEndpoint<R> {
         if let Some(m) = state.inbox.pop_front() {
             return Ok(Some(m));
         }
+        // Nothing to take, as the bus last said (no round trip)?
+        if !self.endpoint.refresh()? {
+            return Ok(None);
+        }
         while let Some(m) = self.endpoint.try_recv()? {
             if let Some(m) = state.route(m) {
                 return Ok(Some(m));
@@ -204,7 +208,13 @@ impl<R: Reactor> AsyncEndpoint<R> {
 
     /// Moves what the bus queue holds into the inbox (replies to their
     /// tasks) while the inbox has room. True if the inbox is full.
-    fn pump(&self, state: &mut State) -> Result<bool, Errno> {
+    ///
+    /// Unless `eager`, asks the bus first only if the endpoint's last word
+    /// (no round trip) says there is something to take.
+    fn pump(&self, state: &mut State, eager: bool) -> Result<bool, Errno> {
+        if !eager && state.inbox.len() < state.inbox_limit && !self.endpoint.refresh()? {
+            return Ok(false);
+        }
         loop {
             let room = state.inbox_limit.saturating_sub(state.inbox.len());
             if room == 0 {
@@ -309,7 +319,7 @@ impl<R: Reactor> AsyncEndpoint<R> {
                 // Move messages aside so the queue cannot hide the outcome's
                 // readiness event.
                 let mut state = self.lock();
-                if let Err(e) = self.pump(&mut state) {
+                if let Err(e) = self.pump(&mut state, false) {
                     return Poll::Ready(Err(e));
                 }
                 drop(state);
@@ -354,30 +364,32 @@ impl<R: Reactor> AwaitedReply<'_, R> {
             .and_then(|a| a.reply.take())
     }
 
-    /// Pumps, then looks for the reply.
-    fn attempt(&self) -> Poll<Result<Message, Errno>> {
+    /// Looks for the reply: routed here already, or in the bus queue (asked
+    /// for directly when the bus has said there is something to take, or
+    /// at once if `eager`); then moves other messages aside, so that the
+    /// queue empties and the reply's arrival is a readiness event.
+    fn try_take(&self, eager: bool) -> Result<Option<Message>, Errno> {
         let owner = self.owner;
         let mut state = owner.lock();
         if let Some(m) = self.take(&mut state) {
-            return Poll::Ready(Ok(m));
+            return Ok(Some(m));
         }
-        let full = match owner.pump(&mut state) {
-            Err(e) => return Poll::Ready(Err(e)),
-            Ok(f) => f,
-        };
+        if (eager || owner.endpoint.refresh()?)
+            && let Some(m) = owner.endpoint.take_reply(self.request)?
+        {
+            return Ok(Some(m));
+        }
+        let full = owner.pump(&mut state, false)?;
         self.full.store(full, Ordering::Relaxed);
-        if let Some(m) = self.take(&mut state) {
-            return Poll::Ready(Ok(m));
+        Ok(self.take(&mut state))
+    }
+
+    fn attempt(&self, eager: bool) -> Poll<Result<Message, Errno>> {
+        match self.try_take(eager) {
+            Ok(Some(m)) => Poll::Ready(Ok(m)),
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
         }
-        if full {
-            // The bus queue keeps the rest: look for the reply there.
-            match owner.endpoint.take_reply(self.request) {
-                Ok(Some(m)) => return Poll::Ready(Ok(m)),
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        Poll::Pending
     }
 
     /// Until the reply comes: routed here by another task (which wakes
@@ -385,10 +397,12 @@ impl<R: Reactor> AwaitedReply<'_, R> {
     /// or, while the inbox is full, found in the bus queue by an attempt
     /// every [`FULL_INBOX_POLL`].
     async fn wait(&self) -> Result<Message, Errno> {
-        if let Poll::Ready(r) = self.attempt() {
+        // Just after the request, asking the bus at once often finds the
+        // reply already there, sooner than its readiness event would.
+        if let Poll::Ready(r) = self.attempt(true) {
             return r;
         }
-        let mut ready = pin!(self.owner.reactor.ready_with(|| self.attempt()));
+        let mut ready = pin!(self.owner.reactor.ready_with(|| self.attempt(false)));
         let mut nap: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         poll_fn(|cx| {
             {
@@ -404,14 +418,14 @@ impl<R: Reactor> AwaitedReply<'_, R> {
                 return Poll::Ready(r.map_err(io_errno).and_then(|r| r));
             }
             // No readiness event comes while a full inbox leaves the bus
-            // queue non-empty: look again now and then.
+            // queue non-empty: ask for the reply now and then.
             while self.full.load(Ordering::Relaxed) {
                 let n = nap.get_or_insert_with(|| Box::pin(R::sleep(FULL_INBOX_POLL)));
                 if n.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 nap = None;
-                if let Poll::Ready(r) = self.attempt() {
+                if let Poll::Ready(r) = self.attempt(true) {
                     return Poll::Ready(r);
                 }
             }
