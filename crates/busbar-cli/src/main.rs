@@ -62,7 +62,7 @@ enum Cmd {
         /// privileged_uids, privileged_groups, and the limits max_connections,
         /// max_connections_per_uid, max_endpoints_per_connection,
         /// max_endpoints_per_uid, max_bindings_per_uid, max_parked_per_connection,
-        /// max_fds_per_uid, max_partial_bytes_per_uid, hello_timeout_ms
+        /// max_fds_per_uid, max_partial_bytes_per_uid, max_inline_data, hello_timeout_ms
         /// (docs/security.md). Unknown keys are errors.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,

@@ -188,7 +188,7 @@ fn another_user_has_no_bus_wide_powers_and_bounded_counts() {
     );
     // Nothing it tried changed the bus.
     let bus = d.bus();
-    assert_eq!(bus.stats().unwrap().max_message_size, 4 << 20);
+    assert_eq!(bus.stats().unwrap().max_message_size, 64 << 20);
     assert_ne!(bus.quota_stats().unwrap().quota, busbar::Quota::UNLIMITED);
 }
 

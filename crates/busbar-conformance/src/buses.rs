@@ -43,7 +43,7 @@ pub fn independent(make: &dyn Fn() -> Bus) {
     assert_empty(&r0);
     assert_eq!(next(&r1).id, q1);
     b1.set_max_message_size(100).unwrap();
-    assert_eq!(b0.stats().unwrap().max_message_size, 4 << 20);
+    assert_eq!(b0.stats().unwrap().max_message_size, 64 << 20);
     s0.announce("$.x", vec![0u8; 1000]).unwrap();
     assert_err(s1.announce("$.x", vec![0u8; 1000]), Errno::EMSGSIZE);
     s1.set_replier_bind_events(true).unwrap();

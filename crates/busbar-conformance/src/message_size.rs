@@ -4,10 +4,11 @@ use busbar::{Bus, Errno, MIN_MAX_MESSAGE_SIZE, Outgoing};
 
 use crate::util::*;
 
-const DEFAULT: u32 = 4 << 20;
+const DEFAULT: u32 = 64 << 20;
 const ABSOLUTE: u32 = 64 << 20;
 
-/// Default 4 MiB, counting name plus data; one byte more is `EMSGSIZE`.
+/// Default 64 MiB (the absolute maximum), counting name plus data; one
+/// byte more is `EMSGSIZE`.
 pub fn default_limit(make: &dyn Fn() -> Bus) {
     let bus = make();
     assert_eq!(bus.stats().unwrap().max_message_size, DEFAULT);

@@ -57,7 +57,7 @@ pub fn failed_sends_take_no_serial(make: &dyn Fn() -> Bus) {
     let q = open(&bus);
     q.request("$.svc", &b""[..]).unwrap(); // serial 2
     let req = next(&r);
-    let huge = vec![0u8; 4 << 20];
+    let huge = vec![0u8; (64 << 20) + 1]; // past the default maximum
     let fails: Vec<(Errno, SendFn<'_>)> = vec![
         (Errno::EBADMSG, Box::new(|| s.announce("$.a.", &b""[..]))),
         (Errno::EBADMSG, Box::new(|| s.announce("$.a.*", &b""[..]))),

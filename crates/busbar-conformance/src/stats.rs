@@ -119,7 +119,7 @@ pub fn bus_fields(make: &dyn Fn() -> Bus) {
         BusStats {
             bus: BusId(0),
             next_serial: 1,
-            max_message_size: 4 << 20,
+            max_message_size: 64 << 20,
             ..Default::default()
         }
     );

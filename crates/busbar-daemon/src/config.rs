@@ -66,7 +66,7 @@ impl DaemonConfig {
     /// ```toml
     /// buses = 2                    # buses created at start
     /// default_queue_limit = 100    # queue limit of a new endpoint
-    /// max_message_size = 4194304   # bytes (name + data) per message
+    /// max_message_size = 67108864  # bytes (name + data) per message
     /// absolute_max_message_size = 67108864  # the most a bus may be set to
     /// max_connections = 4096      # refused with ENFILE beyond
     /// max_connections_per_uid = 512  # unprivileged users; EUSERS beyond
@@ -76,6 +76,7 @@ impl DaemonConfig {
     /// max_bindings_per_uid = 65536    # unprivileged users; EMFILE beyond
     /// max_fds_per_uid = 16384      # fds held outside the queues
     /// max_partial_bytes_per_uid = 268435456
+    /// max_inline_data = 4194304   # larger data must come as a sealed memfd
     /// hello_timeout_ms = 5000
     /// privileged_uids = [1000]     # besides root and the daemon's uid
     /// privileged_groups = ["busbar-admin"]
@@ -152,6 +153,7 @@ impl DaemonConfig {
                 f.max_partial_bytes_per_uid,
                 &mut l.max_partial_bytes_per_uid,
             ),
+            ("max_inline_data", f.max_inline_data, &mut l.max_inline_data),
         ] {
             if let Some(n) = value {
                 if n == 0 {
@@ -213,6 +215,7 @@ struct ConfigFile {
     max_bindings_per_uid: Option<usize>,
     max_fds_per_uid: Option<usize>,
     max_partial_bytes_per_uid: Option<usize>,
+    max_inline_data: Option<usize>,
     hello_timeout_ms: Option<u64>,
     privileged_uids: Option<Vec<u32>>,
     privileged_groups: Option<Vec<String>>,

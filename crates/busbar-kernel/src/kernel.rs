@@ -29,7 +29,7 @@ impl Default for KernelConfig {
         Self {
             buses: 1,
             default_queue_limit: 100,
-            max_message_size: 4 << 20,
+            max_message_size: 64 << 20,
             absolute_max_message_size: 64 << 20,
             set_aside_limit: 1000,
             max_buses: 256,

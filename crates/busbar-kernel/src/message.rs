@@ -61,10 +61,17 @@ impl fmt::Display for HandleId {
 /// receiver's transport gives its user its own copies. All copies of a
 /// message share one attachment; the last one dropped closes the fds, so a
 /// message dropped unread leaks nothing.
+///
+/// On the wire only, the last fd may hold the message's data instead of
+/// the frame (`data_in_last`: a sealed memfd; docs/protocol.md): transports
+/// take it out on receipt, so the kernel and users never see such an
+/// attachment.
 #[derive(Clone)]
 pub struct Attachment {
-    /// How many fds.
+    /// How many fds (the data's memfd included, if `data_in_last`).
     pub count: u32,
+    /// The last fd is a sealed memfd holding the message's data.
+    pub data_in_last: bool,
     /// The fds themselves, in the transport's representation.
     pub payload: Arc<dyn core::any::Any + Send + Sync>,
 }
@@ -74,6 +81,7 @@ impl Attachment {
     pub fn from_fds(fds: Vec<std::os::fd::OwnedFd>) -> Self {
         Self {
             count: fds.len() as u32,
+            data_in_last: false,
             payload: Arc::new(fds),
         }
     }
@@ -94,7 +102,7 @@ impl fmt::Debug for Attachment {
 
 impl PartialEq for Attachment {
     fn eq(&self, other: &Self) -> bool {
-        self.count == other.count
+        self.count == other.count && self.data_in_last == other.data_in_last
     }
 }
 
@@ -458,6 +466,12 @@ impl Message {
     /// place of the count that came in the frame).
     pub fn set_fds(&mut self, fds: Option<Attachment>) {
         Arc::make_mut(&mut self.header).fds = fds;
+    }
+
+    /// Replaces the data (transports use it for data that came in a memfd,
+    /// and to send data that way).
+    pub fn set_data(&mut self, data: Bytes) {
+        Arc::make_mut(&mut self.header).data = data;
     }
 
     /// The file descriptors the message carried: this receiver's own

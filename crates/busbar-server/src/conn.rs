@@ -44,10 +44,13 @@ pub(crate) struct Output {
     pub buf: Vec<u8>,
     /// Bytes of `buf` already written.
     pub sent: usize,
-    /// (offset, attachments, fds of them already sent).
-    pub fds: VecDeque<(usize, Vec<Attachment>, usize)>,
+    /// (offset, attachments, fds of them already sent, bytes of message
+    /// data in those fds).
+    pub fds: VecDeque<(usize, Vec<Attachment>, usize, usize)>,
     /// Fds in `fds` not yet sent.
     pub fd_count: usize,
+    /// Message data in memfds among `fds` not yet sent, in bytes.
+    pub data_in_fds: usize,
 }
 
 impl Output {
@@ -55,8 +58,16 @@ impl Output {
         self.buf.len() - self.sent
     }
 
-    /// Records the fds a response frame starting at `at` must carry.
-    pub fn note_fds(&mut self, at: usize, result: &Result<Response, Errno>) {
+    /// What the output holds for the output limit: its bytes, and the
+    /// message data riding in memfds (as if it were inline), so a client
+    /// that stops reading holds no more data back from its queue either way.
+    pub fn weight(&self) -> usize {
+        self.pending() + self.data_in_fds
+    }
+
+    /// Records the fds a response frame starting at `at` must carry, with
+    /// `data_in_fds` bytes of message data in them.
+    pub fn note_fds(&mut self, at: usize, result: &Result<Response, Errno>, data_in_fds: usize) {
         let atts: Vec<Attachment> = match result {
             Ok(Response::Recv(Some(m)) | Response::TakeReply(Some(m))) => {
                 m.fds.iter().cloned().collect()
@@ -66,7 +77,8 @@ impl Output {
         };
         if !atts.is_empty() {
             self.fd_count += atts.iter().map(|a| a.count as usize).sum::<usize>();
-            self.fds.push_back((at, atts, 0));
+            self.data_in_fds += data_in_fds;
+            self.fds.push_back((at, atts, 0, data_in_fds));
         }
     }
 
@@ -83,7 +95,7 @@ impl Output {
             .find(|&o| o > self.sent)
             .unwrap_or(self.buf.len());
         let fds = match self.fds.front() {
-            Some((_, atts, done)) if with_fds => atts
+            Some((_, atts, done, _)) if with_fds => atts
                 .iter()
                 .filter_map(Attachment::fds)
                 .flatten()
@@ -104,6 +116,7 @@ impl Output {
             self.fd_count -= nfds;
             let total: usize = front.1.iter().map(|a| a.count as usize).sum();
             if front.2 >= total {
+                self.data_in_fds -= front.3;
                 self.fds.pop_front();
             } else {
                 // The rest ride on the next byte.

@@ -15,33 +15,47 @@ use busbar_wire::{
 
 use crate::Limits;
 use crate::conn::{Owned, ReceivedFd, State};
+use crate::payload;
 use crate::session::{ConnId, Server, UidUse};
 
-/// Gives each message in a request the fds that came with it. `Ok(false)`
-/// if one is a Unix socket (refused); an error if fewer fds came than the
-/// frame names.
-fn claim_fds(request: &mut Request, fds_in: &mut VecDeque<ReceivedFd>) -> Result<bool, WireError> {
+/// Gives each message in a request the fds that came with it, and its data
+/// when that came as a memfd ([`payload::take_data_fd`]). `Ok(Some(errno))`
+/// refuses the request: `EOPNOTSUPP` if an fd is a Unix socket, `EINVAL` if
+/// a data memfd is not sealed, `EMSGSIZE` for inline data over
+/// `max_inline_data`; an error if fewer fds came than the frame names.
+fn claim_fds(
+    request: &mut Request,
+    fds_in: &mut VecDeque<ReceivedFd>,
+    max_inline_data: usize,
+) -> Result<Option<Errno>, WireError> {
     let outs: Vec<&mut Outgoing> = match request {
         Request::Send(a) => vec![&mut a.message],
         Request::SendBatch(v) => v.iter_mut().map(|a| &mut a.message).collect(),
-        _ => return Ok(true),
+        _ => return Ok(None),
     };
-    let mut ok = true;
+    let mut refused = None;
     for out in outs {
+        if out.data.len() > max_inline_data {
+            refused.get_or_insert(Errno::EMSGSIZE);
+        }
         let Some(att) = out.attached_fds() else {
             continue;
         };
-        let n = att.count as usize;
+        let (n, data_in_last) = (att.count as usize, att.data_in_last);
         if fds_in.len() < n {
             return Err(WireError::Invalid("frame names more fds than came with it"));
         }
         let fds: Vec<_> = fds_in.drain(..n).collect();
-        ok &= !fds.iter().any(|f| f.unix_socket);
-        out.set_attached_fds(Some(Attachment::from_fds(
-            fds.into_iter().map(|f| f.fd).collect(),
-        )));
+        if fds.iter().any(|f| f.unix_socket) {
+            refused.get_or_insert(Errno::EOPNOTSUPP);
+        }
+        let mut fds: Vec<_> = fds.into_iter().map(|f| f.fd).collect();
+        if data_in_last && let Err(e) = payload::take_data_fd(out, &mut fds) {
+            refused.get_or_insert(e);
+        }
+        out.set_attached_fds((!fds.is_empty()).then(|| Attachment::from_fds(fds)));
     }
-    Ok(ok)
+    Ok(refused)
 }
 
 /// Whether a request forwards message ids (a bridge's power).
@@ -133,10 +147,11 @@ impl Server {
         let (bus, ep) = (BusId(wire.bus), EndpointId(wire.endpoint));
         let op = wire.request.code();
         let mut request = wire.request;
-        let fds_ok = match claim_fds(&mut request, &mut conn.fds_in) {
-            Ok(ok) => ok,
-            Err(e) => return self.violation(c, &e.to_string(), Some((seq, op)), Errno::EPROTO),
-        };
+        let fds_refused =
+            match claim_fds(&mut request, &mut conn.fds_in, self.limits.max_inline_data) {
+                Ok(refused) => refused,
+                Err(e) => return self.violation(c, &e.to_string(), Some((seq, op)), Errno::EPROTO),
+            };
         if let Request::TakeReply(id) = &mut request
             && frame.header.flags & FLAG_LAST_REQUEST != 0
         {
@@ -159,8 +174,8 @@ impl Server {
         } else if privileged_op && !conn.privileged {
             self.stats.privilege_refusals += 1;
             Err(Errno::EPERM)
-        } else if !fds_ok {
-            Err(Errno::EOPNOTSUPP)
+        } else if let Some(e) = fds_refused {
+            Err(e)
         } else if (op == OpCode::Open
             && conn.endpoints.len() >= self.limits.max_endpoints_per_connection)
             || (!conn.privileged && over_uid_limit(&self.uids, &self.limits, conn.creds.uid, op))
@@ -239,8 +254,9 @@ impl Server {
         }
         let flags = if readable { FLAG_READABLE } else { 0 };
         let at = conn.out.buf.len();
+        let data_in_fds = payload::data_as_fds(&mut result);
         emit_response(&mut conn.out.buf, seq, op, flags, &result);
-        conn.out.note_fds(at, &result);
+        conn.out.note_fds(at, &result, data_in_fds);
         self.mark_dirty(c);
     }
 

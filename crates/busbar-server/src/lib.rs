@@ -24,6 +24,7 @@ mod host;
 mod invariants;
 mod limits;
 mod parked;
+mod payload;
 mod session;
 mod wakes;
 

@@ -25,9 +25,10 @@ pub struct Limits {
     /// Waiting requests (`FLAG_WAIT`) parked at once per connection
     /// (`EMFILE` beyond).
     pub max_parked_per_connection: usize,
-    /// Unsent output bytes above which a connection's requests are no
-    /// longer read or answered (they wait in the socket); parked waits are
-    /// not answered either until it drains to half of this.
+    /// Unsent output bytes (message data riding in memfds counted as if it
+    /// were inline) above which a connection's requests are no longer read
+    /// or answered (they wait in the socket); parked waits are not answered
+    /// either until it drains to half of this.
     pub max_output: usize,
     /// File descriptors received and not yet claimed by a frame, per
     /// connection (a protocol violation beyond: the connection is closed).
@@ -40,6 +41,10 @@ pub struct Limits {
     /// connections together (the connection that passes it is closed with
     /// `ENOBUFS`).
     pub max_partial_bytes_per_uid: usize,
+    /// The most data one message may carry inside its frame (`EMSGSIZE`
+    /// beyond). Larger data travels as a sealed memfd, which the daemon maps
+    /// instead of copying; the bus's maximum message size applies to both.
+    pub max_inline_data: usize,
     /// The largest frame a client may send. Derive it from the message size
     /// with [`Limits::frame_for_message_size`].
     pub max_frame: usize,
@@ -74,6 +79,7 @@ impl Default for Limits {
             max_unclaimed_fds_per_connection: 4 * busbar_kernel::MAX_FDS_PER_MESSAGE as usize,
             max_fds_per_uid: 16384,
             max_partial_bytes_per_uid: 256 << 20,
+            max_inline_data: 4 << 20,
             max_frame: Self::frame_for_message_size(64 << 20),
             hello_timeout: 5_000_000_000,
             linger_timeout: 5_000_000_000,

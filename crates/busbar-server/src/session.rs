@@ -265,9 +265,9 @@ impl Server {
     }
 
     /// Whether a connection's output is too full to answer more requests
-    /// (bytes, or fds held for its user).
+    /// (bytes, message data riding in memfds, or fds held for its user).
     pub(crate) fn out_full(&self, conn: &Conn) -> bool {
-        conn.out.pending() > self.limits.max_output
+        conn.out.weight() > self.limits.max_output
             || self
                 .uids
                 .get(&conn.creds.uid)
@@ -364,7 +364,7 @@ impl Server {
         conn.out.sent(n, nfds, max_output);
         conn.write_backoff = 0;
         let closing_done = conn.state == State::Closing && conn.out.pending() == 0;
-        let drained = conn.out.pending() <= max_output / 2;
+        let drained = conn.out.weight() <= max_output / 2;
         if closing_done {
             return self.drop_conn(c, "closed after goodbye");
         }

@@ -99,8 +99,10 @@ impl Server {
                 conn.arm(bus, ep);
                 let flags = if readable { FLAG_READABLE } else { 0 };
                 let at = conn.out.buf.len();
+                let mut result = result;
+                let data_in_fds = crate::payload::data_as_fds(&mut result);
                 emit_response(&mut conn.out.buf, p.seq, op, flags, &result);
-                conn.out.note_fds(at, &result);
+                conn.out.note_fds(at, &result, data_in_fds);
                 self.recharge(p.conn);
                 self.mark_dirty(p.conn);
             }

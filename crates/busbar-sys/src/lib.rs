@@ -2,12 +2,13 @@
 //!
 //! Every syscall busbar makes goes through this crate, as thin wrappers with
 //! owned/borrowed fds only (rustix conventions). Nothing else in busbar talks
-//! to the OS directly. This crate has no `unsafe` yet: rustix covers what the
-//! in-process bus needs. (fd passing and `SO_PEERCRED` for the daemon will
-//! live here too.)
+//! to the OS directly. Its only `unsafe` is `mmap`/`munmap` of payload
+//! memfds ([`memfd`]), each block with a `// SAFETY:` comment.
 
 #![warn(missing_docs)]
+#![allow(unsafe_code)]
 
+pub mod memfd;
 mod unix;
 
 pub use unix::{

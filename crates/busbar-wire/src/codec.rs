@@ -287,18 +287,29 @@ newtype_wire!(BusId(u32), EndpointId(u32), Flags(u32), HandleId(u64));
 #[derive(Debug)]
 pub struct FdsBesideFrame;
 
+/// In an attachment's count on the wire: the last fd holds the message's
+/// data (a sealed memfd), and the frame's data field is empty.
+pub const DATA_IN_LAST_FD: u32 = 1 << 31;
+
 impl Wire for Attachment {
     const MIN_LEN: usize = 4;
     fn encode(&self, out: &mut Vec<u8>) {
-        self.count.encode(out);
+        let marker = if self.data_in_last {
+            DATA_IN_LAST_FD
+        } else {
+            0
+        };
+        (self.count | marker).encode(out);
     }
     fn decode(r: &mut Reader) -> Result<Self, WireError> {
-        let count = u32::decode(r)?;
+        let raw = u32::decode(r)?;
+        let count = raw & !DATA_IN_LAST_FD;
         if count == 0 {
             return Err(WireError::Invalid("empty fd attachment"));
         }
         Ok(Self {
             count,
+            data_in_last: raw & DATA_IN_LAST_FD != 0,
             payload: Arc::new(FdsBesideFrame),
         })
     }

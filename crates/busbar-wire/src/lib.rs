@@ -17,7 +17,7 @@
 pub mod codec;
 pub mod frame;
 
-pub use codec::{FdsBesideFrame, Reader, Wire, WireError};
+pub use codec::{DATA_IN_LAST_FD, FdsBesideFrame, Reader, Wire, WireError};
 pub use frame::{
     FLAG_LAST_REQUEST, FLAG_QUIET, FLAG_READABLE, FLAG_WAIT, Frame, FrameHeader, FrameReader,
     GOODBYE, HEADER_LEN, HELLO, MAGIC, RESPONSE, VERSION, WAIT_FOREVER, WAKE, WELCOME, Welcome,

@@ -41,6 +41,7 @@ fn sample_message() -> Message {
                 gid: 12,
             },
             fds: Some(Attachment {
+                data_in_last: false,
                 count: 2,
                 payload: Arc::new(()),
             }),
@@ -72,6 +73,7 @@ fn sample_outgoing() -> Outgoing {
             handles: vec![HandleId(4), HandleId(5)],
             to_handles: vec![HandleId(6)],
             fds: Some(Attachment {
+                data_in_last: true,
                 count: 1,
                 payload: Arc::new(()),
             }),

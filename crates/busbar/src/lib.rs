@@ -42,6 +42,7 @@ pub mod async_endpoint;
 mod bus;
 mod endpoint;
 mod local;
+mod payload;
 mod remote;
 mod transport;
 
@@ -51,6 +52,9 @@ pub use async_endpoint::TokioReactor;
 pub use async_endpoint::{AsyncEndpoint, Messages, Reactor};
 pub use bus::{Bus, default_socket_path};
 pub use endpoint::{Endpoint, ServeError};
+pub use payload::{
+    DEFAULT_MEMFD_THRESHOLD, PayloadBuffer, is_sealed_memfd, memfd_threshold, set_memfd_threshold,
+};
 
 pub use busbar_kernel::name;
 pub use busbar_kernel::{

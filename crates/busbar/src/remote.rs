@@ -151,8 +151,13 @@ impl ConnState {
             if self.fds_in.len() < n {
                 return false;
             }
-            let fds: Vec<OwnedFd> = self.fds_in.drain(..n).collect();
-            m.set_fds(Some(Attachment::from_fds(fds)));
+            let mut fds: Vec<OwnedFd> = self.fds_in.drain(..n).collect();
+            if m.fds.as_ref().is_some_and(|a| a.data_in_last)
+                && crate::payload::data_from_wire(m, &mut fds).is_err()
+            {
+                return false;
+            }
+            m.set_fds((!fds.is_empty()).then(|| Attachment::from_fds(fds)));
         }
         true
     }
@@ -334,6 +339,26 @@ impl Conn {
         ep: EndpointId,
         requests: &[(&Request, Option<Option<Instant>>, u16)],
     ) -> Result<Vec<Option<Answer>>, Errno> {
+        // Large data goes as sealed memfds (crate::payload).
+        let converted;
+        let with_memfds;
+        let requests = if requests
+            .iter()
+            .any(|(r, _, _)| crate::payload::has_large_data(r))
+        {
+            converted = requests
+                .iter()
+                .map(|(r, _, _)| crate::payload::request_to_wire(r))
+                .collect::<Result<Vec<_>, Errno>>()?;
+            with_memfds = requests
+                .iter()
+                .zip(&converted)
+                .map(|(&(r, wait, flags), c)| (c.as_ref().unwrap_or(r), wait, flags))
+                .collect::<Vec<_>>();
+            &with_memfds[..]
+        } else {
+            requests
+        };
         let mut st = self.lock();
         if let Some(e) = st.dead {
             return Err(e);

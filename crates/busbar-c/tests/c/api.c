@@ -479,7 +479,7 @@ static busbar_bus *test_bus(busbar_bus *bus0)
     CHECK("info: max_message_size at least 100", i.max_message_size >= 100);
     CHECK("info: max_message_size <= absolute maximum",
           i.max_message_size <= i.absolute_max_message_size);
-    CHECK_NUM("info: default max_message_size is 4 MiB", i.max_message_size, 4u << 20);
+    CHECK_NUM("info: default max_message_size is 64 MiB", i.max_message_size, 64u << 20);
     CHECK_NUM("info: absolute maximum is 64 MiB", i.absolute_max_message_size, 64u << 20);
     CHECK("info: replier bind events off on a new bus", !i.replier_bind_events);
 

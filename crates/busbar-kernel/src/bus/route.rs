@@ -69,6 +69,10 @@ impl Bus {
         if size > self.max_message_size as usize {
             return Err(Errno::EMSGSIZE);
         }
+        // Data in a memfd is a wire matter: transports take it out first.
+        if msg.attached_fds().is_some_and(|a| a.data_in_last) {
+            return Err(Errno::EINVAL);
+        }
         if msg
             .attached_fds()
             .is_some_and(|a| a.count > crate::MAX_FDS_PER_MESSAGE)
