@@ -30,16 +30,20 @@ const LISTENER_QUEUE: u32 = 1 << 16;
 pub struct BenchArgs {
     /// Use the daemon at this socket instead of starting a private one.
     #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Round trips to time for request/reply.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    rounds: u64,
-    /// Announcements to send for the throughput runs.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
-    messages: u64,
-    /// Payload bytes per message (and per raw frame).
+    pub(crate) socket: Option<PathBuf>,
+    /// Round trips to time for request/reply [default: 20000, fewer for
+    /// large sizes: about 2 GiB of data].
+    #[arg(long, value_name = "N")]
+    rounds: Option<u64>,
+    /// Messages to send for the throughput runs [default: 1000000, or about
+    /// 4 GiB of data for sizes from the memfd threshold (64 KiB) up].
+    #[arg(long, value_name = "N")]
+    pub(crate) messages: Option<u64>,
+    /// Payload bytes per message (and per raw frame). From the memfd
+    /// threshold (64 KiB) up, the throughput runs measure delivered data
+    /// (GB/s) to one and to four listeners, every byte written and read.
     #[arg(long, value_name = "BYTES", default_value_t = 32)]
-    size: usize,
+    pub(crate) size: usize,
     /// Messages per send_batch / recv_batch.
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch: u32,
@@ -51,14 +55,14 @@ pub struct BenchArgs {
     role: Option<String>,
     /// Internal: the raw socket a helper uses.
     #[arg(long, hide = true)]
-    raw: Option<PathBuf>,
+    pub(crate) raw: Option<PathBuf>,
 }
 
-fn err(what: &str) -> impl Fn(Errno) -> String + '_ {
+pub(crate) fn err(what: &str) -> impl Fn(Errno) -> String + '_ {
     move |e| format!("{what}: {} ({})", e.strerror(), e.name())
 }
 
-fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
+pub(crate) fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
@@ -81,7 +85,7 @@ fn us(d: Duration) -> f64 {
 }
 
 /// A child process killed when dropped.
-struct Helper(Child);
+pub(crate) struct Helper(Child);
 
 impl Drop for Helper {
     fn drop(&mut self) {
@@ -90,7 +94,7 @@ impl Drop for Helper {
     }
 }
 
-fn spawn(args: &[&str]) -> Result<Helper, String> {
+pub(crate) fn spawn(args: &[&str]) -> Result<Helper, String> {
     let exe = std::env::current_exe().map_err(io_err("current_exe"))?;
     let child = Command::new(exe)
         .args(args)
@@ -103,7 +107,7 @@ fn spawn(args: &[&str]) -> Result<Helper, String> {
 }
 
 /// Waits for a helper to print its first line (it is ready) and returns it.
-fn ready_line(h: &mut Helper) -> Result<String, String> {
+pub(crate) fn ready_line(h: &mut Helper) -> Result<String, String> {
     let out = h.0.stdout.as_mut().ok_or("helper has no stdout")?;
     let mut line = String::new();
     BufReader::new(out)
@@ -158,6 +162,17 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     };
     let sock = socket.to_string_lossy().into_owned();
     let payload = vec![b'x'; args.size];
+    let large = args.size >= busbar::memfd_threshold();
+    let rounds = args.rounds.unwrap_or(if large {
+        ((2u64 << 30) / args.size as u64).clamp(100, 20_000)
+    } else {
+        20_000
+    });
+    let messages = args.messages.unwrap_or(if large {
+        crate::bench_data::default_messages(args.size)
+    } else {
+        1_000_000
+    });
 
     // 1a. raw ping-pong between two processes.
     let raw_path = dir.join("raw.sock");
@@ -176,12 +191,12 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     ready_line(&mut echo)?;
     let mut buf = vec![0u8; args.size.max(1)];
     let frame = vec![b'x'; args.size.max(1)];
-    let mut raw_rtt = Vec::with_capacity(args.rounds as usize);
-    for i in 0..args.rounds + args.rounds / 10 {
+    let mut raw_rtt = Vec::with_capacity(rounds as usize);
+    for i in 0..rounds + rounds / 10 {
         let t = Instant::now();
         s.write_all(&frame).map_err(io_err("raw write"))?;
         s.read_exact(&mut buf).map_err(io_err("raw read"))?;
-        if i >= args.rounds / 10 {
+        if i >= rounds / 10 {
             raw_rtt.push(t.elapsed());
         }
     }
@@ -194,8 +209,8 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     ready_line(&mut replier)?;
     let bus = Bus::connect(&socket).map_err(err("connect"))?;
     let client = bus.open().map_err(err("open"))?;
-    let mut bus_rtt = Vec::with_capacity(args.rounds as usize);
-    for i in 0..args.rounds + args.rounds / 10 {
+    let mut bus_rtt = Vec::with_capacity(rounds as usize);
+    for i in 0..rounds + rounds / 10 {
         let t = Instant::now();
         let r = client
             .call(
@@ -207,12 +222,19 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         if r.is_synthetic() {
             return Err(format!("replier answered {}", r.name));
         }
-        if i >= args.rounds / 10 {
+        if i >= rounds / 10 {
             bus_rtt.push(t.elapsed());
         }
     }
     drop(replier);
     let brokered = percentiles(bus_rtt);
+
+    if large {
+        let rates = crate::bench_data::run(&args, &socket, &raw_listener, &raw_path)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        print_data(&args, rounds, messages, &raw, &brokered, &rates);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
 
     // 2a. raw one-way throughput.
     let mut sink = spawn(&[
@@ -224,7 +246,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         "--size",
         &args.size.to_string(),
         "--messages",
-        &args.messages.to_string(),
+        &messages.to_string(),
     ])?;
     let (mut s, _) = raw_listener.accept().map_err(io_err("accept raw"))?;
     ready_line(&mut sink)?;
@@ -235,7 +257,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         .take(frame.len() * args.batch as usize)
         .collect();
     let t = Instant::now();
-    let mut left = args.messages;
+    let mut left = messages;
     while left > 0 {
         let n = left.min(u64::from(args.batch));
         s.write_all(&chunk[..n as usize * frame.len()])
@@ -248,7 +270,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         return Err(format!("raw sink said {done:?}"));
     }
     drop(sink);
-    let raw_rate = args.messages as f64 / raw_secs;
+    let raw_rate = messages as f64 / raw_secs;
 
     // 2b. announcements through the daemon.
     let mut listener = spawn(&[
@@ -258,7 +280,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         "--socket",
         &sock,
         "--messages",
-        &args.messages.to_string(),
+        &messages.to_string(),
         "--batch",
         &args.batch.to_string(),
     ])?;
@@ -268,8 +290,8 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     let t = Instant::now();
     let mut sent = 0;
     let mut full = 0u64;
-    while sent < args.messages {
-        let n = (args.messages - sent).min(u64::from(args.batch));
+    while sent < messages {
+        let n = (messages - sent).min(u64::from(args.batch));
         let batch = vec![out.clone(); n as usize];
         for r in sender.send_batch(batch).map_err(err("send_batch"))? {
             r.map_err(err("send"))?;
@@ -300,7 +322,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         .strip_prefix("done lost=")
         .and_then(|s| s.parse().ok())
         .ok_or(format!("listener said {done:?}"))?;
-    let bus_rate = args.messages as f64 / bus_secs;
+    let bus_rate = messages as f64 / bus_secs;
     let _ = std::fs::remove_dir_all(&dir);
 
     let ratio = us(brokered.p50) / us(raw.p50);
@@ -309,8 +331,8 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
             "{}",
             serde_json::json!({
                 "size": args.size,
-                "rounds": args.rounds,
-                "messages": args.messages,
+                "rounds": rounds,
+                "messages": messages,
                 "batch": args.batch,
                 "raw_pingpong_p50_us": us(raw.p50),
                 "raw_pingpong_p99_us": us(raw.p99),
@@ -354,12 +376,84 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         );
         println!(
             "\n{} round trips timed (after {} warm-up), {} messages streamed; listener lost {lost}.",
-            args.rounds,
-            args.rounds / 10,
-            args.messages
+            rounds,
+            rounds / 10,
+            messages
         );
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The report of a large-data run.
+fn print_data(
+    args: &BenchArgs,
+    rounds: u64,
+    messages: u64,
+    raw: &Percentiles,
+    brokered: &Percentiles,
+    rates: &[crate::bench_data::Rate; 4],
+) {
+    let [memcpy, stream, one, four] = rates;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "size": args.size,
+                "rounds": rounds,
+                "messages": messages,
+                "raw_pingpong_p50_us": us(raw.p50),
+                "raw_pingpong_p99_us": us(raw.p99),
+                "bus_request_reply_p50_us": us(brokered.p50),
+                "bus_request_reply_p99_us": us(brokered.p99),
+                "memcpy_gb_per_s": memcpy.gb_per_s(),
+                "raw_stream_gb_per_s": stream.gb_per_s(),
+                "bus_1_listener_gb_per_s": one.gb_per_s(),
+                "bus_4_listeners_gb_per_s": four.gb_per_s(),
+            })
+        );
+        return;
+    }
+    println!(
+        "## busbar bench: large data through the daemon ({} B per message)\n",
+        args.size
+    );
+    println!("| benchmark | p50 | p99 | throughput | vs raw stream |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| raw Unix-socket ping-pong of the data, 2 processes | {:.1} µs | {:.1} µs | | |",
+        us(raw.p50),
+        us(raw.p99)
+    );
+    println!(
+        "| request/reply through the daemon (`call`) | {:.1} µs | {:.1} µs | | |",
+        us(brokered.p50),
+        us(brokered.p99)
+    );
+    let row = |name: &str, r: &crate::bench_data::Rate| {
+        println!(
+            "| {name} | | | {:.2} GB/s | {:.2}× |",
+            r.gb_per_s(),
+            r.gb_per_s() / stream.gb_per_s()
+        );
+    };
+    row("memcpy of the same bytes, one thread (baseline)", memcpy);
+    row(
+        "raw Unix-socket stream, 2 processes, written and read whole (baseline)",
+        stream,
+    );
+    row(
+        "through the daemon, 1 sender → 1 listener (sealed memfds)",
+        one,
+    );
+    row(
+        "through the daemon, 1 sender → 4 listeners (bytes delivered)",
+        four,
+    );
+    println!(
+        "\n{rounds} round trips timed; {messages} messages of {} bytes per run, every byte \
+         written by the sender and read (checksummed) by every receiver; none lost.",
+        args.size
+    );
 }
 
 /// The helper processes.
@@ -369,6 +463,10 @@ fn helper(role: &str, args: &BenchArgs) -> Result<(), String> {
         let _ = writeln!(o, "{s}");
         let _ = o.flush();
     };
+    if let Some(r) = crate::bench_data::helper(role, args, &say) {
+        return r;
+    }
+    let messages = args.messages.unwrap_or(0);
     match role {
         "raw-echo" => {
             let mut s = UnixStream::connect(args.raw.as_ref().ok_or("--raw")?)
@@ -386,7 +484,7 @@ fn helper(role: &str, args: &BenchArgs) -> Result<(), String> {
             let mut s = UnixStream::connect(args.raw.as_ref().ok_or("--raw")?)
                 .map_err(io_err("connect raw"))?;
             say("ready");
-            let total = args.messages * args.size.max(1) as u64;
+            let total = messages * args.size.max(1) as u64;
             let mut got = 0u64;
             let mut buf = vec![0u8; 256 * 1024];
             while got < total {
@@ -417,7 +515,7 @@ fn helper(role: &str, args: &BenchArgs) -> Result<(), String> {
             say("ready");
             let mut got = 0u64;
             let mut lost = 0u64;
-            while got + lost < args.messages {
+            while got + lost < messages {
                 let batch = ep.try_recv_batch(args.batch).map_err(err("recv"))?;
                 if batch.is_empty() {
                     match ep

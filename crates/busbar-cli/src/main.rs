@@ -1,6 +1,7 @@
 //! `busbar`: run the daemon and talk to it from the shell.
 
 mod bench;
+mod bench_data;
 mod data;
 mod format;
 mod kbus;

@@ -143,3 +143,33 @@ fn a_100_mib_file_round_trips() {
     assert_eq!(got.len(), data.len());
     assert!(got == data, "identical");
 }
+
+/// `busbar bench` at a large size works with the default configuration
+/// (its own daemon): every byte written and checked, nothing lost.
+#[test]
+fn bench_at_one_mib_runs_with_the_default_configuration() {
+    let o = Command::new(exe())
+        .args([
+            "bench",
+            "--size",
+            "1048576",
+            "--messages",
+            "24",
+            "--rounds",
+            "10",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "memcpy_gb_per_s",
+        "raw_stream_gb_per_s",
+        "bus_1_listener_gb_per_s",
+        "bus_4_listeners_gb_per_s",
+    ] {
+        assert!(v[key].as_f64().is_some_and(|r| r > 0.0), "{key}: {v}");
+    }
+}

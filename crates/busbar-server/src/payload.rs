@@ -26,7 +26,8 @@ pub(crate) fn take_data_fd(out: &mut Outgoing, fds: &mut Vec<OwnedFd>) -> Result
     if !out.data.is_empty() {
         return Err(Errno::EINVAL);
     }
-    let sealed = SealedMemfd::open(memfd).map_err(|_| Errno::EINVAL)?;
+    // Not populated: the daemon passes the data on without reading it.
+    let sealed = SealedMemfd::open(memfd, false).map_err(|_| Errno::EINVAL)?;
     out.data = into_bytes(sealed);
     Ok(())
 }

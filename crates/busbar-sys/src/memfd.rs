@@ -37,7 +37,9 @@ struct Mapping {
 }
 
 impl Mapping {
-    fn new(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result<Self> {
+    /// `populate`: fault every page in now (one call, much cheaper than a
+    /// fault per page for memory about to be read or written whole).
+    fn new(fd: BorrowedFd<'_>, len: usize, writable: bool, populate: bool) -> io::Result<Self> {
         if len == 0 {
             return Ok(Self {
                 ptr: NonNull::dangling(),
@@ -52,7 +54,12 @@ impl Mapping {
         // SAFETY: a new mapping at an address the kernel chooses, of an fd
         // we hold, `len` bytes (the file's size); nothing else is touched.
         // Unmapped exactly once, in `Drop`.
-        let ptr = unsafe { mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0)? };
+        let flags = if populate {
+            MapFlags::SHARED | MapFlags::POPULATE
+        } else {
+            MapFlags::SHARED
+        };
+        let ptr = unsafe { mmap(std::ptr::null_mut(), len, prot, flags, fd, 0)? };
         Ok(Self {
             ptr: NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap gave null"))?,
             len,
@@ -101,9 +108,10 @@ fn invalid(what: &str) -> io::Error {
 
 impl SealedMemfd {
     /// Takes a memfd that carries [`PAYLOAD_SEALS`] and maps all of it
-    /// read-only. `InvalidInput` if `fd` is not a sealed memfd (a file, a
-    /// pipe, an unsealed memfd or one that can still be written).
-    pub fn open(fd: OwnedFd) -> io::Result<Self> {
+    /// read-only (`populate`: with every page mapped at once, for data about
+    /// to be read whole). `InvalidInput` if `fd` is not a sealed memfd (a
+    /// file, a pipe, an unsealed memfd or one that can still be written).
+    pub fn open(fd: OwnedFd, populate: bool) -> io::Result<Self> {
         let seals = fcntl_get_seals(&fd).map_err(|_| invalid("not a memfd"))?;
         if !seals.contains(PAYLOAD_SEALS) {
             return Err(invalid(
@@ -112,7 +120,7 @@ impl SealedMemfd {
         }
         let len = usize::try_from(fstat(&fd)?.st_size).map_err(|_| invalid("bad size"))?;
         Ok(Self {
-            map: Mapping::new(fd.as_fd(), len, false)?,
+            map: Mapping::new(fd.as_fd(), len, false, populate)?,
             fd,
         })
     }
@@ -173,7 +181,8 @@ impl MemfdBuffer {
         )?;
         ftruncate(&fd, len as u64)?;
         Ok(Self {
-            map: Mapping::new(fd.as_fd(), len, true)?,
+            // Populated: the buffer is about to be written whole.
+            map: Mapping::new(fd.as_fd(), len, true, true)?,
             fd,
         })
     }
@@ -195,7 +204,7 @@ impl MemfdBuffer {
         // F_SEAL_WRITE is refused while a writable shared mapping exists.
         drop(map);
         fcntl_add_seals(&fd, PAYLOAD_SEALS)?;
-        SealedMemfd::open(fd)
+        SealedMemfd::open(fd, false)
     }
 }
 
@@ -267,16 +276,16 @@ mod tests {
         // Unsealed.
         let fd = crate::memfd_with("x", b"data").unwrap();
         assert_eq!(
-            SealedMemfd::open(fd).unwrap_err().kind(),
+            SealedMemfd::open(fd, false).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
         // Sealed against growing only: still writable.
         let fd = crate::memfd_with("x", b"data").unwrap();
         fcntl_add_seals(&fd, SealFlags::GROW | SealFlags::SHRINK).unwrap();
-        assert!(SealedMemfd::open(fd).is_err());
+        assert!(SealedMemfd::open(fd, false).is_err());
         // Not a memfd at all.
         let f: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-        assert!(SealedMemfd::open(f).is_err());
+        assert!(SealedMemfd::open(f, false).is_err());
     }
 
     #[test]

@@ -168,7 +168,8 @@ pub(crate) fn request_to_wire(r: &Request) -> Result<Option<Request>, Errno> {
 /// that passes anything else breaks the protocol.
 pub(crate) fn data_from_wire(m: &mut Message, fds: &mut Vec<OwnedFd>) -> Result<(), Errno> {
     let memfd = fds.pop().ok_or(Errno::EPROTO)?;
-    let sealed = SealedMemfd::open(memfd).map_err(|_| Errno::EPROTO)?;
+    // Populated: a receiver reads its data.
+    let sealed = SealedMemfd::open(memfd, true).map_err(|_| Errno::EPROTO)?;
     m.set_data(into_bytes(sealed));
     Ok(())
 }
