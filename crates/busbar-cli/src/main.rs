@@ -2,10 +2,13 @@
 
 mod bench;
 mod bench_data;
+mod cli;
 mod data;
 mod format;
+mod generate;
 mod kbus;
 mod names;
+mod report;
 
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -14,200 +17,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use busbar::{Bus, BusId, Errno, Flags, Message, Outgoing, ServeError};
-use clap::{Args, Parser, Subcommand};
-
-/// busbar: a message bus for Linux with kernel-grade guarantees.
-///
-/// Start a daemon with `busbar daemon`, then use the other commands from
-/// any terminal of the same user. The socket is `--socket PATH`, else
-/// `$BUSBAR_SOCKET`, else `$XDG_RUNTIME_DIR/busbar/bus.sock`, else
-/// `/tmp/busbar-<uid>/bus.sock`.
-///
-/// Exit status: 0 success; 1 an operation failed (the errno and a sentence
-/// are printed on stderr), or `reply` could not answer a request; 2 bad
-/// command line; 3 `call` got a synthetic reply (the replier went away,
-/// ignored or unbound).
-#[derive(Debug, Parser)]
-#[command(name = "busbar", version, about, long_about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-/// Where to find the daemon, and which bus.
-#[derive(Debug, Args)]
-struct Target {
-    /// The daemon's socket (default: $BUSBAR_SOCKET, $XDG_RUNTIME_DIR/busbar/bus.sock, /tmp/busbar-<uid>/bus.sock).
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// The bus to use.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    bus: u32,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Run the daemon: serve buses on a Unix socket until SIGTERM/SIGINT.
-    ///
-    /// Logs go to stderr; the level comes from RUST_LOG (default "info").
-    Daemon {
-        /// The socket to serve on (default as for every command).
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// Buses to create at start (more can be created at run time).
-        #[arg(long, value_name = "N")]
-        buses: Option<u32>,
-        /// A TOML config file: buses, default_queue_limit, max_message_size,
-        /// absolute_max_message_size,
-        /// socket_mode ("0660"), socket_group, quota_messages/bytes/handles/fds,
-        /// privileged_uids, privileged_groups, and the limits max_connections,
-        /// max_connections_per_uid, max_endpoints_per_connection,
-        /// max_endpoints_per_uid, max_bindings_per_uid, max_parked_per_connection,
-        /// max_fds_per_uid, max_partial_bytes_per_uid, max_inline_data, hello_timeout_ms
-        /// (docs/security.md). Unknown keys are errors.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
-    /// Send a message and print its id.
-    Send {
-        #[command(flatten)]
-        target: Target,
-        /// The message name, e.g. $.sensors.temperature.
-        name: String,
-        #[command(flatten)]
-        data: data::DataArgs,
-        /// Put it at the front of every recipient's queue.
-        #[arg(long)]
-        urgent: bool,
-        /// Deliver to everyone or nobody; fail with EBUSY if a queue is full.
-        #[arg(long, conflicts_with = "all_or_wait")]
-        all_or_fail: bool,
-        /// Deliver to everyone or nobody; wait while a queue is full.
-        #[arg(long)]
-        all_or_wait: bool,
-        /// With --all-or-wait: give up after this many seconds (ETIMEDOUT).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
-        /// Print a JSON object instead of the id.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Send a request and print the reply's data.
-    Call {
-        #[command(flatten)]
-        target: Target,
-        /// The request name.
-        name: String,
-        #[command(flatten)]
-        data: data::DataArgs,
-        /// Give up after this many seconds (ETIMEDOUT); default: wait for the reply.
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
-        /// Print the whole reply as a JSON object.
-        #[arg(long, conflicts_with = "raw")]
-        json: bool,
-        /// Write the reply's data exactly as received (no newline added).
-        #[arg(long)]
-        raw: bool,
-    },
-    /// Print messages matching the patterns as they arrive.
-    Listen {
-        #[command(flatten)]
-        target: Target,
-        /// Patterns to listen to, e.g. '$.sensors.*'.
-        #[arg(required = true)]
-        patterns: Vec<String>,
-        /// Exit after this many messages.
-        #[arg(long, value_name = "N")]
-        count: Option<u64>,
-        /// One JSON object per line.
-        #[arg(long, conflicts_with = "raw")]
-        json: bool,
-        /// Write each message's data exactly as received, nothing else (no
-        /// separators: for piping, e.g. with --count 1).
-        #[arg(long)]
-        raw: bool,
-    },
-    /// Be the replier for a name and answer each request.
-    ///
-    /// A caller always gets an answer. If a request cannot be answered (its
-    /// reply is larger than the bus's maximum message size, or refused for
-    /// another reason; or the --exec command exits non-zero or is killed),
-    /// the replier says what happened on stderr, closes its endpoint and
-    /// exits with status 1. The bus then answers that request's caller with
-    /// $.KBUS.Replier.Ignored (and the callers of requests still queued with
-    /// $.KBUS.Replier.GoneAway), which `busbar call` reports with exit status
-    /// 3. To keep a service up across such failures, restart it: `while :;
-    /// do busbar reply NAME --exec CMD; done`.
-    Reply {
-        #[command(flatten)]
-        target: Target,
-        /// The name (or pattern) to answer.
-        name: String,
-        /// Reply with the request's own data.
-        #[arg(long, group = "how", required = true)]
-        echo: bool,
-        /// Reply with this data.
-        #[arg(long, value_name = "D", group = "how")]
-        data: Option<String>,
-        /// Run this shell command (sh -c) with the request data on stdin and
-        /// reply with its stdout; if it exits non-zero, the request is not
-        /// answered and the replier stops (see above).
-        #[arg(long, value_name = "CMD", group = "how")]
-        exec: Option<String>,
-        /// Exit after answering this many requests.
-        #[arg(long, value_name = "N")]
-        count: Option<u64>,
-    },
-    /// Show everything queued on the bus, synthetic messages included.
-    Monitor {
-        #[command(flatten)]
-        target: Target,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show endpoints, bindings, queue depths and limits, counters, handles, quota use.
-    Stats {
-        #[command(flatten)]
-        target: Target,
-        /// One JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List every binding on the bus: name, listener or replier, endpoint, owner pid, uid and command.
-    Names {
-        #[command(flatten)]
-        target: Target,
-        /// One JSON array.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run a KBUS program on busbar: its /dev/kbusN are the daemon's buses.
-    ///
-    /// Preloads libbusbar_kbus.so (found beside this executable, in ../lib,
-    /// or at $BUSBAR_KBUS_LIBRARY) and runs PROGRAM with ARGS. The program is
-    /// unchanged: open("/dev/kbus0"), write, read, ioctl, poll/select/epoll,
-    /// /proc/kbus/bindings work as with the KBUS kernel module (docs/kbus.md).
-    /// Statically linked and setuid programs cannot be run this way.
-    Kbus {
-        /// The daemon's socket (default: $BUSBAR_SOCKET, $XDG_RUNTIME_DIR/busbar/bus.sock, /tmp/busbar-<uid>/bus.sock).
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// The program to run.
-        #[arg(value_name = "PROGRAM")]
-        program: String,
-        /// Its arguments.
-        #[arg(
-            value_name = "ARGS",
-            trailing_var_arg = true,
-            allow_hyphen_values = true
-        )]
-        args: Vec<String>,
-    },
-    /// Measure the daemon against raw Unix sockets, in one run.
-    Bench(bench::BenchArgs),
-}
+use clap::Parser;
+use cli::{Cli, Cmd, Target};
+use report::{Failure, fail, print_line, print_text, stdout_failed};
 
 /// What `busbar call` says a synthetic reply means.
 fn synthetic_meaning(name: &str) -> &'static str {
@@ -227,63 +39,91 @@ fn synthetic_meaning(name: &str) -> &'static str {
 /// The monitor's queue limit: deep, so a burst is shown rather than lost.
 const MONITOR_QUEUE: u32 = 100_000;
 
-/// A failure to report: what we were doing and the errno.
-struct Failure {
-    what: String,
-    errno: Errno,
-}
-
-fn fail(what: impl Into<String>) -> impl FnOnce(Errno) -> Failure {
-    let what = what.into();
-    move |errno| Failure { what, errno }
-}
-
 fn socket_of(t: &Target) -> PathBuf {
     t.socket.clone().unwrap_or_else(busbar::default_socket_path)
 }
 
-/// Connects to the daemon and picks the bus.
+/// Connects to the daemon and picks the bus; each failure says what to do.
 fn connect(t: &Target) -> Result<Bus, Failure> {
     let path = socket_of(t);
-    let bus = Bus::connect(&path).map_err(|errno| Failure {
-        what: match errno {
-            Errno::ENOENT | Errno::ECONNREFUSED => {
-                format!("no busbar daemon at {}", path.display())
-            }
-            _ => format!("cannot connect to {}", path.display()),
-        },
-        errno,
+    report::check_socket_path(&path)?;
+    let shown = path.display();
+    let bus = Bus::connect(&path).map_err(|errno| match errno {
+        Errno::ENOENT | Errno::ECONNREFUSED => {
+            Failure::plain(format!("no busbar daemon at {shown} ({})", errno.name())).hint(format!(
+                "start one with `busbar daemon --socket {shown}` (it runs in the \
+                     foreground: use another terminal, or its systemd units), or point \
+                     --socket or $BUSBAR_SOCKET at a running one"
+            ))
+        }
+        Errno::EACCES | Errno::EPERM => {
+            Failure::op(format!("cannot connect to {shown}"), Errno::EACCES).hint(
+                "this user may not open the daemon's socket: the daemon's socket_mode and \
+             socket_group settings (its config file) decide who may connect",
+            )
+        }
+        _ => Failure::op(format!("cannot connect to {shown}"), errno),
     })?;
+    if t.bus == 0 {
+        return Ok(bus);
+    }
+    let buses = bus
+        .info()
+        .map(|i| i.buses)
+        .map_err(fail("ask the daemon"))?;
+    if t.bus >= buses {
+        let has = match buses {
+            1 => "only bus 0".to_string(),
+            n => format!("buses 0 to {}", n - 1),
+        };
+        return Err(Failure::usage(format!(
+            "--bus {}: the daemon at {shown} has {has}",
+            t.bus
+        ))
+        .hint("pick one of those, or start the daemon with more (`buses = N` in its config, or --buses N)"));
+    }
     Ok(bus.bus(BusId(t.bus)))
 }
 
-fn timeout(secs: Option<f64>) -> Result<Option<Duration>, Failure> {
-    match secs {
-        None => Ok(None),
-        Some(s) => Duration::try_from_secs_f64(s)
-            .map(Some)
-            .map_err(|_| Failure {
-                what: format!("bad timeout {s}"),
-                errno: Errno::EINVAL,
-            }),
+/// A send refused: for `EMSGSIZE`, with the sizes involved.
+fn send_failed(bus: &Bus, what: String, size: usize, errno: Errno) -> Failure {
+    let f = Failure::op(what, errno);
+    if errno != Errno::EMSGSIZE {
+        return f;
+    }
+    let max = bus.info().map_or_else(
+        |_| "smaller".to_string(),
+        |i| format!("{} bytes", i.max_message_size),
+    );
+    f.hint(format!(
+        "the message is {size} bytes (name + data) and the bus's maximum is {max}: send \
+         less, or raise max_message_size (the daemon's config; at most \
+         absolute_max_message_size)"
+    ))
+}
+
+/// What the daemon command says when it cannot start or stops with an
+/// error: its own sentence (which names the path or setting), and advice.
+fn daemon_failed(e: std::io::Error) -> Failure {
+    let f = Failure::plain(e.to_string());
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            f.hint("stop that daemon first, or give this one another --socket")
+        }
+        std::io::ErrorKind::PermissionDenied => f.hint(
+            "choose a socket in a directory this user owns (--socket, $BUSBAR_SOCKET), or \
+             run the daemon as the user who owns that one",
+        ),
+        std::io::ErrorKind::InvalidInput => Failure {
+            exit: report::EXIT_USAGE,
+            ..f
+        },
+        _ => f,
     }
 }
 
-fn print_line(line: &str) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
-        .map_err(|_| Failure {
-            what: "stdout closed".into(),
-            errno: Errno::EIO,
-        })
-}
-
-fn stdout_failed(e: io::Error) -> Failure {
-    Failure {
-        what: format!("cannot write to stdout: {e}"),
-        errno: Errno::EIO,
-    }
+fn timeout(secs: Option<f64>) -> Option<Duration> {
+    secs.map(Duration::from_secs_f64)
 }
 
 fn print_message(m: &Message, json: bool) -> Result<(), Failure> {
@@ -304,18 +144,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let socket = busbar_daemon::resolve_socket(socket);
             let mut cfg = busbar_daemon::DaemonConfig::new(socket);
             if let Some(f) = config {
-                cfg.apply_file(&f).map_err(|what| Failure {
-                    what,
-                    errno: Errno::EINVAL,
-                })?;
+                cfg.apply_file(&f).map_err(Failure::usage)?;
             }
             if let Some(n) = buses {
                 cfg.kernel.buses = n;
             }
-            busbar_daemon::run_daemon(cfg).map_err(|e| Failure {
-                what: e.to_string(),
-                errno: Errno::EIO,
-            })?;
+            report::check_socket_path(&cfg.socket)?;
+            cfg.check().map_err(Failure::usage)?;
+            busbar_daemon::run_daemon(cfg).map_err(daemon_failed)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Send {
@@ -340,17 +176,15 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if all_or_wait {
                 flags = flags | Flags::ALL_OR_WAIT;
             }
-            let data = data.read().map_err(|what| Failure {
-                what,
-                errno: Errno::EIO,
-            })?;
+            let data = data.read().map_err(Failure::plain)?;
+            let size = name.len() + data.len();
             let msg = Outgoing::announcement(&name, data).with_flags(flags);
             let id = if all_or_wait {
-                ep.send_wait(msg, timeout(secs)?)
+                ep.send_wait(msg, timeout(secs))
             } else {
                 ep.send(msg)
             }
-            .map_err(fail(format!("send {name}")))?;
+            .map_err(|e| send_failed(&bus, format!("send {name}"), size, e))?;
             if json {
                 print_line(&serde_json::json!({ "id": [id.network, id.serial] }).to_string())?;
             } else {
@@ -366,15 +200,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             json,
             raw,
         } => {
-            let data = data.read().map_err(|what| Failure {
-                what,
-                errno: Errno::EIO,
-            })?;
+            let data = data.read().map_err(Failure::plain)?;
             let bus = connect(&target)?;
             let ep = bus.open().map_err(fail("open"))?;
+            let size = name.len() + data.len();
             let reply = ep
-                .call(&name, data, timeout(secs)?)
-                .map_err(fail(format!("call {name}")))?;
+                .call(&name, data, timeout(secs))
+                .map_err(|e| send_failed(&bus, format!("call {name}"), size, e))?;
             if json {
                 print_message(&reply, true)?;
             } else if raw && !reply.is_synthetic() {
@@ -387,12 +219,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 }
             }
             if reply.is_synthetic() {
-                eprintln!(
+                report::say(&format!(
                     "busbar: call {name}: no real reply: the bus answered {} (from endpoint {}): {}",
                     reply.name,
                     reply.from,
                     synthetic_meaning(&reply.name)
-                );
+                ));
                 return Ok(ExitCode::from(3));
             }
             Ok(ExitCode::SUCCESS)
@@ -482,11 +314,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             // Closing makes the bus answer the request we could not
             // (Ignored), and those still queued for us (GoneAway).
             let _ = ep.close();
-            eprintln!("busbar: reply {name}: {why}");
-            eprintln!(
+            report::say(&format!("busbar: reply {name}: {why}"));
+            report::say(&format!(
                 "busbar: reply {name}: stopped without answering that request; the bus answers \
                  its caller $.KBUS.Replier.Ignored"
-            );
+            ));
             Ok(ExitCode::FAILURE)
         }
         Cmd::Monitor { target, json } => {
@@ -508,7 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 let b = bus.list_bindings().map_err(fail("list bindings"))?;
                 print_line(&format::stats_json(&s, &q, &b).to_string())?;
             } else {
-                print!("{}", format::stats_table(&s, &q));
+                print_text(&format::stats_table(&s, &q))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -518,7 +350,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if json {
                 print_line(&names::names_json(&b).to_string())?;
             } else {
-                print!("{}", names::names_table(&b));
+                print_text(&names::names_table(&b))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -528,16 +360,23 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             args,
         } => {
             // Returns only if the program could not be run (as a shell: 127).
-            eprintln!(
+            report::say(&format!(
                 "busbar kbus: {}",
                 kbus::exec(socket.as_deref(), &program, &args)
-            );
+            ));
             Ok(ExitCode::from(127))
         }
-        Cmd::Bench(args) => bench::run(args).map_err(|what| Failure {
-            what,
-            errno: Errno::EIO,
-        }),
+        Cmd::Bench(args) => bench::run(args).map_err(Failure::plain),
+        Cmd::Completions { shell } => {
+            generate::completions(<Cli as clap::CommandFactory>::command(), shell)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { dir } => {
+            for p in generate::man_pages(<Cli as clap::CommandFactory>::command(), &dir)? {
+                print_line(&p.display().to_string())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -593,18 +432,6 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(code) => code,
-        Err(f) if f.what.starts_with("no busbar daemon") => {
-            eprintln!("busbar: {} ({})", f.what, f.errno.name());
-            ExitCode::FAILURE
-        }
-        Err(f) => {
-            eprintln!(
-                "busbar: {}: {} ({})",
-                f.what,
-                f.errno.strerror(),
-                f.errno.name()
-            );
-            ExitCode::FAILURE
-        }
+        Err(f) => f.report(),
     }
 }

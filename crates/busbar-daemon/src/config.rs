@@ -51,6 +51,43 @@ impl DaemonConfig {
         }
     }
 
+    /// Checks that a daemon with this config can serve anyone; the error
+    /// names the setting, its value and the allowed range.
+    pub fn check(&self) -> Result<(), String> {
+        let k = &self.kernel;
+        if k.buses == 0 {
+            return Err(
+                "buses = 0 (--buses or the config file): a daemon needs at least one bus (the default is 1)"
+                    .into(),
+            );
+        }
+        if k.buses > k.max_buses {
+            return Err(format!(
+                "buses = {} (--buses or the config file): a daemon serves at most {} buses",
+                k.buses, k.max_buses
+            ));
+        }
+        if k.default_queue_limit == 0 {
+            return Err(
+                "default_queue_limit = 0: an endpoint must be able to queue at least one message"
+                    .into(),
+            );
+        }
+        if k.absolute_max_message_size < busbar_kernel::MIN_MAX_MESSAGE_SIZE
+            || k.max_message_size < busbar_kernel::MIN_MAX_MESSAGE_SIZE
+            || k.max_message_size > k.absolute_max_message_size
+        {
+            return Err(format!(
+                "max_message_size = {} must lie between {} and absolute_max_message_size ({})",
+                k.max_message_size,
+                busbar_kernel::MIN_MAX_MESSAGE_SIZE,
+                k.absolute_max_message_size
+            ));
+        }
+        k.validate()
+            .map_err(|e| format!("the kernel limits are not usable ({})", e.name()))
+    }
+
     /// Who holds bus-wide powers: root, the daemon's uid, and the
     /// configured uids and groups.
     pub fn privilege(&self) -> Privilege {

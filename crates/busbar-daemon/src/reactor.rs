@@ -56,6 +56,9 @@ pub struct Daemon {
     config: DaemonConfig,
     epoll: Epoll,
     listener: UnixListener,
+    /// The listening socket was passed in (socket activation): its file is
+    /// not ours to remove.
+    activated: bool,
     /// Kept open: epoll watches it for SIGTERM/SIGINT and shutdown handles.
     _stop_rx: UnixStream,
     stop_tx: UnixStream,
@@ -83,8 +86,35 @@ fn open_reserve() -> Option<OwnedFd> {
 }
 
 impl Daemon {
-    /// Creates the session and binds the socket.
+    /// Checks the config, binds the socket (see `socket_dir`), and creates
+    /// the session. Nothing is created or logged if the config is unusable
+    /// or another daemon answers on the socket.
     pub fn bind(config: DaemonConfig) -> io::Result<Self> {
+        config
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = bind_socket(&config.socket, config.socket_mode, config.socket_group)?;
+        let socket = config.socket.clone();
+        Self::with_listener(config, listener, false).inspect_err(|_| {
+            let _ = std::fs::remove_file(&socket);
+        })
+    }
+
+    /// A daemon serving a listening socket it was given (socket
+    /// activation): the socket's owner made it, and removes it.
+    pub fn from_listener(config: DaemonConfig, listener: UnixListener) -> io::Result<Self> {
+        config
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        listener.set_nonblocking(true)?;
+        Self::with_listener(config, listener, true)
+    }
+
+    fn with_listener(
+        config: DaemonConfig,
+        listener: UnixListener,
+        activated: bool,
+    ) -> io::Result<Self> {
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), Instant::now());
         let server = Server::new(
             config.kernel,
@@ -93,8 +123,12 @@ impl Daemon {
             seed,
             Box::new(log_line),
         )
-        .map_err(|e| io::Error::other(format!("invalid limits: {e}")))?;
-        let listener = bind_socket(&config.socket, config.socket_mode, config.socket_group)?;
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the daemon's limits are not usable ({})", e.name()),
+            )
+        })?;
         let (stop_rx, stop_tx) = UnixStream::pair()?;
         stop_rx.set_nonblocking(true)?;
         let epoll = Epoll::new()?;
@@ -109,6 +143,7 @@ impl Daemon {
             config,
             epoll,
             listener,
+            activated,
             _stop_rx: stop_rx,
             stop_tx,
             streams: HashMap::default(),
@@ -135,16 +170,30 @@ impl Daemon {
         busbar_sys::forward_signals(&[busbar_sys::SIGTERM, busbar_sys::SIGINT], &self.stop_tx)
     }
 
-    /// Serves until shut down. Removes the socket file on the way out.
+    /// Serves until shut down. Removes the socket file on the way out
+    /// (unless it was passed in). Tells systemd (`$NOTIFY_SOCKET`, if set)
+    /// when it is ready and when it stops.
     pub fn run(mut self) -> io::Result<()> {
         // Logged here, once everything is set up: scripts wait for this line.
         tracing::info!(
             socket = %self.config.socket.display(),
             buses = self.config.kernel.buses,
+            activated = self.activated,
             "busbar daemon listening"
         );
+        let status = format!(
+            "READY=1\nSTATUS=serving {} bus(es) on {}",
+            self.config.kernel.buses,
+            self.config.socket.display()
+        );
+        if let Err(e) = busbar_sys::systemd::notify(&status) {
+            tracing::warn!("cannot notify systemd of readiness: {e}");
+        }
         let r = self.serve();
-        let _ = std::fs::remove_file(&self.config.socket);
+        let _ = busbar_sys::systemd::notify("STOPPING=1\nSTATUS=stopping");
+        if !self.activated {
+            let _ = std::fs::remove_file(&self.config.socket);
+        }
         r
     }
 
@@ -407,15 +456,45 @@ impl Daemon {
     }
 }
 
-/// Binds and runs a daemon until SIGTERM/SIGINT.
-pub fn run_daemon(config: DaemonConfig) -> io::Result<()> {
+/// Binds (or takes the socket passed by socket activation) and runs a
+/// daemon until SIGTERM/SIGINT.
+pub fn run_daemon(mut config: DaemonConfig) -> io::Result<()> {
+    config
+        .check()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let passed = busbar_sys::systemd::listen_fds()?;
+    let d = match passed.len() {
+        0 => {
+            raise_fd_limit();
+            Daemon::bind(config)?
+        }
+        1 => {
+            let fd = passed.into_iter().next().expect("one fd");
+            if let Some(path) = busbar_sys::systemd::unix_listener_path(&fd)? {
+                config.socket = path;
+            }
+            raise_fd_limit();
+            Daemon::from_listener(config, UnixListener::from(fd))?
+        }
+        n => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "socket activation passed {n} sockets; busbar serves one (give the \
+                     .socket unit a single ListenStream=)"
+                ),
+            ));
+        }
+    };
+    d.stop_on_signals()?;
+    d.run()
+}
+
+fn raise_fd_limit() {
     match busbar_sys::raise_fd_limit() {
         Ok(n) => tracing::debug!(fds = n, "open file limit"),
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
     }
-    let d = Daemon::bind(config)?;
-    d.stop_on_signals()?;
-    d.run()
 }
 
 /// The socket path a daemon started with `socket` would use.

@@ -19,6 +19,11 @@ fn refuse(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, msg)
 }
 
+/// `e` with what was being done to which path in front (same kind).
+fn context(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 /// Creates `dir` and its missing parents, each mode 0700.
 fn create_dirs(dir: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(dir) {
@@ -73,8 +78,19 @@ pub(crate) fn check_dir(dir: &Path, uid: u32, group: Option<u32>) -> io::Result<
 pub(crate) fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> io::Result<UnixListener> {
     let uid = busbar_sys::effective_uid();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        create_dirs(dir)?;
-        check_dir(dir, uid, group)?;
+        create_dirs(dir).map_err(|e| {
+            context(
+                e,
+                format!("cannot create the socket directory {}", dir.display()),
+            )
+        })?;
+        check_dir(dir, uid, group).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => e,
+            _ => context(
+                e,
+                format!("cannot check the socket directory {}", dir.display()),
+            ),
+        })?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -90,12 +106,20 @@ pub(crate) fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> io::Res
             ));
         }
         tracing::info!(path = %path.display(), "replacing stale socket file");
-        std::fs::remove_file(path)?;
+        std::fs::remove_file(path).map_err(|e| {
+            context(
+                e,
+                format!("cannot remove the stale socket {}", path.display()),
+            )
+        })?;
     }
-    let listener = UnixListener::bind(path)?;
-    busbar_sys::set_mode(path, mode)?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| context(e, format!("cannot bind the socket {}", path.display())))?;
+    busbar_sys::set_mode(path, mode)
+        .map_err(|e| context(e, format!("cannot set the mode of {}", path.display())))?;
     if let Some(g) = group {
-        busbar_sys::set_group(path, g)?;
+        busbar_sys::set_group(path, g)
+            .map_err(|e| context(e, format!("cannot set the group of {}", path.display())))?;
     }
     listener.set_nonblocking(true)?;
     Ok(listener)

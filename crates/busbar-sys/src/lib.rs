@@ -3,12 +3,14 @@
 //! Every syscall busbar makes goes through this crate, as thin wrappers with
 //! owned/borrowed fds only (rustix conventions). Nothing else in busbar talks
 //! to the OS directly. Its only `unsafe` is `mmap`/`munmap` of payload
-//! memfds ([`memfd`]), each block with a `// SAFETY:` comment.
+//! memfds ([`memfd`]) and taking the fds of socket activation
+//! ([`systemd`]), each block with a `// SAFETY:` comment.
 
 #![warn(missing_docs)]
 #![allow(unsafe_code)]
 
 pub mod memfd;
+pub mod systemd;
 mod unix;
 
 pub use unix::{

@@ -47,7 +47,9 @@ fn io_errno(e: &io::Error) -> Errno {
     match e.kind() {
         io::ErrorKind::NotFound => Errno::ENOENT,
         io::ErrorKind::ConnectionRefused => Errno::ECONNREFUSED,
-        io::ErrorKind::PermissionDenied => Errno::EPERM,
+        io::ErrorKind::PermissionDenied => Errno::EACCES,
+        // A path too long for a Unix socket address.
+        io::ErrorKind::InvalidInput => Errno::ENAMETOOLONG,
         _ => Errno::ECONNRESET,
     }
 }
