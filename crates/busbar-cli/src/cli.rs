@@ -58,7 +58,8 @@ pub enum Cmd {
         /// privileged_uids, privileged_groups, and the limits max_connections,
         /// max_connections_per_uid, max_endpoints_per_connection,
         /// max_endpoints_per_uid, max_bindings_per_uid, max_parked_per_connection,
-        /// max_fds_per_uid, max_partial_bytes_per_uid, max_inline_data, hello_timeout_ms
+        /// max_fds_per_uid, max_partial_bytes_per_uid, max_inline_data, hello_timeout_ms,
+        /// metrics_listen ("127.0.0.1:9464": serve GET /metrics; off by default)
         /// (docs/security.md). Unknown keys are errors.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -203,6 +204,20 @@ pub enum Cmd {
     },
     /// Measure the daemon against raw Unix sockets, in one run.
     Bench(bench::BenchArgs),
+    /// Print the metrics in the Prometheus (OpenMetrics) text format.
+    ///
+    /// Per bus: messages sent, copies delivered and lost, synthetic messages
+    /// by name, refused sends by errno, endpoints, bindings, queued messages
+    /// and bytes; per daemon: buses, connections, fds held. The daemon serves
+    /// the same over HTTP when its config sets metrics_listen.
+    Metrics {
+        /// The daemon's socket (default: $BUSBAR_SOCKET, $XDG_RUNTIME_DIR/busbar/bus.sock, /tmp/busbar-<uid>/bus.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Only this bus (default: every bus).
+        #[arg(long, value_name = "N")]
+        bus: Option<u32>,
+    },
     /// Print shell completions for busbar on stdout.
     ///
     /// bash: `busbar completions bash > ~/.local/share/bash-completion/completions/busbar`;

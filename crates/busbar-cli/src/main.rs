@@ -367,6 +367,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::from(127))
         }
         Cmd::Bench(args) => bench::run(args).map_err(Failure::plain),
+        Cmd::Metrics { socket, bus } => {
+            let target = Target {
+                socket,
+                bus: bus.unwrap_or(0),
+            };
+            let b = connect(&target)?;
+            let text = busbar_daemon::metrics::render(&b, bus).map_err(fail("metrics"))?;
+            print_text(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Completions { shell } => {
             generate::completions(<Cli as clap::CommandFactory>::command(), shell)?;
             Ok(ExitCode::SUCCESS)

@@ -159,7 +159,11 @@ fn errors_are_named_and_exit_nonzero() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("EBADMSG"));
     let o = d.run(&["stats", "--bus", "7"]);
-    assert_eq!(o.status.code(), Some(2), "a bus that does not exist is a bad value");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a bus that does not exist is a bad value"
+    );
     assert!(stderr(&o).contains("has only bus 0"), "{}", stderr(&o));
     let o = d.run(&["send", "$.x", "--all-or-fail", "--all-or-wait"]);
     assert_eq!(o.status.code(), Some(2), "clap refuses conflicting flags");
@@ -275,7 +279,11 @@ fn config_file_sets_limits_and_rejects_unknown_keys() {
         &["daemon", "--config", cfg.to_str().unwrap()],
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(o.status.code(), Some(2), "a bad config file is a usage error");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a bad config file is a usage error"
+    );
     assert!(stderr(&o).contains("surprise"), "{}", stderr(&o));
 }
 

@@ -121,7 +121,7 @@ macro_rules! for_each_case {
                 create_carry_and_send, coalesce_count_and_pin, multicast_is_atomic_and_ordered,
                 destroy, release_notice, close, quota_messages_and_bytes, quota_handles, fds
             }
-            stats { endpoint_fields, bus_fields, sent_and_received, credentials }
+            stats { endpoint_fields, bus_fields, counters, sent_and_received, credentials }
             kbus_compat {
                 failed_sends_take_a_serial, entire_form_size, most_recent_wildcard_replier,
                 anyone_may_answer_a_kbus_requester, list_bindings, bus_info, one_unbind_events_lost

@@ -114,14 +114,28 @@ pub fn endpoint_fields(make: &dyn Fn() -> Bus) {
 /// Bus statistics: counts, settings and every endpoint's stats by id.
 pub fn bus_fields(make: &dyn Fn() -> Bus) {
     let bus = make();
+    let fresh = bus.stats().unwrap();
     assert_eq!(
-        bus.stats().unwrap(),
+        BusStats {
+            counters: Default::default(),
+            ..fresh.clone()
+        },
         BusStats {
             bus: BusId(0),
             next_serial: 1,
             max_message_size: 64 << 20,
             ..Default::default()
         }
+    );
+    // Counters start at zero, one per synthetic name.
+    let c = &fresh.counters;
+    assert_eq!((c.sent, c.delivered, c.lost), (0, 0, 0));
+    assert!(c.refused.is_empty());
+    assert!(c.synthetic.iter().all(|n| n.count == 0));
+    assert!(
+        c.synthetic
+            .iter()
+            .any(|n| &*n.name == busbar::synthetic::GONE_AWAY)
     );
     let [a, b, c] = open_n(&bus);
     a.bind("$.a").unwrap();
@@ -147,6 +161,48 @@ pub fn bus_fields(make: &dyn Fn() -> Bus) {
     assert_eq!(st.next_serial, 6);
     assert_eq!(drain(&a).len(), 4);
     assert_eq!(drain(&c).len(), 3);
+}
+
+/// The bus's counters (the metrics): sends accepted and refused by errno,
+/// copies delivered and lost, synthetic messages by name; closed endpoints'
+/// counts stay counted.
+pub fn counters(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [l, s, r] = open_n(&bus);
+    l.set_queue_limit(1).unwrap();
+    l.bind("$.m").unwrap();
+    for _ in 0..3 {
+        s.announce("$.m", &b"x"[..]).unwrap();
+    }
+    s.request("$.nobody", &b""[..]).unwrap_err();
+    s.send(Outgoing::announcement("$.m", &b""[..]).with_flags(Flags::ALL_OR_FAIL))
+        .unwrap_err();
+    r.bind_replier("$.svc").unwrap();
+    let id = s.request("$.svc", &b""[..]).unwrap();
+    drop(r); // closes with the request unread: GoneAway
+    assert!(s.take_reply(id).unwrap().unwrap().is_synthetic());
+    drop(l); // its counts stay counted
+    let c = bus.stats().unwrap().counters;
+    assert_eq!(c.sent, 4, "3 announcements and a request");
+    assert_eq!(
+        c.delivered, 3,
+        "the listener's one, the request, the GoneAway"
+    );
+    assert_eq!(c.lost, 2);
+    let refused: Vec<(i32, u64)> = c.refused.iter().map(|e| (e.errno, e.count)).collect();
+    let mut want = vec![
+        (busbar::Errno::EADDRNOTAVAIL.number(), 1),
+        (busbar::Errno::EBUSY.number(), 1),
+    ];
+    want.sort_unstable();
+    assert_eq!(refused, want);
+    let gone = c
+        .synthetic
+        .iter()
+        .find(|n| &*n.name == busbar::synthetic::GONE_AWAY)
+        .unwrap();
+    assert_eq!(gone.count, 1);
+    assert_eq!(c.synthetic.iter().map(|n| n.count).sum::<u64>(), 1);
 }
 
 /// `sent` counts successful sends only; `received` counts every message taken.

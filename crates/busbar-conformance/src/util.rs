@@ -87,16 +87,36 @@ pub(crate) fn assert_err<T: Debug>(r: Result<T, Errno>, expected: Errno) {
 }
 
 /// Asserts `f` fails with `expected` and leaves the bus exactly as it was
-/// (every bus and endpoint statistic unchanged, the serial counter included).
+/// (every bus and endpoint statistic unchanged, the serial counter
+/// included), but for the bus's counters: a refused send counts one more
+/// refusal with that errno, anything else counts nothing.
 #[track_caller]
 pub(crate) fn assert_no_effect<T: Debug>(
     bus: &Bus,
     expected: Errno,
     f: impl FnOnce() -> Result<T, Errno>,
 ) {
-    let before = bus.stats().expect("bus stats");
+    let mut before = bus.stats().expect("bus stats");
     assert_err(f(), expected);
-    let after = bus.stats().expect("bus stats");
+    let mut after = bus.stats().expect("bus stats");
+    let refused = |s: &busbar::BusStats| {
+        s.counters
+            .refused
+            .iter()
+            .find(|c| c.errno == expected.number())
+            .map_or(0, |c| c.count)
+    };
+    let grew = refused(&after) - refused(&before);
+    assert!(grew <= 1, "one failure counted {grew} times");
+    let (mut cb, mut ca) = (before.counters.clone(), after.counters.clone());
+    cb.refused.retain(|c| c.errno != expected.number());
+    ca.refused.retain(|c| c.errno != expected.number());
+    assert_eq!(
+        cb, ca,
+        "a failed operation ({expected}) changed other counters"
+    );
+    before.counters = Default::default();
+    after.counters = Default::default();
     assert_eq!(
         before, after,
         "a failed operation ({expected}) changed the bus"

@@ -24,6 +24,9 @@ pub struct DaemonConfig {
     pub socket_mode: u32,
     /// The socket file's group, if it should be changed.
     pub socket_group: Option<u32>,
+    /// Serve metrics over HTTP on this address (`GET /metrics`); off
+    /// unless set.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl DaemonConfig {
@@ -48,6 +51,7 @@ impl DaemonConfig {
             privileged_groups: Vec::new(),
             socket_mode: 0o600,
             socket_group: None,
+            metrics_listen: None,
         }
     }
 
@@ -115,6 +119,7 @@ impl DaemonConfig {
     /// max_partial_bytes_per_uid = 268435456
     /// max_inline_data = 4194304   # larger data must come as a sealed memfd
     /// hello_timeout_ms = 5000
+    /// metrics_listen = "127.0.0.1:9464"  # serve GET /metrics (off by default)
     /// privileged_uids = [1000]     # besides root and the daemon's uid
     /// privileged_groups = ["busbar-admin"]
     /// socket_mode = "0660"         # octal permission bits of the socket
@@ -199,6 +204,11 @@ impl DaemonConfig {
                 *field = n;
             }
         }
+        if let Some(a) = f.metrics_listen {
+            self.metrics_listen = Some(a.parse().map_err(|_| {
+                format!("metrics_listen = {a:?}: give an address and port, e.g. \"127.0.0.1:9464\"")
+            })?);
+        }
         if let Some(ms) = f.hello_timeout_ms {
             l.hello_timeout = ms.max(1) * 1_000_000;
         }
@@ -254,6 +264,7 @@ struct ConfigFile {
     max_partial_bytes_per_uid: Option<usize>,
     max_inline_data: Option<usize>,
     hello_timeout_ms: Option<u64>,
+    metrics_listen: Option<String>,
     privileged_uids: Option<Vec<u32>>,
     privileged_groups: Option<Vec<String>>,
     socket_mode: Option<String>,

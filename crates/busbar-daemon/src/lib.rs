@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod config;
+pub mod metrics;
 mod reactor;
 mod socket_dir;
 

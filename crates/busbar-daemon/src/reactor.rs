@@ -181,6 +181,10 @@ impl Daemon {
             activated = self.activated,
             "busbar daemon listening"
         );
+        if let Some(addr) = self.config.metrics_listen {
+            let bound = crate::metrics::serve_http(addr, self.config.socket.clone())?;
+            tracing::info!(address = %bound, "serving metrics at http://{bound}/metrics");
+        }
         let status = format!(
             "READY=1\nSTATUS=serving {} bus(es) on {}",
             self.config.kernel.buses,

@@ -65,6 +65,8 @@ pub(crate) struct Endpoint {
     /// Copies lost since the last delivered message (reported on the next one).
     pub lost_unreported: u32,
     pub lost_total: u64,
+    /// Copies queued for it, ever (the bus's `delivered` counter).
+    pub delivered: u64,
     pub sent: u64,
     pub received: u64,
     /// Bind events set aside for us on the bus's list.
@@ -106,6 +108,7 @@ impl Endpoint {
             bindings: Vec::new(),
             lost_unreported: 0,
             lost_total: 0,
+            delivered: 0,
             sent: 0,
             received: 0,
             set_aside: 0,

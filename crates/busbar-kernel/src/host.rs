@@ -49,4 +49,9 @@ pub trait Host {
     fn log(&mut self, level: Level, message: fmt::Arguments<'_>);
     /// 64 random bits (seeds the kernel's hash tables).
     fn entropy(&mut self) -> u64;
+    /// What the host says about itself in `BusInfo` (a daemon: its
+    /// connections and the fds it holds). Nothing by default.
+    fn stats(&self) -> crate::HostStats {
+        crate::HostStats::default()
+    }
 }

@@ -72,7 +72,8 @@ pub use ops::{
     BindArgs, OpCode, Operations, Request, Response, Scope, SendArgs, SendOutcome, SendResult,
 };
 pub use stats::{
-    BindingInfo, BusInfo, BusStats, EndpointStats, LIST_BINDINGS_PAGE, Quota, QuotaStats, UserUsage,
+    BindingInfo, BusCounters, BusInfo, BusStats, EndpointStats, ErrnoCount, HostStats,
+    LIST_BINDINGS_PAGE, NameCount, Quota, QuotaStats, UserUsage,
 };
 
 /// The hasher of every table in the kernel, seeded from host entropy (so a

@@ -1,5 +1,7 @@
 //! Statistics: what an operator needs to see who fills whom.
 
+use std::sync::Arc;
+
 use crate::{BusId, EndpointId, MessageId};
 
 /// Counters and levels of one endpoint.
@@ -82,6 +84,56 @@ pub struct BusInfo {
     pub absolute_max_message_size: u32,
     /// Replier bind events are on.
     pub replier_bind_events: bool,
+    /// Connections the host serves (a daemon's clients; 0 in-process).
+    pub connections: u32,
+    /// File descriptors the host holds outside the queues (a daemon's
+    /// unclaimed and unsent fds; 0 in-process).
+    pub fds_held: u64,
+}
+
+/// What the host (the daemon, or nothing in-process) says about itself in
+/// [`BusInfo`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Connections served.
+    pub connections: u32,
+    /// File descriptors held outside the queues.
+    pub fds_held: u64,
+}
+
+/// A count per synthetic message name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameCount {
+    /// The name (`$.KBUS.Replier.GoneAway`, ...).
+    pub name: Arc<str>,
+    /// How many.
+    pub count: u64,
+}
+
+/// A count per errno.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrnoCount {
+    /// The errno number.
+    pub errno: i32,
+    /// How many.
+    pub count: u64,
+}
+
+/// A bus's counters since it was created (they only grow).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BusCounters {
+    /// Messages sent (accepted by the bus; a pending `ALL_OR_WAIT` send
+    /// counts when it is delivered).
+    pub sent: u64,
+    /// Copies queued for receivers (monitors and synthetic messages
+    /// included).
+    pub delivered: u64,
+    /// Copies lost: a listener's (or monitor's) queue was full.
+    pub lost: u64,
+    /// Synthetic messages made by the bus, by name.
+    pub synthetic: Vec<NameCount>,
+    /// Sends refused, by errno (`EBUSY`, `EDQUOT`, `EADDRNOTAVAIL`, ...).
+    pub refused: Vec<ErrnoCount>,
 }
 
 /// Counters of one bus, with every endpoint's.
@@ -105,6 +157,8 @@ pub struct BusStats {
     pub set_aside: u32,
     /// Each open endpoint, by id.
     pub endpoint_stats: Vec<EndpointStats>,
+    /// The bus's counters.
+    pub counters: BusCounters,
 }
 
 /// Limits on what one sending user may charge to one receiving user,

@@ -21,6 +21,8 @@ pub(crate) struct ServerHost {
     pub levels: HashMap<(BusId, EndpointId), bool, foldhash::fast::RandomState>,
     pub entropy: u64,
     pub log: LogSink,
+    /// Connections and fds held, for `BusInfo` (kept by the session).
+    pub stats: busbar_kernel::HostStats,
 }
 
 impl fmt::Debug for ServerHost {
@@ -56,6 +58,10 @@ impl Host for ServerHost {
 
     fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
         (self.log)(level, message);
+    }
+
+    fn stats(&self) -> busbar_kernel::HostStats {
+        self.stats
     }
 
     fn entropy(&mut self) -> u64 {

@@ -153,6 +153,7 @@ impl Server {
             levels: HashMap::default(),
             entropy: seed,
             log,
+            stats: Default::default(),
         };
         Ok(Self {
             kernel: Kernel::new(host, config)?,
@@ -249,6 +250,7 @@ impl Server {
         self.by_uid.entry(creds.uid).or_default().insert(id);
         self.conns
             .insert(id, Conn::new(creds, privileged, self.limits.max_frame));
+        self.kernel.host_mut().stats.connections = self.conns.len() as u32;
         self.timers.insert((
             now.saturating_add(self.limits.hello_timeout),
             id,
@@ -532,6 +534,8 @@ impl Server {
         let was_over = u.fds > self.limits.max_fds_per_uid;
         u.fds = u.fds + fds - old_fds;
         let is_over = u.fds > self.limits.max_fds_per_uid;
+        let held = &mut self.kernel.host_mut().stats.fds_held;
+        *held = *held + fds as u64 - old_fds as u64;
         if was_over != is_over {
             self.uid_crossed_fd_limit(uid);
         }
@@ -638,6 +642,9 @@ impl Server {
         let Some(conn) = self.conns.remove(&c) else {
             return;
         };
+        let host = self.kernel.host_mut();
+        host.stats.connections = self.conns.len() as u32;
+        host.stats.fds_held -= conn.fds_charged as u64;
         let uid = conn.creds.uid;
         if let Some(set) = self.by_uid.get_mut(&uid) {
             set.remove(&c);

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use busbar_kernel::{
-    Attachment, BindArgs, BindingInfo, BusId, BusInfo, BusStats, Capabilities, Credentials,
-    EndpointId, EndpointStats, Errno, Flags, HandleId, Header, Message, MessageId, OrigFrom,
-    Outgoing, Quota, QuotaStats, SendArgs, SendOutcome, UserUsage,
+    Attachment, BindArgs, BindingInfo, BusCounters, BusId, BusInfo, BusStats, Capabilities,
+    Credentials, EndpointId, EndpointStats, Errno, ErrnoCount, Flags, HandleId, Header, Message,
+    MessageId, NameCount, OrigFrom, Outgoing, Quota, QuotaStats, SendArgs, SendOutcome, UserUsage,
 };
 
 /// Why a frame could not be decoded. Every case is a protocol violation.
@@ -414,6 +414,8 @@ struct_wire!(BusInfo {
     max_message_size: u32,
     absolute_max_message_size: u32,
     replier_bind_events: bool,
+    connections: u32,
+    fds_held: u64,
 });
 struct_wire!(Quota {
     messages: u32,
@@ -440,6 +442,19 @@ struct_wire!(BusStats {
     replier_bind_events: bool,
     set_aside: u32,
     endpoint_stats: Vec<EndpointStats>,
+    counters: BusCounters,
+});
+struct_wire!(NameCount { name: Arc<str>, count: u64 });
+struct_wire!(ErrnoCount {
+    errno: i32,
+    count: u64
+});
+struct_wire!(BusCounters {
+    sent: u64,
+    delivered: u64,
+    lost: u64,
+    synthetic: Vec<NameCount>,
+    refused: Vec<ErrnoCount>,
 });
 
 impl Wire for Message {

@@ -191,6 +191,19 @@ fn samples() -> Vec<(Request, Response)> {
                 replier_bind_events: true,
                 set_aside: 7,
                 endpoint_stats: vec![endpoint_stats(), endpoint_stats()],
+                counters: busbar_kernel::BusCounters {
+                    sent: 8,
+                    delivered: 9,
+                    lost: 10,
+                    synthetic: vec![busbar_kernel::NameCount {
+                        name: "$.KBUS.Replier.GoneAway".into(),
+                        count: 11,
+                    }],
+                    refused: vec![busbar_kernel::ErrnoCount {
+                        errno: 16,
+                        count: 12,
+                    }],
+                },
             }),
         ),
         (
@@ -260,6 +273,8 @@ fn samples() -> Vec<(Request, Response)> {
                 max_message_size: 300,
                 absolute_max_message_size: 400,
                 replier_bind_events: true,
+                connections: 13,
+                fds_held: 14,
             }),
         ),
         (

@@ -58,10 +58,11 @@ pub use payload::{
 
 pub use busbar_kernel::name;
 pub use busbar_kernel::{
-    Attachment, BindingInfo, BusId, BusInfo, BusStats, Credentials, EndpointId, EndpointStats,
-    Errno, Flags, HandleId, Header, KernelConfig, LIST_BINDINGS_PAGE, MAX_FDS_PER_MESSAGE,
-    MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, OrigFrom, Outgoing, Quota, QuotaStats,
-    ReplierBindEvent, SendOutcome, SendResult, UserUsage, kbus_entire_len, synthetic,
+    Attachment, BindingInfo, BusCounters, BusId, BusInfo, BusStats, Credentials, EndpointId,
+    EndpointStats, Errno, ErrnoCount, Flags, HandleId, Header, KernelConfig, LIST_BINDINGS_PAGE,
+    MAX_FDS_PER_MESSAGE, MAX_NAME_LEN, MIN_MAX_MESSAGE_SIZE, Message, MessageId, NameCount,
+    OrigFrom, Outgoing, Quota, QuotaStats, ReplierBindEvent, SendOutcome, SendResult, UserUsage,
+    kbus_entire_len, synthetic,
 };
 pub use bytes::Bytes;
 

@@ -14,6 +14,7 @@
 
 mod bind_events;
 mod caps;
+mod counters;
 mod monitor;
 mod pending;
 
@@ -83,6 +84,8 @@ pub(crate) struct Bus {
     /// The quota per receiving user, and what each user has charged.
     quota: Quota,
     usage: Usage,
+    /// Sends, refusals, synthetic messages (metrics).
+    counters: counters::Counters,
     /// Scratch for the quota check: per receiving user, messages, bytes, handles.
     quota_scratch: Vec<(u32, u32, u64, u32)>,
     /// Pending sends, indexed (see `pending`).
@@ -129,6 +132,7 @@ impl Bus {
             next_node: 1,
             quota: config.quota,
             usage,
+            counters: counters::Counters::default(),
             quota_scratch: Vec::new(),
             plan: Vec::new(),
             matched: Vec::new(),
@@ -198,6 +202,8 @@ impl Bus {
         _: (),
     ) -> Result<(), Errno> {
         let mut ep = self.endpoints.remove(&id).ok_or(Errno::ENOENT)?;
+        self.counters.closed_delivered += ep.delivered;
+        self.counters.closed_lost += ep.lost_total;
         if ep.monitor {
             self.monitors.retain(|&m| m != id);
         }

@@ -330,6 +330,10 @@ impl Bus {
     }
 
     fn finish_send<H: Host>(&mut self, host: &mut H, id: EndpointId, outcome: SendOutcome) {
+        match outcome.result {
+            Ok(()) => self.counters.sent += 1,
+            Err(e) => self.counters.refuse(e),
+        }
         if let Some(ep) = self.endpoints.get_mut(&id) {
             ep.send = SendState::Done(outcome);
             ep.readable = true;

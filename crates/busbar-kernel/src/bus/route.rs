@@ -95,7 +95,24 @@ impl Bus {
         Ok(())
     }
 
+    /// Sends, counting the outcome (`sent`, or `refused` by errno; a send
+    /// left pending counts when it ends).
     pub(crate) fn send<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: EndpointId,
+        args: SendArgs,
+    ) -> Result<MessageId, Errno> {
+        let r = self.send_one(host, from, args);
+        match r {
+            Ok(_) => self.counters.sent += 1,
+            Err(Errno::EAGAIN) => {}
+            Err(e) => self.counters.refuse(e),
+        }
+        r
+    }
+
+    fn send_one<H: Host>(
         &mut self,
         host: &mut H,
         from: EndpointId,
@@ -543,6 +560,7 @@ pub(super) fn push_into<H: Host>(
     urgent: bool,
 ) {
     msg.lost = mem::take(&mut ep.lost_unreported);
+    ep.delivered += 1;
     charge(usage, ep, &msg, cause);
     let q = Queued { msg, cause };
     if urgent {

@@ -145,11 +145,14 @@ impl Bus {
 
     pub(crate) fn bus_info<H: Host>(
         &mut self,
-        _: &mut H,
+        host: &mut H,
         buses: u32,
         _: (),
     ) -> Result<BusInfo, Errno> {
+        let h = host.stats();
         Ok(BusInfo {
+            connections: h.connections,
+            fds_held: h.fds_held,
             bus: self.id,
             buses,
             max_message_size: self.max_message_size,
@@ -171,6 +174,10 @@ impl Bus {
             replier_bind_events: self.bind_events,
             set_aside: self.set_aside.len() as u32,
             endpoint_stats: ids.into_iter().filter_map(|id| self.stats_of(id)).collect(),
+            counters: self.counters.snapshot(
+                self.endpoints.values().map(|e| e.delivered).sum(),
+                self.endpoints.values().map(|e| e.lost_total).sum(),
+            ),
         })
     }
 }

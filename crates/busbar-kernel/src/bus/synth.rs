@@ -37,6 +37,7 @@ impl Bus {
         to: EndpointId,
         from: EndpointId,
     ) -> Message {
+        self.counters.synthetic(name);
         let header = Header {
             id: self.fresh_id(),
             in_reply_to,
