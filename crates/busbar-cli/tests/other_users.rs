@@ -457,3 +457,33 @@ fn fds_in_flight_to_a_deaf_client_never_drop_another() {
     );
     assert!(!log.contains("client gone"), "{log}");
 }
+
+/// A socket this user may not open: `EACCES` (not `EPERM`), with the
+/// settings that decide who may connect.
+#[test]
+fn a_socket_another_user_may_not_open_says_why() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: needs root to act as another user");
+        return;
+    }
+    let dir = temp_dir("eacces");
+    busbar_sys::set_mode(&dir, 0o755).unwrap();
+    let socket = dir.join("bus.sock");
+    let d = Daemon::start_at(dir, socket, &[]); // socket_mode 0600
+    let o = Command::new(exe())
+        .args(["send", "--socket"])
+        .arg(&d.socket)
+        .arg("$.a")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("EACCES") && !e.contains("EPERM"), "{e}");
+    assert!(
+        e.contains("socket_mode") && e.contains("socket_group"),
+        "{e}"
+    );
+}
