@@ -90,12 +90,27 @@ fn socket_activation_and_notifications() {
 fn socket_activation_for_another_process_is_ignored() {
     let dir = temp_dir("notours");
     let socket = dir.join("bus.sock");
-    let mut daemon = Command::new(exe())
+    let (mut daemon, line) = start_daemon(
+        Path::new(exe()),
+        &socket,
+        &[("LISTEN_FDS", "1"), ("LISTEN_PID", "1")],
+    );
+    assert!(line.contains("activated=false"), "{line}");
+    assert!(run_with_socket(&socket, &["send", "$.x"]).status.success());
+    signal(daemon.id(), "TERM");
+    assert!(daemon.wait().unwrap().success());
+    assert!(!socket.exists(), "its own socket, removed on the way out");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `BIN daemon --socket SOCKET` with `env`, once it listens; and its
+/// "listening" log line.
+fn start_daemon(bin: &Path, socket: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut daemon = Command::new(bin)
         .arg("daemon")
         .arg("--socket")
-        .arg(&socket)
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_PID", "1")
+        .arg(socket)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -106,12 +121,9 @@ fn socket_activation_for_another_process_is_ignored() {
     let line = lines
         .find_map(|l| l.ok().filter(|l| l.contains("busbar daemon listening")))
         .expect("the daemon starts");
-    assert!(line.contains("activated=false"), "{line}");
-    assert!(run_with_socket(&socket, &["send", "$.x"]).status.success());
-    signal(daemon.id(), "TERM");
-    assert!(daemon.wait().unwrap().success());
-    assert!(!socket.exists(), "its own socket, removed on the way out");
-    std::fs::remove_dir_all(&dir).unwrap();
+    // Keep reading its log, so it never writes to a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (daemon, line)
 }
 
 fn installed(prefix: &Path, rel: &str) -> String {
@@ -196,18 +208,7 @@ fn install_into_a_prefix() {
     // The installed binary runs a daemon and talks to it.
     let dir = temp_dir("installed");
     let socket = dir.join("bus.sock");
-    let mut daemon = Command::new(&bin)
-        .arg("daemon")
-        .arg("--socket")
-        .arg(&socket)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().contains("busbar daemon listening")));
+    let (mut daemon, _) = start_daemon(&bin, &socket, &[]);
     let o = Command::new(&bin)
         .args(["send", "--socket"])
         .arg(&socket)
