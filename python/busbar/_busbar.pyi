@@ -96,7 +96,8 @@ class Bus:
         """Sets the bus's maximum message size (name plus data); returns the
         previous one."""
     def stats(self) -> Dict[str, Any]:
-        """The bus's counters, with one dict per endpoint under "endpoints"."""
+        """The bus's statistics: one dict per endpoint under "endpoints", the
+        counters (sent, delivered, lost, synthetic, refused) under "counters"."""
 
 @final
 class Endpoint:

@@ -97,8 +97,9 @@ impl PyBus {
         self.bus.set_max_message_size(size).or_raise()
     }
 
-    /// The bus's counters, as a dict (with one dict per endpoint under
-    /// "endpoints").
+    /// The bus's statistics, as a dict: one dict per endpoint under
+    /// "endpoints", and the bus's counters under "counters" (sent,
+    /// delivered, lost, synthetic by name, refused by errno name).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py.detach(|| self.bus.stats()).or_raise()?;
         let d = PyDict::new(py);
@@ -115,6 +116,24 @@ impl PyBus {
             .map(|e| endpoint_stats(py, e))
             .collect::<PyResult<Vec<_>>>()?;
         d.set_item("endpoints", eps)?;
+        let c = &s.counters;
+        let counters = PyDict::new(py);
+        counters.set_item("sent", c.sent)?;
+        counters.set_item("delivered", c.delivered)?;
+        counters.set_item("lost", c.lost)?;
+        let synthetic = PyDict::new(py);
+        for n in &c.synthetic {
+            synthetic.set_item(&*n.name, n.count)?;
+        }
+        counters.set_item("synthetic", synthetic)?;
+        let refused = PyDict::new(py);
+        for e in &c.refused {
+            let name = busbar::Errno::from_number(e.errno)
+                .map_or_else(|| e.errno.to_string(), |x| x.name().to_string());
+            refused.set_item(name, e.count)?;
+        }
+        counters.set_item("refused", refused)?;
+        d.set_item("counters", counters)?;
         Ok(d)
     }
 }

@@ -240,6 +240,12 @@ def test_names_and_stats(bus):
         assert "name='$.n'" in repr(b) or 'name="$.n"' in repr(b)
         s = bus.stats()
         assert s["bindings"] == 1 and s["endpoints"][0]["id"] == a.id
+        with pytest.raises(busbar.NoReplierError):
+            a.request("$.nobody")
+        a.announce("$.n")
+        c = bus.stats()["counters"]
+        assert (c["sent"], c["refused"]) == (1, {"EADDRNOTAVAIL": 1})
+        assert c["synthetic"][busbar.GONE_AWAY] == 0
 
 
 def test_close_from_another_thread_ends_a_blocking_recv(bus):

@@ -295,7 +295,19 @@ fn help_is_complete() {
         .unwrap();
     let h = stdout(&o);
     for cmd in [
-        "daemon", "send", "call", "listen", "reply", "monitor", "stats", "bench",
+        "daemon",
+        "send",
+        "call",
+        "listen",
+        "reply",
+        "monitor",
+        "stats",
+        "names",
+        "kbus",
+        "bench",
+        "metrics",
+        "completions",
+        "man",
     ] {
         assert!(h.contains(cmd), "--help lacks {cmd}");
     }
