@@ -58,7 +58,8 @@ pub enum Cmd {
         /// privileged_uids, privileged_groups, and the limits max_connections,
         /// max_connections_per_uid, max_endpoints_per_connection,
         /// max_endpoints_per_uid, max_bindings_per_uid, max_parked_per_connection,
-        /// max_fds_per_uid, max_partial_bytes_per_uid, max_inline_data, hello_timeout_ms,
+        /// max_fds_per_uid, max_partial_bytes_per_uid, max_inline_data,
+        /// max_data_memfds_per_uid, max_data_memfds, hello_timeout_ms,
         /// metrics_listen ("127.0.0.1:9464": serve GET /metrics; off by default)
         /// (docs/security.md). Unknown keys are errors.
         #[arg(long, value_name = "FILE")]

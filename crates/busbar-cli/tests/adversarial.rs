@@ -550,3 +550,45 @@ fn handles_per_message_are_bounded() {
     a.send(Outgoing::announcement("$.x", "").carrying(vec![node; 1024]))
         .unwrap();
 }
+
+/// Every message whose data came as a memfd is a mapping in the daemon (a
+/// process has ~65,530): the daemon holds at most `max_data_memfds_per_uid`
+/// of one sending user's (`EDQUOT` beyond) and `max_data_memfds` in all
+/// (`ENOBUFS`), and counts them down as they are delivered or dropped.
+#[test]
+fn data_memfds_held_are_bounded_per_user() {
+    let (d, _log) = daemon_with(
+        "memfds",
+        "max_data_memfds_per_uid = 8\nmax_data_memfds = 12\n",
+        &[],
+    );
+    let bus = d.bus();
+    let l = bus.open().unwrap();
+    l.set_queue_limit(1000).unwrap();
+    l.bind("$.big").unwrap();
+    let s = bus.open().unwrap();
+    let big = || vec![7u8; 128 << 10]; // above the client's memfd threshold
+    for _ in 0..8 {
+        s.announce("$.big", big()).unwrap();
+    }
+    assert_eq!(s.announce("$.big", big()).unwrap_err(), Errno::EDQUOT);
+    // Small data still goes inline.
+    s.announce("$.big", vec![1u8; 100]).unwrap();
+    // Taking them lets the daemon unmap them: room again.
+    for _ in 0..8 {
+        assert!(busbar::is_sealed_memfd(&l.recv().unwrap().data));
+    }
+    l.recv().unwrap();
+    for _ in 0..8 {
+        s.announce("$.big", big()).unwrap();
+    }
+    // A listener that closes unread releases them too.
+    l.close().unwrap();
+    let l2 = bus.open().unwrap();
+    l2.set_queue_limit(1000).unwrap();
+    l2.bind("$.big").unwrap();
+    for _ in 0..8 {
+        s.announce("$.big", big()).unwrap();
+    }
+    still_serves(&d);
+}

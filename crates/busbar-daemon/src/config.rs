@@ -118,6 +118,8 @@ impl DaemonConfig {
     /// max_fds_per_uid = 16384      # fds held outside the queues
     /// max_partial_bytes_per_uid = 268435456
     /// max_inline_data = 4194304   # larger data must come as a sealed memfd
+    /// max_data_memfds_per_uid = 4096  # memfd data held per sending user (EDQUOT)
+    /// max_data_memfds = 32768     # memfd data held in all (ENOBUFS)
     /// hello_timeout_ms = 5000
     /// metrics_listen = "127.0.0.1:9464"  # serve GET /metrics (off by default)
     /// privileged_uids = [1000]     # besides root and the daemon's uid
@@ -196,6 +198,12 @@ impl DaemonConfig {
                 &mut l.max_partial_bytes_per_uid,
             ),
             ("max_inline_data", f.max_inline_data, &mut l.max_inline_data),
+            (
+                "max_data_memfds_per_uid",
+                f.max_data_memfds_per_uid,
+                &mut l.max_data_memfds_per_uid,
+            ),
+            ("max_data_memfds", f.max_data_memfds, &mut l.max_data_memfds),
         ] {
             if let Some(n) = value {
                 if n == 0 {
@@ -263,6 +271,8 @@ struct ConfigFile {
     max_fds_per_uid: Option<usize>,
     max_partial_bytes_per_uid: Option<usize>,
     max_inline_data: Option<usize>,
+    max_data_memfds_per_uid: Option<usize>,
+    max_data_memfds: Option<usize>,
     hello_timeout_ms: Option<u64>,
     metrics_listen: Option<String>,
     privileged_uids: Option<Vec<u32>>,

@@ -26,7 +26,9 @@ use crate::session::{ConnId, Server, UidUse};
 fn claim_fds(
     request: &mut Request,
     fds_in: &mut VecDeque<ReceivedFd>,
-    max_inline_data: usize,
+    uid: u32,
+    held: &payload::DataMemfds,
+    limits: &Limits,
 ) -> Result<Option<Errno>, WireError> {
     let outs: Vec<&mut Outgoing> = match request {
         Request::Send(a) => vec![&mut a.message],
@@ -35,7 +37,7 @@ fn claim_fds(
     };
     let mut refused = None;
     for out in outs {
-        if out.data.len() > max_inline_data {
+        if out.data.len() > limits.max_inline_data {
             refused.get_or_insert(Errno::EMSGSIZE);
         }
         let Some(att) = out.attached_fds() else {
@@ -50,7 +52,10 @@ fn claim_fds(
             refused.get_or_insert(Errno::EOPNOTSUPP);
         }
         let mut fds: Vec<_> = fds.into_iter().map(|f| f.fd).collect();
-        if data_in_last && let Err(e) = payload::take_data_fd(out, &mut fds) {
+        if data_in_last
+            && refused.is_none()
+            && let Err(e) = payload::take_data_fd(out, &mut fds, uid, held, limits)
+        {
             refused.get_or_insert(e);
         }
         out.set_attached_fds((!fds.is_empty()).then(|| Attachment::from_fds(fds)));
@@ -147,11 +152,16 @@ impl Server {
         let (bus, ep) = (BusId(wire.bus), EndpointId(wire.endpoint));
         let op = wire.request.code();
         let mut request = wire.request;
-        let fds_refused =
-            match claim_fds(&mut request, &mut conn.fds_in, self.limits.max_inline_data) {
-                Ok(refused) => refused,
-                Err(e) => return self.violation(c, &e.to_string(), Some((seq, op)), Errno::EPROTO),
-            };
+        let fds_refused = match claim_fds(
+            &mut request,
+            &mut conn.fds_in,
+            conn.creds.uid,
+            &self.data_memfds,
+            &self.limits,
+        ) {
+            Ok(refused) => refused,
+            Err(e) => return self.violation(c, &e.to_string(), Some((seq, op)), Errno::EPROTO),
+        };
         if let Request::TakeReply(id) = &mut request
             && frame.header.flags & FLAG_LAST_REQUEST != 0
         {

@@ -45,6 +45,13 @@ pub struct Limits {
     /// beyond). Larger data travels as a sealed memfd, which the daemon maps
     /// instead of copying; the bus's maximum message size applies to both.
     pub max_inline_data: usize,
+    /// Data memfds (messages whose data came as a sealed memfd) the daemon
+    /// holds at once for one sending uid (`EDQUOT` beyond; privileged uids
+    /// too). Each is a mapping in the daemon.
+    pub max_data_memfds_per_uid: usize,
+    /// Data memfds the daemon holds at once in all (`ENOBUFS` beyond): below
+    /// the kernel's `vm.max_map_count` (65,530 by default).
+    pub max_data_memfds: usize,
     /// The largest frame a client may send. Derive it from the message size
     /// with [`Limits::frame_for_message_size`].
     pub max_frame: usize,
@@ -80,6 +87,8 @@ impl Default for Limits {
             max_fds_per_uid: 16384,
             max_partial_bytes_per_uid: 256 << 20,
             max_inline_data: 4 << 20,
+            max_data_memfds_per_uid: 4096,
+            max_data_memfds: 32768,
             max_frame: Self::frame_for_message_size(64 << 20),
             hello_timeout: 5_000_000_000,
             linger_timeout: 5_000_000_000,

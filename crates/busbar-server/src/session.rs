@@ -101,6 +101,8 @@ const MAX_WRITE_BACKOFF: Nanos = 1_000_000_000;
 pub struct Server {
     pub(crate) kernel: Kernel<ServerHost>,
     pub(crate) limits: Limits,
+    /// Data memfds held mapped, counted per sending uid (`payload`).
+    pub(crate) data_memfds: crate::payload::DataMemfds,
     privilege: Privilege,
     pub(crate) conns: HashMap<ConnId, Conn, foldhash::fast::RandomState>,
     pub(crate) owners: HashMap<(BusId, EndpointId), ConnId, foldhash::fast::RandomState>,
@@ -158,6 +160,7 @@ impl Server {
         Ok(Self {
             kernel: Kernel::new(host, config)?,
             limits,
+            data_memfds: Default::default(),
             privilege,
             conns: HashMap::default(),
             owners: HashMap::default(),

@@ -96,6 +96,8 @@ fn limits() -> Limits {
         max_fds_per_uid: 64,
         max_partial_bytes_per_uid: 64 * 1024,
         max_inline_data: 1500,
+        max_data_memfds_per_uid: 4,
+        max_data_memfds: 8,
         max_frame: Limits::frame_for_message_size(2000),
         hello_timeout: 50 * MS,
         linger_timeout: 50 * MS,

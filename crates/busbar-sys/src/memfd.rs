@@ -95,11 +95,23 @@ unsafe impl Send for Mapping {}
 // SAFETY: shared access is read-only (`as_slice`); writing needs `&mut`.
 unsafe impl Sync for Mapping {}
 
+/// Run when a [`SealedMemfd`] is dropped (its holder's accounting).
+pub type Release = Box<dyn FnOnce() + Send + Sync>;
+
 /// A sealed memfd and a read-only mapping of all of it.
-#[derive(Debug)]
 pub struct SealedMemfd {
     map: Mapping,
     fd: OwnedFd,
+    release: Option<Release>,
+}
+
+impl std::fmt::Debug for SealedMemfd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedMemfd")
+            .field("len", &self.map.len)
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -122,7 +134,15 @@ impl SealedMemfd {
         Ok(Self {
             map: Mapping::new(fd.as_fd(), len, false, populate)?,
             fd,
+            release: None,
         })
+    }
+
+    /// Runs `release` when this memfd (and every `Bytes` over it) is gone:
+    /// for whoever counts the mappings it holds.
+    pub fn on_release(mut self, release: Release) -> Self {
+        self.release = Some(release);
+        self
     }
 
     /// A new sealed memfd holding a copy of `data`.
@@ -155,6 +175,9 @@ impl SealedMemfd {
 
 impl Drop for SealedMemfd {
     fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
         if self.map.len > 0 {
             let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
             let key = self.map.ptr.as_ptr() as usize;
