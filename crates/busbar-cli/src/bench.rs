@@ -36,11 +36,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
     /// Messages to send for the throughput runs [default: 1000000, or about
-    /// 4 GiB of data for sizes from the memfd threshold (64 KiB) up].
+    /// 4 GiB of data for sizes from the memfd threshold (256 KiB) up].
     #[arg(long, value_name = "N")]
     pub(crate) messages: Option<u64>,
     /// Payload bytes per message (and per raw frame). From the memfd
-    /// threshold (64 KiB) up, the throughput runs measure delivered data
+    /// threshold (256 KiB) up, the throughput runs measure delivered data
     /// (GB/s) to one and to four listeners, every byte written and read.
     #[arg(long, value_name = "BYTES", default_value_t = 32)]
     pub(crate) size: usize,

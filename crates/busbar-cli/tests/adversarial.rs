@@ -567,7 +567,7 @@ fn data_memfds_held_are_bounded_per_user() {
     l.set_queue_limit(1000).unwrap();
     l.bind("$.big").unwrap();
     let s = bus.open().unwrap();
-    let big = || vec![7u8; 128 << 10]; // above the client's memfd threshold
+    let big = || vec![7u8; 512 << 10]; // above the client's memfd threshold
     for _ in 0..8 {
         s.announce("$.big", big()).unwrap();
     }

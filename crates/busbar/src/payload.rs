@@ -20,15 +20,31 @@ use busbar_kernel::{Attachment, Errno, Message, Outgoing, Request};
 use busbar_sys::memfd::{MemfdBuffer, SealedMemfd, find, into_bytes};
 use bytes::Bytes;
 
-/// The default [`memfd_threshold`]: 64 KiB.
-pub const DEFAULT_MEMFD_THRESHOLD: usize = 64 << 10;
+/// The default [`memfd_threshold`]: 256 KiB. Measured with `busbar bench`
+/// (BENCHMARKS.md): a request/reply through the daemon is faster inline up
+/// to 128 KiB and faster as a memfd from 256 KiB.
+pub const DEFAULT_MEMFD_THRESHOLD: usize = 256 << 10;
 
-static THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MEMFD_THRESHOLD);
+/// 0: not read from the environment yet.
+static THRESHOLD: AtomicUsize = AtomicUsize::new(0);
 
-/// Data at least this long goes to a daemon as a sealed memfd (this
-/// process's setting; default [`DEFAULT_MEMFD_THRESHOLD`]).
+/// Data at least this long goes to a daemon as a sealed memfd: this
+/// process's setting ([`set_memfd_threshold`]), else `$BUSBAR_MEMFD_THRESHOLD`
+/// (bytes), else [`DEFAULT_MEMFD_THRESHOLD`].
 pub fn memfd_threshold() -> usize {
-    THRESHOLD.load(Ordering::Relaxed)
+    match THRESHOLD.load(Ordering::Relaxed) {
+        0 => {
+            let t = std::env::var("BUSBAR_MEMFD_THRESHOLD")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(DEFAULT_MEMFD_THRESHOLD)
+                .max(1);
+            // A racing `set_memfd_threshold` wins.
+            let _ = THRESHOLD.compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
+            THRESHOLD.load(Ordering::Relaxed)
+        }
+        t => t,
+    }
 }
 
 /// Sets [`memfd_threshold`] for this process (at least 1 byte; `usize::MAX`
