@@ -70,7 +70,7 @@ macro_rules! for_each_case {
             messages {
                 announcement_fields, request_copies, request_needs_replier, reply_delivery,
                 bus_sets_flags, stateful_request, stateful_request_errors,
-                stateful_from_stateful, forwarded_id, data_is_opaque
+                stateful_from_stateful, forwarded_id, forwarded_keeps_synthetic, data_is_opaque
             }
             replies {
                 only_designated_replier, only_once, to_must_be_requester, unknown_request,

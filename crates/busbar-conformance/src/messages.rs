@@ -308,6 +308,35 @@ pub fn forwarded_id(make: &dyn Fn() -> Bus) {
     assert_eq!((rep.id, rep.in_reply_to), (rid, rq));
 }
 
+/// A forwarded message (one with a non-zero network in its id: a bridge
+/// passing on what another bus sent) keeps `SYNTHETIC`, which that bus set:
+/// a bridge passes on a remote `$.KBUS.Replier.GoneAway` as synthetic.
+/// `WANT_YOU_TO_REPLY` is still the bus's own to set.
+pub fn forwarded_keeps_synthetic(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [q, b, l] = open_n(&bus);
+    l.bind("$.*").unwrap();
+    b.bind_replier("$.svc").unwrap();
+    let req = q.request("$.svc", &b""[..]).unwrap();
+    let held = next(&b);
+    assert_eq!(next(&l).id, req);
+    let forwarded = MessageId {
+        network: 5,
+        serial: 77,
+    };
+    b.send(Outgoing {
+        id: forwarded,
+        flags: USER | Flags::SYNTHETIC | Flags::WANT_YOU_TO_REPLY,
+        ..Outgoing::reply_to(&held, &b""[..])
+    })
+    .unwrap();
+    let rep = q.take_reply(req).unwrap().expect("the forwarded reply");
+    assert_eq!(rep.id, forwarded);
+    assert_eq!(rep.flags, USER | Flags::SYNTHETIC);
+    assert!(rep.is_synthetic());
+    assert_eq!(next(&l).flags, USER | Flags::SYNTHETIC);
+}
+
 /// Data is opaque bytes, passed through exactly (empty included).
 pub fn data_is_opaque(make: &dyn Fn() -> Bus) {
     let bus = make();

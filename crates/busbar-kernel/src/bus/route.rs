@@ -134,14 +134,19 @@ impl Bus {
         if !msg.carried().is_empty() {
             self.nodes_of(sender, msg.carried())?;
         }
-        msg.flags = msg
-            .flags
-            .without(Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY));
+        // A forwarded message (a non-zero network: only privileged clients
+        // may send one) keeps the SYNTHETIC its own bus set.
+        let local = msg.id.network == 0;
+        let bus_only = if local {
+            Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY)
+        } else {
+            Flags::WANT_YOU_TO_REPLY
+        };
+        msg.flags = msg.flags.without(bus_only);
         if msg.is_request() && !sender.has_room() {
             return Err(Errno::ENOLCK);
         }
         let creds = sender.creds;
-        let local = msg.id.network == 0;
         let id = if local {
             MessageId {
                 network: 0,
