@@ -1,0 +1,201 @@
+//! Keeps Zenoh in step with the bus's bindings.
+//!
+//! Every `--rescan` (and at once when a remote replier comes or goes) the
+//! control thread lists the bus's bindings and makes three sets true:
+//!
+//! - a Zenoh subscription per key expression of a local listener pattern
+//!   (other than the bridge's own) within `--names`: remote announcements
+//!   cross only to where someone listens;
+//! - a liveliness token per local replier pattern within `--names`: other
+//!   bridges bind their proxies to it;
+//! - a proxy replier binding per pattern another bridge advertises, unless
+//!   a replier here has it. That is the one-replier-per-name rule across
+//!   machines: a local bind of a name served elsewhere fails `EADDRINUSE`,
+//!   as on one bus; two repliers bound at once on two machines (before
+//!   either saw the other) are reported as a conflict, and each machine's
+//!   requests then go to its own replier.
+//!
+//! Replier bind events are not used: switching them on is bus-wide, and
+//! with them on a replier's bind fails (`EAGAIN`) while any listener of them
+//! has a full queue, so the bridge would make other clients' binds fail.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+
+use busbar::Errno;
+use zenoh::Wait;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::pubsub::Subscriber;
+use zenoh::sample::Sample;
+
+use crate::bridge::{Bridge, lock};
+use crate::counters::Counters;
+use crate::requests::sweep;
+
+/// What the control thread has declared and bound.
+#[derive(Debug, Default)]
+struct Declared {
+    subscriptions: HashMap<String, Subscriber<()>>,
+    tokens: HashMap<String, LivelinessToken>,
+    proxies: BTreeSet<String>,
+    conflicts: BTreeSet<String>,
+}
+
+/// Runs the control loop until the bus connection fails.
+pub fn run(bridge: Arc<Bridge>, samples: SyncSender<Sample>) -> String {
+    let mut declared = Declared::default();
+    loop {
+        if let Err(e) = rescan(&bridge, &samples, &mut declared) {
+            return format!("the bridge lost the bus: {e}");
+        }
+        sweep(&bridge);
+        let (flag, cv) = &bridge.changed;
+        let mut changed = lock(flag);
+        if !*changed {
+            changed = cv
+                .wait_timeout(changed, bridge.settings.rescan)
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        *changed = false;
+    }
+}
+
+fn rescan(
+    bridge: &Arc<Bridge>,
+    samples: &SyncSender<Sample>,
+    declared: &mut Declared,
+) -> Result<(), Errno> {
+    let bindings = bridge.bus.list_bindings()?;
+    let mut listeners = BTreeSet::new();
+    let mut repliers = BTreeSet::new();
+    for b in bindings.iter().filter(|b| !bridge.is_own(b.endpoint)) {
+        if b.name.starts_with("$.KBUS.") || !bridge.in_scope(&b.name) {
+            continue;
+        }
+        if b.replier {
+            repliers.insert(b.name.to_string());
+        } else {
+            listeners.insert(bridge.settings.keys.pattern(&b.name));
+        }
+    }
+    subscriptions(bridge, samples, declared, &listeners);
+    tokens(bridge, declared, &repliers);
+    proxies(bridge, declared, &repliers)?;
+    Ok(())
+}
+
+fn subscriptions(
+    bridge: &Bridge,
+    samples: &SyncSender<Sample>,
+    declared: &mut Declared,
+    wanted: &BTreeSet<String>,
+) {
+    declared.subscriptions.retain(|k, _| wanted.contains(k));
+    for key in wanted {
+        if declared.subscriptions.contains_key(key) {
+            continue;
+        }
+        let tx = samples.clone();
+        let sub = bridge
+            .session
+            .declare_subscriber(key.as_str())
+            // Blocks Zenoh's receiving task while the injector is behind:
+            // back-pressure to the senders (congestion control Block).
+            .callback(move |s| {
+                let _ = tx.send(s);
+            })
+            .wait();
+        match sub {
+            Ok(s) => {
+                declared.subscriptions.insert(key.clone(), s);
+            }
+            Err(e) => tracing::warn!(key, "cannot subscribe on Zenoh: {e}"),
+        }
+    }
+}
+
+fn tokens(bridge: &Bridge, declared: &mut Declared, repliers: &BTreeSet<String>) {
+    let network = bridge.settings.network;
+    declared.tokens.retain(|p, _| repliers.contains(p));
+    for p in repliers {
+        if declared.tokens.contains_key(p) {
+            continue;
+        }
+        let key = bridge.settings.keys.replier(network, p);
+        match bridge.session.liveliness().declare_token(key).wait() {
+            Ok(t) => {
+                tracing::info!(pattern = %p, "advertising a local replier");
+                declared.tokens.insert(p.clone(), t);
+            }
+            Err(e) => tracing::warn!(pattern = %p, "cannot declare a liveliness token: {e}"),
+        }
+    }
+}
+
+fn proxies(
+    bridge: &Bridge,
+    declared: &mut Declared,
+    local: &BTreeSet<String>,
+) -> Result<(), Errno> {
+    let network = bridge.settings.network;
+    let remote: BTreeMap<String, BTreeSet<u32>> = lock(&bridge.remote)
+        .iter()
+        .filter(|(p, _)| bridge.in_scope(p))
+        .map(|(p, nets)| {
+            (
+                p.clone(),
+                nets.iter().copied().filter(|&n| n != network).collect(),
+            )
+        })
+        .filter(|(_, nets): &(String, BTreeSet<u32>)| !nets.is_empty())
+        .collect();
+    for (p, nets) in &remote {
+        let clash = nets.len() > 1 || local.contains(p);
+        if clash && declared.conflicts.insert(p.clone()) {
+            Counters::bump(&bridge.counters.conflicts);
+            tracing::warn!(
+                pattern = %p,
+                networks = ?nets,
+                here = local.contains(p),
+                "replier conflict: this pattern has a replier on more than one bus; each bus's \
+                 requests go to its own replier if it has one, else to the lowest network id's"
+            );
+        }
+    }
+    declared.conflicts.retain(|p| {
+        remote.get(p).is_some_and(|n| n.len() > 1) || (remote.contains_key(p) && local.contains(p))
+    });
+    let gone: Vec<String> = declared
+        .proxies
+        .iter()
+        .filter(|p| !remote.contains_key(*p))
+        .cloned()
+        .collect();
+    for p in gone {
+        match bridge.proxy.unbind_replier(&p) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(pattern = %p, "a remote replier went");
+        declared.proxies.remove(&p);
+    }
+    for p in remote.keys() {
+        if declared.proxies.contains(p) || local.contains(p) {
+            continue;
+        }
+        match bridge.proxy.bind_replier(p) {
+            Ok(()) => {
+                tracing::info!(pattern = %p, "serving a remote replier here");
+                declared.proxies.insert(p.clone());
+            }
+            // A local replier bound it between the listing and now.
+            Err(Errno::EADDRINUSE) => {}
+            Err(e @ (Errno::EBADMSG | Errno::ENAMETOOLONG)) => {
+                tracing::warn!(pattern = %p, "cannot bind a remote replier's pattern: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Remote announcements in from Zenoh.
+//!
+//! Every subscriber's callback hands its samples, in the order Zenoh calls
+//! them, to one channel; one thread checks them and sends them on the local
+//! bus from the proxy endpoint, keeping their id, `orig_from` and user
+//! flags. A sample two overlapping subscriptions both matched arrives twice
+//! in a row: the per-origin counter in the envelope drops the second.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use busbar::{Bytes, Outgoing};
+use zenoh::sample::Sample;
+
+use crate::bridge::Bridge;
+use crate::counters::{Counters, worth_logging};
+use crate::envelope::{Envelope, Kind, passed_on};
+
+/// The newest announcement seen from each origin bridge's current run.
+#[derive(Debug, Default)]
+pub struct Seen {
+    last: HashMap<u32, (u64, u64)>,
+}
+
+impl Seen {
+    /// Is this (origin, run, counter) new? Records it if so. A new run of
+    /// an origin starts afresh.
+    pub fn is_new(&mut self, origin: u32, instance: u64, seq: u64) -> bool {
+        match self.last.get_mut(&origin) {
+            Some((run, last)) if *run == instance => {
+                if seq <= *last {
+                    return false;
+                }
+                *last = seq;
+                true
+            }
+            _ => {
+                self.last.insert(origin, (instance, seq));
+                true
+            }
+        }
+    }
+}
+
+/// Sends what the subscriptions deliver until the channel closes.
+pub fn run(bridge: Arc<Bridge>, samples: Receiver<Sample>) {
+    let mut seen = Seen::default();
+    for sample in samples {
+        let key = sample.key_expr().as_str().to_owned();
+        let bytes = Bytes::from(sample.payload().to_bytes().into_owned());
+        match check(&bridge, &key, bytes) {
+            Ok(env) => {
+                if !seen.is_new(env.origin, env.instance, env.seq) {
+                    Counters::bump(&bridge.counters.duplicates);
+                    continue;
+                }
+                send(&bridge, env);
+            }
+            Err(why) => bad_input(&bridge, &key, why),
+        }
+    }
+}
+
+/// Counts and (rate-limited) logs a sample or query that was dropped.
+pub fn bad_input(bridge: &Bridge, key: &str, why: &str) {
+    let n = Counters::bump(&bridge.counters.bad_input);
+    if worth_logging(n) {
+        tracing::warn!(
+            key,
+            "dropped bad input from Zenoh: {why} ({n} so far; {})",
+            bridge.counters
+        );
+    }
+}
+
+fn check(bridge: &Bridge, key: &str, bytes: Bytes) -> Result<Envelope, &'static str> {
+    let env = Envelope::decode(bytes)?;
+    if env.kind != Kind::Announcement {
+        return Err("not an announcement");
+    }
+    if env.origin == bridge.settings.network {
+        return Err("our own network id (is another bridge using it?)");
+    }
+    if bridge.settings.keys.name(&env.message.name) != key {
+        return Err("the key is not the message's name");
+    }
+    if !bridge.crosses(&env.message.name) {
+        return Err("a name outside --names");
+    }
+    Ok(env)
+}
+
+fn send(bridge: &Bridge, env: Envelope) {
+    let m = env.message;
+    let out = Outgoing {
+        name: m.name.clone(),
+        data: m.data.clone(),
+        flags: passed_on(m.flags, false),
+        id: m.id,
+        orig_from: m.orig_from,
+        final_to: m.final_to,
+        ..Default::default()
+    };
+    match bridge.proxy.send(out) {
+        Ok(_) => {
+            Counters::bump(&bridge.counters.injected);
+        }
+        Err(e) => {
+            let n = Counters::bump(&bridge.counters.inject_failed);
+            if worth_logging(n) {
+                tracing::warn!(name = %m.name, "the bus refused a remote announcement: {e} ({n} so far)");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn duplicates_and_new_runs() {
+        let mut s = Seen::default();
+        assert!(s.is_new(1, 7, 1));
+        assert!(!s.is_new(1, 7, 1));
+        assert!(s.is_new(1, 7, 2));
+        assert!(s.is_new(2, 9, 1));
+        assert!(!s.is_new(1, 7, 2));
+        assert!(s.is_new(1, 8, 1), "a restarted bridge starts afresh");
+        assert!(s.is_new(1, 8, 5));
+        assert!(!s.is_new(1, 8, 3));
+    }
+}

@@ -1,0 +1,107 @@
+//! Local announcements out to Zenoh.
+//!
+//! The tap listens to the bridged names (only once, so one copy per
+//! message) and puts every announcement *sent on this bus* (id network 0)
+//! under its name's key, with congestion control `Block`: Zenoh waits
+//! instead of dropping. Requests and replies cross through the request
+//! path instead; messages forwarded by a bridge (non-zero network) are not
+//! sent back out (that is what keeps bridged topologies loop-free); bus
+//! messages (`$.KBUS.*`) stay on their bus.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use busbar::{Message, MessageId, OrigFrom};
+use zenoh::Wait;
+use zenoh::qos::CongestionControl;
+
+use crate::bridge::Bridge;
+use crate::counters::{Counters, worth_logging};
+use crate::envelope::{Envelope, Kind};
+
+/// Runs the tap until the bus connection fails.
+pub fn run(bridge: Arc<Bridge>) -> String {
+    let mut seq = 0u64;
+    loop {
+        let batch = match bridge.tap.recv_batch_timeout(64, None) {
+            Ok(b) => b,
+            Err(e) => return format!("the tap lost the bus: {e}"),
+        };
+        for m in batch {
+            if m.lost > 0 {
+                let n = bridge
+                    .counters
+                    .lost_local
+                    .fetch_add(u64::from(m.lost), Ordering::Relaxed);
+                if worth_logging(n + 1) {
+                    tracing::warn!(
+                        lost = m.lost,
+                        "the bridge's queue was full: {} local message(s) did not cross ({})",
+                        m.lost,
+                        bridge.counters
+                    );
+                }
+            }
+            if m.id.network != 0 || m.is_request() || m.is_reply() || m.name.starts_with("$.KBUS.")
+            {
+                continue;
+            }
+            if !m.fds().is_empty() || !m.handles.is_empty() {
+                let n = Counters::bump(&bridge.counters.not_bridgeable);
+                if worth_logging(n) {
+                    tracing::warn!(name = %m.name, "a message carrying fds or handles cannot cross machines; not bridged");
+                }
+                continue;
+            }
+            seq += 1;
+            publish(&bridge, m, seq);
+        }
+    }
+}
+
+fn publish(bridge: &Bridge, m: Message, seq: u64) {
+    let network = bridge.settings.network;
+    let key = bridge.settings.keys.name(&m.name);
+    let mut m = m;
+    stamp(&mut m, network);
+    let env = Envelope {
+        kind: Kind::Announcement,
+        origin: network,
+        instance: bridge.instance,
+        seq,
+        message: m,
+    };
+    match bridge
+        .session
+        .put(key, env.encode())
+        .congestion_control(CongestionControl::Block)
+        .wait()
+    {
+        Ok(()) => {
+            Counters::bump(&bridge.counters.published);
+        }
+        Err(e) => tracing::warn!("cannot put an announcement on Zenoh: {e}"),
+    }
+}
+
+/// Marks a local message as coming from network `network`: its id gets
+/// the network (so `(network, serial)` is unique across machines) and
+/// `orig_from` names its sender, unless a bridge did so already.
+pub fn stamp(m: &mut Message, network: u32) {
+    let mut h = m.header().clone();
+    if h.id.network == 0 {
+        h.id = MessageId {
+            network,
+            serial: h.id.serial,
+        };
+    }
+    if h.orig_from.network == 0 {
+        h.orig_from = OrigFrom {
+            network,
+            local: h.from.0,
+        };
+    }
+    let mut stamped = Message::new(h, m.flags);
+    stamped.lost = 0;
+    *m = stamped;
+}
