@@ -2,8 +2,8 @@
 # The whole test suite: formatting, lints, every test (unit, conformance on
 # every transport, property, simulation, stress, doc tests, KBUS programs
 # under the preload library, the Python package built, installed into a
-# fresh virtual environment and tested), and a build of the benchmarks and
-# examples.
+# fresh virtual environment and tested, the Zenoh bridge built and tested
+# in its own workspace), and a build of the benchmarks and examples.
 # Needs the Rust toolchain, cc, c++, make, pkg-config, valgrind and python3
 # (as root on Debian, the missing ones are installed with apt-get).
 set -euo pipefail
@@ -46,6 +46,9 @@ cargo test --workspace --all-features --locked
 
 step "the Python package (its own workspace; scripts/test-python.sh)"
 bash scripts/test-python.sh
+
+step "the Zenoh bridge (its own workspace; scripts/test-zenoh.sh)"
+bash scripts/test-zenoh.sh
 
 step "benchmarks and examples build"
 cargo build --workspace --benches --examples --all-features --locked

@@ -43,22 +43,35 @@ impl Seen {
     }
 }
 
-/// Sends what the subscriptions deliver until the channel closes.
+/// The most announcements sent on the bus in one operation.
+const BATCH: usize = 256;
+
+/// Sends what the subscriptions deliver until the channel closes: what has
+/// arrived meanwhile goes in one bus operation (one round trip), in order.
 pub fn run(bridge: Arc<Bridge>, samples: Receiver<Sample>) {
     let mut seen = Seen::default();
-    for sample in samples {
-        let key = sample.key_expr().as_str().to_owned();
-        let bytes = Bytes::from(sample.payload().to_bytes().into_owned());
-        match check(&bridge, &key, bytes) {
-            Ok(env) => {
-                if !seen.is_new(env.origin, env.instance, env.seq) {
-                    Counters::bump(&bridge.counters.duplicates);
-                    continue;
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Ok(first) = samples.recv() {
+        let mut next = Some(first);
+        while let Some(sample) = next {
+            let key = sample.key_expr().as_str().to_owned();
+            let bytes = Bytes::from(sample.payload().to_bytes().into_owned());
+            match check(&bridge, &key, bytes) {
+                Ok(env) if seen.is_new(env.origin, env.instance, env.seq) => {
+                    batch.push(outgoing(env));
                 }
-                send(&bridge, env);
+                Ok(_) => {
+                    Counters::bump(&bridge.counters.duplicates);
+                }
+                Err(why) => bad_input(&bridge, &key, why),
             }
-            Err(why) => bad_input(&bridge, &key, why),
+            next = if batch.len() < BATCH {
+                samples.try_recv().ok()
+            } else {
+                None
+            };
         }
+        send(&bridge, std::mem::take(&mut batch));
     }
 }
 
@@ -91,9 +104,17 @@ fn check(bridge: &Bridge, key: &str, bytes: Bytes) -> Result<Envelope, &'static 
     Ok(env)
 }
 
-fn send(bridge: &Bridge, env: Envelope) {
+fn outgoing(env: Envelope) -> Outgoing {
     let m = env.message;
-    let out = Outgoing {
+    tracing::debug!(
+        name = %m.name,
+        id = %m.id,
+        origin = env.origin,
+        pid = m.creds.pid,
+        uid = m.creds.uid,
+        "announcement from another machine (pid and uid as its bus saw them)"
+    );
+    Outgoing {
         name: m.name.clone(),
         data: m.data.clone(),
         flags: passed_on(m.flags, false),
@@ -101,15 +122,32 @@ fn send(bridge: &Bridge, env: Envelope) {
         orig_from: m.orig_from,
         final_to: m.final_to,
         ..Default::default()
-    };
-    match bridge.proxy.send(out) {
-        Ok(_) => {
-            Counters::bump(&bridge.counters.injected);
-        }
+    }
+}
+
+fn send(bridge: &Bridge, batch: Vec<Outgoing>) {
+    if batch.is_empty() {
+        return;
+    }
+    let names: Vec<_> = batch.iter().map(|o| o.name.clone()).collect();
+    let results = match bridge.proxy.send_batch(batch) {
+        Ok(r) => r,
         Err(e) => {
-            let n = Counters::bump(&bridge.counters.inject_failed);
-            if worth_logging(n) {
-                tracing::warn!(name = %m.name, "the bus refused a remote announcement: {e} ({n} so far)");
+            // The bus connection is gone; the other threads report it.
+            tracing::debug!("cannot send remote announcements: {e}");
+            return;
+        }
+    };
+    for (r, name) in results.into_iter().zip(names) {
+        match r {
+            Ok(_) => {
+                Counters::bump(&bridge.counters.injected);
+            }
+            Err(e) => {
+                let n = Counters::bump(&bridge.counters.inject_failed);
+                if worth_logging(n) {
+                    tracing::warn!(%name, "the bus refused a remote announcement: {e} ({n} so far)");
+                }
             }
         }
     }

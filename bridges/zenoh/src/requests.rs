@@ -220,6 +220,14 @@ pub fn serve(bridge: &Arc<Bridge>, query: Query) {
         );
     }
     let m = env.message;
+    tracing::debug!(
+        name = %m.name,
+        id = %m.id,
+        origin = env.origin,
+        pid = m.creds.pid,
+        uid = m.creds.uid,
+        "request from another machine (pid and uid as its bus saw them)"
+    );
     if !bridge.crosses(&m.name) {
         return answer_now(bridge, query, &m, remote_error(Errno::EADDRNOTAVAIL));
     }

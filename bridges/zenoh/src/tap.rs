@@ -8,11 +8,13 @@
 //! sent back out (that is what keeps bridged topologies loop-free); bus
 //! messages (`$.KBUS.*`) stay on their bus.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use busbar::{Message, MessageId, OrigFrom};
 use zenoh::Wait;
+use zenoh::pubsub::Publisher;
 use zenoh::qos::CongestionControl;
 
 use crate::bridge::Bridge;
@@ -22,6 +24,7 @@ use crate::envelope::{Envelope, Kind};
 /// Runs the tap until the bus connection fails.
 pub fn run(bridge: Arc<Bridge>) -> String {
     let mut seq = 0u64;
+    let mut publishers = Publishers::default();
     loop {
         let batch = match bridge.tap.recv_batch_timeout(64, None) {
             Ok(b) => b,
@@ -54,14 +57,50 @@ pub fn run(bridge: Arc<Bridge>) -> String {
                 continue;
             }
             seq += 1;
-            publish(&bridge, m, seq);
+            publish(&bridge, &mut publishers, m, seq);
         }
     }
 }
 
-fn publish(bridge: &Bridge, m: Message, seq: u64) {
+/// Declared publishers by name (a put through one skips resolving the key
+/// each time); at most [`Publishers::MAX`], then they start again.
+#[derive(Default)]
+struct Publishers {
+    by_name: HashMap<Arc<str>, Publisher<'static>>,
+}
+
+impl Publishers {
+    const MAX: usize = 1024;
+
+    fn get(&mut self, bridge: &Bridge, name: &Arc<str>) -> Option<&Publisher<'static>> {
+        if !self.by_name.contains_key(name) {
+            if self.by_name.len() >= Self::MAX {
+                self.by_name.clear();
+            }
+            let p = bridge
+                .session
+                .declare_publisher(bridge.settings.keys.name(name))
+                .congestion_control(CongestionControl::Block)
+                .wait();
+            match p {
+                Ok(p) => {
+                    self.by_name.insert(name.clone(), p);
+                }
+                Err(e) => {
+                    tracing::warn!(%name, "cannot declare a Zenoh publisher: {e}");
+                    return None;
+                }
+            }
+        }
+        self.by_name.get(name)
+    }
+}
+
+fn publish(bridge: &Bridge, publishers: &mut Publishers, m: Message, seq: u64) {
     let network = bridge.settings.network;
-    let key = bridge.settings.keys.name(&m.name);
+    let Some(publisher) = publishers.get(bridge, &m.name) else {
+        return;
+    };
     let mut m = m;
     stamp(&mut m, network);
     let env = Envelope {
@@ -71,12 +110,7 @@ fn publish(bridge: &Bridge, m: Message, seq: u64) {
         seq,
         message: m,
     };
-    match bridge
-        .session
-        .put(key, env.encode())
-        .congestion_control(CongestionControl::Block)
-        .wait()
-    {
+    match publisher.put(env.encode()).wait() {
         Ok(()) => {
             Counters::bump(&bridge.counters.published);
         }

@@ -489,13 +489,27 @@ fn bad_input_is_counted_and_dropped() {
         good.clone(),
         envelope(Kind::Request, "$.in.x", Flags::WANT_A_REPLY),
     ];
-    for v in puts {
-        z.put("busbar/t/in/x", v).wait().unwrap();
-    }
-    let replies = z
-        .get("busbar-bridge/t/1/request/in/svc")
-        .payload(b"not a request".to_vec())
+    // Sent once this session sees the bridge's subscriber and queryable
+    // (declarations cross asynchronously).
+    let publisher = z.declare_publisher("busbar/t/in/x").wait().unwrap();
+    let querier = z
+        .declare_querier("busbar-bridge/t/1/request/in/svc")
         .timeout(Duration::from_secs(5))
+        .wait()
+        .unwrap();
+    let end = Instant::now() + PATIENCE;
+    while !(publisher.matching_status().wait().unwrap().matching()
+        && querier.matching_status().wait().unwrap().matching())
+    {
+        assert!(Instant::now() < end, "never saw the bridge on Zenoh");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for v in puts {
+        publisher.put(v).wait().unwrap();
+    }
+    let replies = querier
+        .get()
+        .payload(b"not a request".to_vec())
         .wait()
         .unwrap();
     while replies.recv().is_ok() {}

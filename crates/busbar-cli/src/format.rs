@@ -36,6 +36,8 @@ pub fn message_json(m: &Message) -> Value {
         "from": m.from.0,
         "to": m.to.0,
         "in_reply_to": [m.in_reply_to.network, m.in_reply_to.serial],
+        "orig_from": [m.orig_from.network, m.orig_from.local],
+        "final_to": [m.final_to.network, m.final_to.local],
         "flags": m.flags.0,
         "flag_names": m.flags.names(),
         "lost": m.lost,
@@ -72,6 +74,13 @@ pub fn message_line(m: &Message) -> String {
     );
     if m.is_reply() {
         line.push_str(&format!(" in_reply_to={}", m.in_reply_to));
+    }
+    // From another bus (through a bridge): who sent it there.
+    if m.orig_from.network != 0 {
+        line.push_str(&format!(
+            " orig_from=[{},{}]",
+            m.orig_from.network, m.orig_from.local
+        ));
     }
     let names = m.flags.names();
     if !names.is_empty() || m.flags.0 & 0xffff_0000 != 0 {

@@ -77,6 +77,8 @@ fn reply_call_send_listen_stats() {
             "from",
             "to",
             "in_reply_to",
+            "orig_from",
+            "final_to",
             "flags",
             "flag_names",
             "data",
