@@ -75,15 +75,38 @@ impl Answer {
                 Counters::bump(&self.bridge.counters.replies_in);
             }
             // The requester closed meanwhile: the bus owes it nothing.
-            Err(e) => tracing::debug!("cannot give a remote reply to its requester: {e}"),
+            Err(e @ (Errno::EADDRNOTAVAIL | Errno::ECONNREFUSED)) => {
+                tracing::debug!("cannot give a remote reply to its requester: {e}");
+            }
+            // This bus refuses the reply (larger than its maximum message
+            // size, ...): the requester still gets one, saying so.
+            Err(e) if !reply.name.starts_with("$.KBUS.RemoteError.") => {
+                tracing::warn!(name = %reply.name, "this bus refused a remote reply: {e}");
+                self.fail(e);
+            }
+            Err(e) => tracing::warn!("cannot answer a request: {e}"),
         }
+    }
+
+    /// Answers `$.KBUS.RemoteError.<ERRNO>`.
+    fn fail(&mut self, e: Errno) {
+        let reply = bridge_reply(
+            &self.bridge,
+            &remote_error(e),
+            self.request.id,
+            self.request.from,
+            self.bridge.synthetic_id(),
+        );
+        Counters::bump(&self.bridge.counters.synthetic_replies);
+        self.reply_with(&reply);
     }
 
     fn disappeared(&mut self) {
         let reply = bridge_reply(
             &self.bridge,
             synthetic::DISAPPEARED,
-            &self.request,
+            self.request.id,
+            self.request.from,
             self.bridge.synthetic_id(),
         );
         Counters::bump(&self.bridge.counters.synthetic_replies);
@@ -106,11 +129,28 @@ fn send_out(bridge: &Arc<Bridge>, m: Message) {
     } else {
         bridge.remote_replier(&m.name)
     };
-    let answer = Answer {
+    let mut answer = Answer {
         bridge: bridge.clone(),
         request: m.clone(),
         answered: false,
     };
+    if m.header().fds.is_some() || !m.handles.is_empty() {
+        // File descriptors and handles do not cross machines.
+        return answer.fail(Errno::EOPNOTSUPP);
+    }
+    if m.id.network != 0 {
+        // Sent here by another bridge for a replier that has gone from this
+        // bus: never passed on again (no request travels in circles).
+        let reply = bridge_reply(
+            bridge,
+            synthetic::GONE_AWAY,
+            m.id,
+            m.from,
+            bridge.synthetic_id(),
+        );
+        Counters::bump(&bridge.counters.synthetic_replies);
+        return answer.reply_with(&reply);
+    }
     let Some(target) = target else {
         // The remote replier went between the bus's choice and now: the
         // answer, dropped, says Disappeared.
@@ -177,12 +217,19 @@ fn empty_header() -> Header {
     }
 }
 
-/// A reply this bridge makes up for `request`: `SYNTHETIC`, no data.
-fn bridge_reply(bridge: &Bridge, name: &str, request: &Message, id: MessageId) -> Message {
+/// A reply this bridge makes up, answering `in_reply_to` for `to`:
+/// `SYNTHETIC`, no data.
+fn bridge_reply(
+    bridge: &Bridge,
+    name: &str,
+    in_reply_to: MessageId,
+    to: EndpointId,
+    id: MessageId,
+) -> Message {
     let mut h = empty_header();
     h.id = id;
-    h.in_reply_to = request.id;
-    h.to = request.from;
+    h.in_reply_to = in_reply_to;
+    h.to = to;
     h.name = name.into();
     h.orig_from = busbar::OrigFrom {
         network: bridge.settings.network,
@@ -229,7 +276,7 @@ pub fn serve(bridge: &Arc<Bridge>, query: Query) {
         "request from another machine (pid and uid as its bus saw them)"
     );
     if !bridge.crosses(&m.name) {
-        return answer_now(bridge, query, &m, remote_error(Errno::EADDRNOTAVAIL));
+        return answer_now(bridge, query, m.id, remote_error(Errno::EADDRNOTAVAIL));
     }
     // A stateful request for a replier here names it in final_to.
     let to = if m.final_to.network == network {
@@ -264,7 +311,7 @@ pub fn serve(bridge: &Arc<Bridge>, query: Query) {
         } else {
             remote_error(e)
         };
-        answer_now(bridge, held.query, &m, name);
+        answer_now(bridge, held.query, m.id, name);
     }
 }
 
@@ -274,8 +321,15 @@ fn remote_error(e: Errno) -> String {
     format!("$.KBUS.RemoteError.{}", e.name())
 }
 
-fn answer_now(bridge: &Bridge, query: Query, request: &Message, name: String) {
-    let reply = bridge_reply(bridge, &name, request, bridge.synthetic_id());
+/// Answers a remote request at once, with a reply this bridge makes up.
+fn answer_now(bridge: &Bridge, query: Query, request: MessageId, name: String) {
+    let reply = bridge_reply(
+        bridge,
+        &name,
+        request,
+        EndpointId::BUS,
+        bridge.synthetic_id(),
+    );
     Counters::bump(&bridge.counters.synthetic_replies);
     reply_to_query(bridge, &query, reply);
 }
@@ -314,6 +368,16 @@ pub fn run_forwarder(bridge: Arc<Bridge>) -> String {
                 continue;
             };
             Counters::bump(&bridge.counters.replies_out);
+            if m.header().fds.is_some() || !m.handles.is_empty() {
+                // File descriptors and handles do not cross machines.
+                answer_now(
+                    &bridge,
+                    held.query,
+                    m.in_reply_to,
+                    remote_error(Errno::EOPNOTSUPP),
+                );
+                continue;
+            }
             reply_to_query(&bridge, &held.query, m);
         }
     }

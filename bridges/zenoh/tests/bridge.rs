@@ -326,6 +326,36 @@ fn a_killed_bridge_answers_its_requests_and_resumes_when_restarted() {
 }
 
 #[test]
+fn what_a_bus_cannot_take_is_answered_not_lost() {
+    let p = pair(&[], &[]);
+    let (a, b) = (p.a.bus(), p.b.bus());
+    let r = b.open().unwrap();
+    r.bind_replier("$.big").unwrap();
+    until_served(&a, "$.big");
+    // A reply larger than the requester's bus allows.
+    a.set_max_message_size(1024).unwrap();
+    let t = std::thread::spawn(move || {
+        let q = next(&r);
+        r.reply(&q, vec![7u8; 8192]).unwrap();
+        r
+    });
+    let q = a.open().unwrap();
+    let reply = q.call("$.big", "x", Some(PATIENCE)).unwrap();
+    assert_eq!(&*reply.name, "$.KBUS.RemoteError.EMSGSIZE");
+    assert!(reply.is_synthetic());
+    let r = t.join().unwrap();
+    // A request carrying a file descriptor: fds do not cross machines.
+    let fd: std::os::fd::OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+    let id = q
+        .send(Outgoing::request("$.big", "with an fd").with_fds(vec![fd]))
+        .unwrap();
+    let reply = q.wait_reply(id, Some(PATIENCE)).unwrap();
+    assert_eq!(&*reply.name, "$.KBUS.RemoteError.EOPNOTSUPP");
+    assert_quiet(&r, "the replier never saw it");
+    assert_quiet(&q, "exactly one reply each");
+}
+
+#[test]
 fn one_replier_per_name_across_machines() {
     let p = pair(&[], &[]);
     let (a, b) = (p.a.bus(), p.b.bus());
