@@ -42,7 +42,8 @@ pub struct Args {
     #[arg(long, default_value = "$.*", value_name = "PATTERN", num_args = 1..)]
     pub names: Vec<String>,
 
-    /// A Zenoh configuration file (JSON5); --listen and --connect add to it
+    /// A Zenoh configuration file (JSON5); --listen and --connect replace its
+    /// endpoints
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -69,6 +70,30 @@ pub struct Args {
     /// the endpoints with --listen/--connect)
     #[arg(long)]
     pub scouting: bool,
+}
+
+impl Args {
+    /// Checks what clap cannot: the namespace and the patterns.
+    pub fn check(&self) -> Result<(), String> {
+        crate::keys::Keys::new(&self.namespace)?;
+        for p in &self.names {
+            busbar::name::parse_pattern(p).map_err(|e| {
+                format!("bad --names pattern {p:?}: {e} (give patterns like $.a.b, $.a.* or $.a.%)")
+            })?;
+        }
+        for (flag, endpoints) in [("--listen", &self.listen), ("--connect", &self.connect)] {
+            for e in endpoints {
+                let protocol = e.split_once('/').map(|(p, _)| p);
+                if !matches!(protocol, Some("tcp" | "unixsock-stream")) {
+                    return Err(format!(
+                        "bad {flag} endpoint {e:?}: give tcp/HOST:PORT or \
+                         unixsock-stream/PATH (the transports this build has)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {

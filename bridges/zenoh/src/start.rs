@@ -49,16 +49,18 @@ fn zenoh_config(args: &Args) -> Result<zenoh::Config, String> {
 /// Runs a bridge until a signal stops it (`Ok`) or the bus connection
 /// fails (`Err`, saying what happened).
 pub fn run(args: Args) -> Result<(), String> {
+    args.check()?;
     let keys = Keys::new(&args.namespace)?;
-    for p in &args.names {
-        busbar::name::parse_pattern(p).map_err(|e| {
-            format!("bad --names pattern {p:?}: {e} (give patterns like $.a.b, $.a.* or $.a.%)")
-        })?;
-    }
     let socket = args
         .socket
         .clone()
         .unwrap_or_else(busbar::default_socket_path);
+    if !socket.exists() {
+        return Err(format!(
+            "no busbar daemon socket at {} (start `busbar daemon`, or give its socket with --socket)",
+            socket.display()
+        ));
+    }
     let bus = busbar::Bus::connect(&socket)
         .map_err(|e| {
             format!(

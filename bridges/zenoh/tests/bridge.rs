@@ -591,3 +591,34 @@ fn a_bridge_stops_cleanly_and_its_repliers_go() {
     );
     let _ = EndpointId::BUS;
 }
+
+#[test]
+fn bad_arguments_say_what_to_do() {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_busbar-zenoh"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for (args, says) in [
+        (&["--namespace", "a/b"][..], "bad namespace"),
+        (&["--names", "$.a.**"][..], "give patterns like"),
+        (&["--listen", "foo"][..], "give tcp/HOST:PORT"),
+        (&["--connect", "udp/h:1"][..], "give tcp/HOST:PORT"),
+        (&["--network-id", "0"][..], "--network-id"),
+        (&["--rescan", "0"][..], "between 1 and 60000"),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let dir = Dir::new();
+    let missing = dir.path("none.sock");
+    let (code, err) = run(&["--socket", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no busbar daemon socket"), "{err}");
+}
