@@ -57,7 +57,10 @@ pub type Case = fn(&dyn Fn() -> busbar::Bus);
 macro_rules! for_each_case {
     ($($callback:tt)+) => {
         $($callback)+ ! {
-            names { valid, case_sensitive, too_long, malformed, wildcards_match, bad_wildcards }
+            names {
+                valid, case_sensitive, too_long, malformed, repeated_names_still_checked,
+                wildcards_match, bad_wildcards
+            }
             bindings {
                 listener_copies, announcement_nobody_listening, replier_unique,
                 replier_bind_event_name_reserved, replier_precedence, longest_star_wins,

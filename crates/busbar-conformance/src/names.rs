@@ -104,6 +104,31 @@ pub fn malformed(make: &dyn Fn() -> Bus) {
     assert_empty(&l);
 }
 
+/// A name is checked on every send, whatever was sent before: the bus
+/// remembering the last valid name (so a repeated name is not checked byte
+/// by byte again) never lets a bad one through, alternating or repeated.
+pub fn repeated_names_still_checked(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, l] = open_n(&bus);
+    l.bind("$.*").unwrap();
+    let good: std::sync::Arc<str> = "$.a.b".into();
+    for bad in ["$.a.b.", "$.a..b", "$.a.b ", "$.a.b$"] {
+        s.send(Outgoing::announcement(&good, &b""[..])).unwrap();
+        s.send(Outgoing {
+            name: good.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_no_effect(&bus, Errno::EBADMSG, || s.announce(bad, &b""[..]));
+        assert_no_effect(&bus, Errno::EBADMSG, || s.announce(bad, &b""[..]));
+        s.announce(&good, &b""[..]).unwrap();
+    }
+    for _ in 0..12 {
+        assert_eq!(&*next(&l).name, "$.a.b");
+    }
+    assert_empty(&l);
+}
+
 /// `*` matches one or more further words, `%` exactly one, `$.*` everything
 /// (`$.KBUS.*` included).
 pub fn wildcards_match(make: &dyn Fn() -> Bus) {

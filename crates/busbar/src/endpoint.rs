@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
-    BindArgs, EndpointId, EndpointStats, Errno, HandleId, Message, MessageId, Operations, Outgoing,
-    Request, Response, SendArgs, SendOutcome, SendResult,
+    BindArgs, EndpointId, EndpointStats, Errno, Flags, HandleId, Message, MessageId, Operations,
+    Outgoing, Request, Response, SendArgs, SendOutcome, SendResult,
 };
 use bytes::Bytes;
 
@@ -75,6 +76,9 @@ pub struct Endpoint {
     bus: Bus,
     link: Box<dyn Link>,
     id: EndpointId,
+    /// The name of the last `announce`/`request`/`call` by name: sent again,
+    /// it is shared, not copied (and the bus knows it is valid).
+    last_name: Mutex<Option<Arc<str>>>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -93,7 +97,29 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 impl Endpoint {
     pub(crate) fn new(bus: Bus, link: Box<dyn Link>) -> Self {
         let id = link.endpoint();
-        Self { bus, link, id }
+        Self {
+            bus,
+            link,
+            id,
+            last_name: Mutex::new(None),
+        }
+    }
+
+    /// `name` as a shared string: the last one this endpoint sent by name
+    /// when it is the same (a sender repeats its names), else a new one.
+    fn name(&self, name: &str) -> Arc<str> {
+        // Another thread sending on this endpoint: just make a new one.
+        let Ok(mut last) = self.last_name.try_lock() else {
+            return name.into();
+        };
+        match &*last {
+            Some(n) if **n == *name => n.clone(),
+            _ => {
+                let n: Arc<str> = name.into();
+                *last = Some(n.clone());
+                n
+            }
+        }
     }
 
     fn calls(&self) -> ViaLink<'_> {
@@ -228,13 +254,22 @@ impl Endpoint {
 
     /// Sends an announcement to every listener of `name`.
     pub fn announce(&self, name: &str, data: impl Into<Bytes>) -> Result<MessageId, Errno> {
-        self.send(Outgoing::announcement(name, data))
+        self.send(Outgoing {
+            name: self.name(name),
+            data: data.into(),
+            ..Default::default()
+        })
     }
 
     /// Sends a request to the replier of `name`; the reply (real or
     /// synthetic) will arrive in this endpoint's queue. See also [`Endpoint::call`].
     pub fn request(&self, name: &str, data: impl Into<Bytes>) -> Result<MessageId, Errno> {
-        self.send(Outgoing::request(name, data))
+        self.send(Outgoing {
+            name: self.name(name),
+            data: data.into(),
+            flags: Flags::WANT_A_REPLY,
+            ..Default::default()
+        })
     }
 
     /// Replies to `request`, which this endpoint received as its replier.
@@ -371,8 +406,15 @@ impl Endpoint {
         data: impl Into<Bytes>,
         timeout: Option<Duration>,
     ) -> Result<Message, Errno> {
-        self.link
-            .send_and_wait_reply(Outgoing::request(name, data), deadline(timeout))
+        self.link.send_and_wait_reply(
+            Outgoing {
+                name: self.name(name),
+                data: data.into(),
+                flags: Flags::WANT_A_REPLY,
+                ..Default::default()
+            },
+            deadline(timeout),
+        )
     }
 
     /// Waits for the reply to our request `request` (up to `timeout`),

@@ -100,6 +100,10 @@ pub(crate) struct Bus {
     // Scratch buffers reused by every send.
     plan: Vec<Planned>,
     matched: Vec<Target>,
+    /// The last message name found valid: a send with the same name (the
+    /// same `Arc`, or equal bytes: senders repeat their names) skips the
+    /// byte-by-byte check.
+    checked_name: Option<std::sync::Arc<str>>,
 }
 
 impl Bus {
@@ -136,6 +140,7 @@ impl Bus {
             quota_scratch: Vec::new(),
             plan: Vec::new(),
             matched: Vec::new(),
+            checked_name: None,
         }
     }
 

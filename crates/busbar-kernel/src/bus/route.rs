@@ -53,14 +53,25 @@ pub(super) enum WhenFull {
 }
 
 impl Bus {
-    fn validate(&self, msg: &Outgoing, kbus_compat: bool) -> Result<(), Errno> {
+    /// Is `name` the last name found valid? (Pointer first, then bytes.)
+    fn name_checked(&self, name: &std::sync::Arc<str>) -> bool {
+        self.checked_name
+            .as_ref()
+            .is_some_and(|c| std::sync::Arc::ptr_eq(c, name) || **c == **name)
+    }
+
+    /// Checks a message before anything is planned. `name_known` says the
+    /// name was found valid before ([`Self::name_checked`]).
+    fn validate(&self, msg: &Outgoing, kbus_compat: bool, name_known: bool) -> Result<(), Errno> {
         if msg.flags.contains(Flags::ALL_OR_WAIT) && msg.flags.contains(Flags::ALL_OR_FAIL) {
             return Err(Errno::EINVAL);
         }
         if msg.is_request() && msg.is_reply() {
             return Err(Errno::EINVAL);
         }
-        check_message_name(&msg.name)?;
+        if !name_known {
+            check_message_name(&msg.name)?;
+        }
         let size = if kbus_compat {
             crate::kbus_entire_len(msg.name.len(), msg.data.len())
         } else {
@@ -127,7 +138,8 @@ impl Bus {
             return Err(Errno::EALREADY);
         }
         let kbus_compat = sender.kbus_compat;
-        self.validate(&msg, kbus_compat)?;
+        let name_known = self.name_checked(&msg.name);
+        self.validate(&msg, kbus_compat, name_known)?;
         if !msg.destinations().is_empty() {
             self.nodes_of(sender, msg.destinations())?;
         }
@@ -147,6 +159,9 @@ impl Bus {
             return Err(Errno::ENOLCK);
         }
         let creds = sender.creds;
+        if !name_known {
+            self.checked_name = Some(msg.name.clone());
+        }
         let id = if local {
             MessageId {
                 network: 0,
