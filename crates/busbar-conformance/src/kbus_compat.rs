@@ -3,7 +3,9 @@
 //! and the queries the KBUS device emulation is built on (`list_bindings`,
 //! `Bus::info`).
 
-use busbar::{BindingInfo, Bus, Errno, Message, Outgoing, kbus_entire_len, synthetic};
+use busbar::{
+    BindingInfo, Bus, Errno, Flags, Message, MessageId, Outgoing, kbus_entire_len, synthetic,
+};
 
 use crate::util::*;
 
@@ -12,6 +14,34 @@ fn compat(bus: &Bus) -> busbar::Endpoint {
     assert!(!e.set_kbus_compat(true).unwrap());
     assert!(e.stats().unwrap().kbus_compat);
     e
+}
+
+/// KBUS cleared `SYNTHETIC` on everything a user sent, forwarded ids
+/// included; a KBUS-compatible endpoint does too (a bridge's forwarded
+/// message keeps it otherwise: `messages::forwarded_keeps_synthetic`).
+pub fn forwarded_synthetic_cleared(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, l] = open_n(&bus);
+    s.set_kbus_compat(true).unwrap();
+    l.bind("$.a").unwrap();
+    s.send(Outgoing {
+        id: MessageId {
+            network: 3,
+            serial: 5,
+        },
+        flags: Flags::SYNTHETIC,
+        ..Outgoing::announcement("$.a", &b""[..])
+    })
+    .unwrap();
+    let m = next(&l);
+    assert_eq!(
+        m.id,
+        MessageId {
+            network: 3,
+            serial: 5
+        }
+    );
+    assert!(!m.is_synthetic());
 }
 
 /// In KBUS compatibility a send that fails after validation still takes a

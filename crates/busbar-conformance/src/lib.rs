@@ -126,7 +126,8 @@ macro_rules! for_each_case {
             }
             stats { endpoint_fields, bus_fields, counters, sent_and_received, credentials }
             kbus_compat {
-                failed_sends_take_a_serial, entire_form_size, most_recent_wildcard_replier,
+                failed_sends_take_a_serial, forwarded_synthetic_cleared, entire_form_size,
+                most_recent_wildcard_replier,
                 anyone_may_answer_a_kbus_requester, list_bindings, bus_info, one_unbind_events_lost
             }
             errors {

@@ -147,9 +147,10 @@ impl Bus {
             self.nodes_of(sender, msg.carried())?;
         }
         // A forwarded message (a non-zero network: only privileged clients
-        // may send one) keeps the SYNTHETIC its own bus set.
+        // may send one) keeps the SYNTHETIC its own bus set; KBUS cleared it
+        // on everything, and so does a KBUS-compatible endpoint.
         let local = msg.id.network == 0;
-        let bus_only = if local {
+        let bus_only = if local || kbus_compat {
             Flags::SYNTHETIC.with(Flags::WANT_YOU_TO_REPLY)
         } else {
             Flags::WANT_YOU_TO_REPLY
