@@ -17,6 +17,9 @@ use crate::bridge::Bridge;
 use crate::counters::{Counters, worth_logging};
 use crate::envelope::{Envelope, Kind, passed_on};
 
+/// The most origin bridges remembered at once.
+pub const MAX_ORIGINS: usize = 4096;
+
 /// The newest announcement seen from each origin bridge's current run.
 #[derive(Debug, Default)]
 pub struct Seen {
@@ -27,6 +30,12 @@ impl Seen {
     /// Is this (origin, run, counter) new? Records it if so. A new run of
     /// an origin starts afresh.
     pub fn is_new(&mut self, origin: u32, instance: u64, seq: u64) -> bool {
+        // Origins are bridges, a handful; a network sending made-up ones
+        // cannot make this grow without bound (forgetting costs at most one
+        // duplicate per origin).
+        if self.last.len() >= MAX_ORIGINS && !self.last.contains_key(&origin) {
+            self.last.clear();
+        }
         match self.last.get_mut(&origin) {
             Some((run, last)) if *run == instance => {
                 if seq <= *last {
@@ -168,5 +177,14 @@ mod tests {
         assert!(s.is_new(1, 8, 1), "a restarted bridge starts afresh");
         assert!(s.is_new(1, 8, 5));
         assert!(!s.is_new(1, 8, 3));
+    }
+
+    #[test]
+    fn made_up_origins_are_bounded() {
+        let mut s = Seen::default();
+        for o in 0..3 * super::MAX_ORIGINS as u32 {
+            assert!(s.is_new(o, 1, 1));
+            assert!(s.last.len() <= super::MAX_ORIGINS);
+        }
     }
 }

@@ -46,6 +46,11 @@ fn zenoh_config(args: &Args) -> Result<zenoh::Config, String> {
     Ok(config)
 }
 
+/// The most replier patterns taken from other bridges: each becomes a
+/// binding on the local bus, and the network must not be able to make the
+/// bridge bind without bound.
+pub const MAX_REMOTE_PATTERNS: usize = 16_384;
+
 /// Runs a bridge until a signal stops it (`Ok`) or the bus connection
 /// fails (`Err`, saying what happened).
 pub fn run(args: Args) -> Result<(), String> {
@@ -132,6 +137,16 @@ pub fn run(args: Args) -> Result<(), String> {
                 {
                     let mut remote = lock(&bridge.remote);
                     match s.kind() {
+                        SampleKind::Put
+                            if remote.len() >= MAX_REMOTE_PATTERNS
+                                && !remote.contains_key(&pattern) =>
+                        {
+                            return inject::bad_input(
+                                &bridge,
+                                key,
+                                "too many remote replier patterns (ignored)",
+                            );
+                        }
                         SampleKind::Put => {
                             remote.entry(pattern).or_default().insert(net);
                         }
