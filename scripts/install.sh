@@ -8,6 +8,9 @@
 #   PREFIX/share/man/man1/busbar*.1           manual pages
 #   PREFIX/share/bash-completion/completions/busbar, zsh site-functions/_busbar,
 #   fish vendor_completions.d/busbar.fish     shell completions
+#   PREFIX/bin/busbar-zenoh                   with BUSBAR_ZENOH=1: the bridge
+#                                             across machines (docs/bridging.md;
+#                                             builds zenoh: minutes)
 #
 #   scripts/install.sh [PREFIX]
 #   DESTDIR=/tmp/pkg scripts/install.sh /usr   (staged, for packaging)
@@ -32,6 +35,15 @@ if [ -z "${BUSBAR_NO_BUILD:-}" ]; then
     fi
 fi
 target="${CARGO_TARGET_DIR:-target}/$profile"
+# The bridge has its own workspace; scripts/test-zenoh.sh builds it in target/zenoh.
+zenoh_target="${CARGO_TARGET_DIR:-target}/zenoh"
+if [ -n "${BUSBAR_ZENOH:-}" ] && [ -z "${BUSBAR_NO_BUILD:-}" ]; then
+    if [ "$profile" = release ]; then
+        CARGO_TARGET_DIR="$zenoh_target" cargo build --release --manifest-path bridges/zenoh/Cargo.toml --locked
+    else
+        CARGO_TARGET_DIR="$zenoh_target" cargo build --manifest-path bridges/zenoh/Cargo.toml --locked
+    fi
+fi
 root="$dest$prefix"
 
 install -d "$root/bin" "$root/lib" "$root/lib/systemd/system" "$root/lib/systemd/user" \
@@ -49,4 +61,8 @@ done
 "$target/busbar" completions bash > "$root/share/bash-completion/completions/busbar"
 "$target/busbar" completions zsh > "$root/share/zsh/site-functions/_busbar"
 "$target/busbar" completions fish > "$root/share/fish/vendor_completions.d/busbar.fish"
+if [ -n "${BUSBAR_ZENOH:-}" ]; then
+    install -m 0755 "$zenoh_target/$profile/busbar-zenoh" "$root/bin/busbar-zenoh"
+    echo "installed busbar-zenoh in $root/bin"
+fi
 echo "installed busbar in $root: bin/busbar, lib/libbusbar_kbus.so, lib/systemd/{system,user}, share/man/man1, completions"

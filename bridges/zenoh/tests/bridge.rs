@@ -146,6 +146,29 @@ fn announcements_cross_both_ways_with_wildcards() {
     assert_quiet(&echo, "the sender's own bus: no echo");
 }
 
+/// One bridge a Zenoh router, the other its client: the same traffic.
+#[test]
+fn through_a_router_and_a_client() {
+    let p = pair(&["--mode", "router"], &["--mode", "client"]);
+    let (a, b) = (p.a.bus(), p.b.bus());
+    let s = a.open().unwrap();
+    let l = b.open().unwrap();
+    l.bind("$.r.*").unwrap();
+    until_crossing(&s, &l, "$.r.probe");
+    let r = a.open().unwrap();
+    r.bind_replier("$.r.svc").unwrap();
+    until_served(&b, "$.r.svc");
+    let t = std::thread::spawn(move || {
+        let m = next(&r);
+        r.reply(&m, "via the router").unwrap();
+        r
+    });
+    let q = b.open().unwrap();
+    let reply = q.call("$.r.svc", "x", Some(PATIENCE)).unwrap();
+    assert_eq!(&reply.data[..], b"via the router");
+    let _ = t.join().unwrap();
+}
+
 #[test]
 fn ten_thousand_announcements_no_loss_no_duplicate_in_order() {
     let p = pair(&[], &[]);
