@@ -45,6 +45,13 @@ struct Declared {
     tokens: HashMap<String, LivelinessToken>,
     proxies: BTreeSet<String>,
     conflicts: BTreeSet<String>,
+    /// Patterns whose proxy binding was refused (warned about once).
+    refused: BTreeSet<String>,
+}
+
+/// Does this error mean the bus connection is gone (the bridge stops)?
+fn lost(e: Errno) -> bool {
+    matches!(e, Errno::ECONNRESET | Errno::ENOENT)
 }
 
 /// Runs the control loop until the bus connection fails.
@@ -178,6 +185,7 @@ fn proxies(
     declared.conflicts.retain(|p| {
         remote.get(p).is_some_and(|n| n.len() > 1) || (remote.contains_key(p) && local.contains(p))
     });
+    declared.refused.retain(|p| remote.contains_key(p));
     let gone: Vec<String> = declared
         .proxies
         .iter()
@@ -187,7 +195,12 @@ fn proxies(
     for p in gone {
         match bridge.proxy.unbind_replier(&p) {
             Ok(()) | Err(Errno::EINVAL) => {}
-            Err(e) => return Err(e),
+            Err(e) if lost(e) => return Err(e),
+            // Tried again at the next rescan.
+            Err(e) => {
+                tracing::warn!(pattern = %p, "cannot unbind a remote replier's pattern: {e}");
+                continue;
+            }
         }
         tracing::info!(pattern = %p, "a remote replier went");
         declared.proxies.remove(&p);
@@ -199,14 +212,20 @@ fn proxies(
         match bridge.proxy.bind_replier(p) {
             Ok(()) => {
                 tracing::info!(pattern = %p, "serving a remote replier here");
+                declared.refused.remove(p);
                 declared.proxies.insert(p.clone());
             }
             // A local replier bound it between the listing and now.
             Err(Errno::EADDRINUSE) => {}
-            Err(e @ (Errno::EBADMSG | Errno::ENAMETOOLONG)) => {
-                tracing::warn!(pattern = %p, "cannot bind a remote replier's pattern: {e}");
+            Err(e) if lost(e) => return Err(e),
+            // A bad pattern from the network, or a refusal of the moment
+            // (EAGAIN while replier bind events are on and a listener of
+            // them is full): tried again at the next rescan.
+            Err(e) => {
+                if declared.refused.insert(p.clone()) {
+                    tracing::warn!(pattern = %p, "cannot bind a remote replier's pattern: {e}");
+                }
             }
-            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -378,6 +378,37 @@ fn what_a_bus_cannot_take_is_answered_not_lost() {
     assert_quiet(&q, "exactly one reply each");
 }
 
+/// With replier bind events on (a KBUS program's doing) and a listener of
+/// them full, a proxy's bind fails `EAGAIN`: the bridge carries on and binds
+/// once there is room.
+#[test]
+fn a_refused_proxy_bind_is_retried() {
+    let p = pair(&[], &[]);
+    let (a, b) = (p.a.bus(), p.b.bus());
+    let w = a.open().unwrap();
+    w.set_queue_limit(1).unwrap();
+    w.bind("$.KBUS.ReplierBindEvent").unwrap();
+    w.set_replier_bind_events(true).unwrap();
+    let fill = a.open().unwrap();
+    fill.bind_replier("$.fill").unwrap();
+    let r = b.open().unwrap();
+    r.bind_replier("$.late").unwrap();
+    p.ba.wait_log("cannot bind a remote replier's pattern");
+    assert_eq!(a.find_replier("$.late").unwrap(), None);
+    // Room: the next rescan binds it.
+    assert_eq!(&*next(&w).name, "$.KBUS.ReplierBindEvent");
+    until_served(&a, "$.late");
+    let t = std::thread::spawn(move || {
+        let m = next(&r);
+        r.reply(&m, "late but there").unwrap();
+        r
+    });
+    let q = a.open().unwrap();
+    let reply = q.call("$.late", "x", Some(PATIENCE)).unwrap();
+    assert_eq!(&reply.data[..], b"late but there");
+    let _ = t.join().unwrap();
+}
+
 #[test]
 fn one_replier_per_name_across_machines() {
     let p = pair(&[], &[]);
