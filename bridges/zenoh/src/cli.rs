@@ -72,6 +72,20 @@ pub struct Args {
     pub scouting: bool,
 }
 
+/// Zenoh's endpoint protocols. This build has `tcp` and `unixsock-stream`;
+/// the others need their Zenoh features (Zenoh refuses them otherwise).
+const ZENOH_PROTOCOLS: &[&str] = &[
+    "tcp",
+    "unixsock-stream",
+    "udp",
+    "tls",
+    "quic",
+    "ws",
+    "unixpipe",
+    "serial",
+    "vsock",
+];
+
 impl Args {
     /// Checks what clap cannot: the namespace and the patterns.
     pub fn check(&self) -> Result<(), String> {
@@ -83,11 +97,14 @@ impl Args {
         }
         for (flag, endpoints) in [("--listen", &self.listen), ("--connect", &self.connect)] {
             for e in endpoints {
-                let protocol = e.split_once('/').map(|(p, _)| p);
-                if !matches!(protocol, Some("tcp" | "unixsock-stream")) {
+                let known = e
+                    .split_once('/')
+                    .is_some_and(|(p, rest)| !rest.is_empty() && ZENOH_PROTOCOLS.contains(&p));
+                if !known {
                     return Err(format!(
-                        "bad {flag} endpoint {e:?}: give tcp/HOST:PORT or \
-                         unixsock-stream/PATH (the transports this build has)"
+                        "bad {flag} endpoint {e:?}: give PROTOCOL/ADDRESS, e.g. \
+                         tcp/192.168.1.2:7447 or unixsock-stream//run/busbar/z.sock \
+                         (this build has tcp and unixsock-stream)"
                     ));
                 }
             }

@@ -109,8 +109,9 @@ fn bad_arguments_say_what_to_do() {
     for (args, says) in [
         (&["--namespace", "a/b"][..], "bad namespace"),
         (&["--names", "$.a.**"][..], "give patterns like"),
-        (&["--listen", "foo"][..], "give tcp/HOST:PORT"),
-        (&["--connect", "udp/h:1"][..], "give tcp/HOST:PORT"),
+        (&["--listen", "foo"][..], "give PROTOCOL/ADDRESS"),
+        (&["--connect", "ftp/h:1"][..], "give PROTOCOL/ADDRESS"),
+        (&["--connect", "tcp/"][..], "give PROTOCOL/ADDRESS"),
         (&["--network-id", "0"][..], "--network-id"),
         (&["--rescan", "0"][..], "between 1 and 60000"),
     ] {
