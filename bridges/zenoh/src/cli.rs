@@ -66,6 +66,11 @@ pub struct Args {
     #[arg(long, default_value = "peer", value_parser = ["peer", "client", "router"])]
     pub mode: String,
 
+    /// Log the counters every this many seconds (0: only on warnings and
+    /// at exit)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub stats_every: u64,
+
     /// Let Zenoh find peers by UDP multicast scouting (off by default: name
     /// the endpoints with --listen/--connect)
     #[arg(long)]

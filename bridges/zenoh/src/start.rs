@@ -215,6 +215,19 @@ pub fn run(args: Args) -> Result<(), String> {
         let b = bridge.clone();
         spawn("control", Box::new(move || control::run(b, samples_tx)))?;
     }
+    if args.stats_every > 0 {
+        let b = bridge.clone();
+        let every = std::time::Duration::from_secs(args.stats_every);
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    tracing::info!("counters: {}", b.counters);
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+    }
     {
         let died = died_tx.clone();
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])

@@ -97,7 +97,7 @@ fn ten_thousand_announcements_no_loss_no_duplicate_in_order() {
 
 #[test]
 fn names_limit_what_crosses() {
-    let p = pair(&["--names", "$.a.*"], &[]);
+    let p = pair(&["--names", "$.a.*", "--stats-every", "1"], &[]);
     let (a, b) = (p.a.bus(), p.b.bus());
     let s = a.open().unwrap();
     let l = b.open().unwrap();
@@ -114,6 +114,8 @@ fn names_limit_what_crosses() {
     r.bind_replier("$.a.svc").unwrap();
     until_served(&b, "$.a.svc");
     assert_eq!(b.find_replier("$.b.svc").unwrap(), None);
+    // --stats-every: the counters, logged while it runs.
+    p.ba.wait_log("counters: published=");
 }
 
 /// One bridge a Zenoh router, the other its client: the same traffic.
