@@ -2,8 +2,10 @@
 //!
 //! The bridge opens three endpoints on its bus:
 //!
-//! - the *tap* listens to the bridged names (one copy per message) and puts
-//!   local announcements on Zenoh ([`crate::tap`]);
+//! - the *tap* listens to what listeners on other machines want, within
+//!   the bridged names (one copy per message), and puts local
+//!   announcements on Zenoh ([`crate::tap`]): a message nobody elsewhere
+//!   listens to never reaches the bridge;
 //! - the *proxy* is bound as replier for the names whose replier is on
 //!   another machine, passes the requests it gets on with a Zenoh `get`, and
 //!   sends remote announcements and replies on the local bus
@@ -12,8 +14,9 @@
 //!   and takes their replies ([`crate::requests`]).
 //!
 //! A control thread ([`crate::control`]) keeps the Zenoh side in step with
-//! the bus's bindings: subscriptions for local listeners, liveliness tokens
-//! for local repliers, proxy bindings for remote repliers.
+//! the bus's bindings: subscriptions and liveliness tokens for local
+//! listeners, tokens for local repliers, tap bindings for remote listeners,
+//! proxy bindings for remote repliers.
 //!
 //! Loops cannot form: a bridge puts on Zenoh only what was sent on its own
 //! bus (id network 0) and gives every message it passes on a non-zero
@@ -57,8 +60,8 @@ pub struct Held {
     pub since: Instant,
 }
 
-/// The replier patterns other bridges advertise: pattern → network ids.
-pub type RemoteRepliers = BTreeMap<String, BTreeSet<u32>>;
+/// Patterns other bridges advertise: pattern → their network ids.
+pub type RemotePatterns = BTreeMap<String, BTreeSet<u32>>;
 
 /// The bridge's shared state.
 #[derive(Debug)]
@@ -80,7 +83,9 @@ pub struct Bridge {
     /// This run of the bridge (random).
     pub instance: u64,
     /// Remote repliers, from liveliness tokens.
-    pub remote: Mutex<RemoteRepliers>,
+    pub remote: Mutex<RemotePatterns>,
+    /// Remote listeners, from liveliness tokens: what the tap listens to.
+    pub remote_listeners: Mutex<RemotePatterns>,
     /// Remote requests held by local repliers, by their (forwarded) id.
     pub held: Mutex<HashMap<MessageId, Held>>,
     /// Set when the control thread should look again now.
@@ -124,12 +129,10 @@ impl Bridge {
             ep.set_queue_limit(limit)
                 .map_err(|e| format!("cannot set the bridge's queue limit: {e}"))?;
         }
+        // The tap's bindings follow what other bridges' listeners want (see
+        // `control`); one copy per message however many of them match.
         tap.set_only_once(true)
             .map_err(|e| format!("cannot set only-once on the tap: {e}"))?;
-        for p in &settings.names {
-            tap.bind(p)
-                .map_err(|e| format!("cannot listen to {p} on the bus: {e}"))?;
-        }
         Ok(Self {
             settings,
             session,
@@ -139,7 +142,8 @@ impl Bridge {
             forwarder,
             counters: Counters::default(),
             instance: random_u64(),
-            remote: Mutex::new(RemoteRepliers::new()),
+            remote: Mutex::new(RemotePatterns::new()),
+            remote_listeners: Mutex::new(RemotePatterns::new()),
             held: Mutex::new(HashMap::new()),
             changed: (Mutex::new(false), Condvar::new()),
             next_synthetic: AtomicU32::new(1),

@@ -6,8 +6,13 @@
 //! - a Zenoh subscription per key expression of a local listener pattern
 //!   (other than the bridge's own) within `--names`: remote announcements
 //!   cross only to where someone listens;
+//! - a liveliness token per local listener pattern within `--names`: other
+//!   bridges' taps listen for it, so a message crosses only if someone on
+//!   another machine listens to it;
 //! - a liveliness token per local replier pattern within `--names`: other
 //!   bridges bind their proxies to it;
+//! - a tap binding per pattern other bridges' listeners advertise (within
+//!   `--names`);
 //! - a proxy replier binding per pattern another bridge advertises, unless
 //!   a replier here has it. That is the one-replier-per-name rule across
 //!   machines: a local bind of a name served elsewhere fails `EADDRINUSE`,
@@ -30,19 +35,22 @@ use std::time::Instant;
 
 use busbar::Errno;
 use zenoh::Wait;
+use zenoh::key_expr::KeyExpr;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::sample::Sample;
 
 use crate::bridge::{Bridge, lock};
 use crate::counters::Counters;
+use crate::keys::Role;
 use crate::requests::sweep;
 
 /// What the control thread has declared and bound.
 #[derive(Debug, Default)]
 struct Declared {
     subscriptions: HashMap<String, Subscriber<()>>,
-    tokens: HashMap<String, LivelinessToken>,
+    tokens: HashMap<(Role, String), LivelinessToken>,
+    taps: BTreeSet<String>,
     proxies: BTreeSet<String>,
     conflicts: BTreeSet<String>,
     /// Patterns whose proxy binding was refused (warned about once).
@@ -95,11 +103,17 @@ fn rescan(
         if b.replier {
             repliers.insert(b.name.to_string());
         } else {
-            listeners.insert(bridge.settings.keys.pattern(&b.name));
+            listeners.insert(b.name.to_string());
         }
     }
-    subscriptions(bridge, samples, declared, &listeners);
-    tokens(bridge, declared, &repliers);
+    let keys: BTreeSet<String> = listeners
+        .iter()
+        .map(|p| bridge.settings.keys.pattern(p))
+        .collect();
+    subscriptions(bridge, samples, declared, &keys);
+    tokens(bridge, declared, Role::Listener, &listeners);
+    tokens(bridge, declared, Role::Replier, &repliers);
+    taps(bridge, declared)?;
     proxies(bridge, declared, &repliers)?;
     Ok(())
 }
@@ -134,22 +148,90 @@ fn subscriptions(
     }
 }
 
-fn tokens(bridge: &Bridge, declared: &mut Declared, repliers: &BTreeSet<String>) {
+fn tokens(bridge: &Bridge, declared: &mut Declared, role: Role, patterns: &BTreeSet<String>) {
     let network = bridge.settings.network;
-    declared.tokens.retain(|p, _| repliers.contains(p));
-    for p in repliers {
-        if declared.tokens.contains_key(p) {
+    declared
+        .tokens
+        .retain(|(r, p), _| *r != role || patterns.contains(p));
+    for p in patterns {
+        let id = (role, p.clone());
+        if declared.tokens.contains_key(&id) {
             continue;
         }
-        let key = bridge.settings.keys.replier(network, p);
+        let key = bridge.settings.keys.binding(role, network, p);
         match bridge.session.liveliness().declare_token(key).wait() {
             Ok(t) => {
-                tracing::info!(pattern = %p, "advertising a local replier");
-                declared.tokens.insert(p.clone(), t);
+                tracing::info!(pattern = %p, "advertising a local {role:?}");
+                declared.tokens.insert(id, t);
             }
             Err(e) => tracing::warn!(pattern = %p, "cannot declare a liveliness token: {e}"),
         }
     }
+}
+
+/// What the tap should listen to: each remote listener pattern within
+/// `--names`, narrowed to the `--names` patterns it covers (a remote `$.*`
+/// with `--names $.a.*` is `$.a.*` here). Overlaps are harmless: the tap
+/// gets one copy per message, and checks each name against `--names`.
+fn tap_patterns(bridge: &Bridge) -> BTreeSet<String> {
+    let keys = &bridge.settings.keys;
+    let names: Vec<(String, Option<KeyExpr<'static>>)> = bridge
+        .settings
+        .names
+        .iter()
+        .map(|n| (n.clone(), KeyExpr::try_from(keys.pattern(n)).ok()))
+        .collect();
+    let mut out = BTreeSet::new();
+    for p in lock(&bridge.remote_listeners).keys() {
+        if p.starts_with("$.KBUS.") || !bridge.in_scope(p) {
+            continue;
+        }
+        let Ok(remote) = KeyExpr::try_from(keys.pattern(p)) else {
+            continue;
+        };
+        let mut narrowed = false;
+        for (n, nk) in &names {
+            if nk.as_ref().is_some_and(|nk| remote.includes(nk)) {
+                out.insert(n.clone());
+                narrowed = true;
+            }
+        }
+        if !narrowed {
+            out.insert(p.clone());
+        }
+    }
+    out
+}
+
+fn taps(bridge: &Bridge, declared: &mut Declared) -> Result<(), Errno> {
+    let wanted = tap_patterns(bridge);
+    let gone: Vec<String> = declared.taps.difference(&wanted).cloned().collect();
+    for p in gone {
+        match bridge.tap.unbind(&p) {
+            Ok(()) | Err(Errno::EINVAL) => {
+                declared.taps.remove(&p);
+            }
+            Err(e) if lost(e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(pattern = %p, "cannot stop listening for a remote listener: {e}")
+            }
+        }
+    }
+    for p in wanted.difference(&declared.taps.clone()) {
+        match bridge.tap.bind(p) {
+            Ok(()) => {
+                tracing::info!(pattern = %p, "a remote listener: taking its messages here");
+                declared.taps.insert(p.clone());
+            }
+            Err(e) if lost(e) => return Err(e),
+            Err(e) => {
+                if declared.refused.insert(p.clone()) {
+                    tracing::warn!(pattern = %p, "cannot listen for a remote listener: {e}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn proxies(
@@ -185,7 +267,10 @@ fn proxies(
     declared.conflicts.retain(|p| {
         remote.get(p).is_some_and(|n| n.len() > 1) || (remote.contains_key(p) && local.contains(p))
     });
-    declared.refused.retain(|p| remote.contains_key(p));
+    let tap_wanted = tap_patterns(bridge);
+    declared
+        .refused
+        .retain(|p| remote.contains_key(p) || tap_wanted.contains(p));
     let gone: Vec<String> = declared
         .proxies
         .iter()

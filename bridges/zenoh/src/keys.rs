@@ -9,13 +9,31 @@
 //! The bridges' own keys live under `busbar-bridge/NS/<network id>/`:
 //!
 //! - `alive/<zenoh id>`: a liveliness token per running bridge;
-//! - `replier/<pattern in hex>`: a liveliness token per replier binding on
-//!   that bridge's bus (hex, because a pattern's `*` and `%` are not key
-//!   characters);
+//! - `replier/<pattern in hex>` and `listener/<pattern in hex>`: a
+//!   liveliness token per replier and per listener pattern on that bridge's
+//!   bus (hex, because a pattern's `*` and `%` are not key characters);
 //! - `request/<name as a key path>`: the bridge's queryable, which takes
 //!   requests for its bus's repliers.
 
 use busbar::name::{PatternKind, parse_pattern};
+
+/// What a binding advertised to other bridges is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A replier: other bridges bind a proxy for it.
+    Replier,
+    /// A listener: other bridges' taps listen for it.
+    Listener,
+}
+
+impl Role {
+    fn chunk(self) -> &'static str {
+        match self {
+            Self::Replier => "replier",
+            Self::Listener => "listener",
+        }
+    }
+}
 
 /// The key expressions of one namespace.
 #[derive(Clone, Debug)]
@@ -75,28 +93,29 @@ impl Keys {
         format!("busbar-bridge/{}/{network}/alive/*", self.ns)
     }
 
-    /// The liveliness token of a replier binding on bridge `network`'s bus.
-    pub fn replier(&self, network: u32, pattern: &str) -> String {
+    /// The liveliness token of a `role` binding on bridge `network`'s bus.
+    pub fn binding(&self, role: Role, network: u32, pattern: &str) -> String {
         format!(
-            "busbar-bridge/{}/{network}/replier/{}",
+            "busbar-bridge/{}/{network}/{}/{}",
             self.ns,
+            role.chunk(),
             hex(pattern.as_bytes())
         )
     }
 
-    /// Every replier token of the namespace.
-    pub fn repliers(&self) -> String {
-        format!("busbar-bridge/{}/*/replier/*", self.ns)
+    /// Every `role` token of the namespace.
+    pub fn bindings(&self, role: Role) -> String {
+        format!("busbar-bridge/{}/*/{}/*", self.ns, role.chunk())
     }
 
-    /// The network id and pattern a replier token stands for.
-    pub fn parse_replier(&self, key: &str) -> Option<(u32, String)> {
+    /// The network id and pattern a `role` token stands for.
+    pub fn parse_binding(&self, role: Role, key: &str) -> Option<(u32, String)> {
         let rest = key
             .strip_prefix("busbar-bridge/")?
             .strip_prefix(self.ns.as_str())?
             .strip_prefix('/')?;
         let (net, rest) = rest.split_once('/')?;
-        let hexed = rest.strip_prefix("replier/")?;
+        let hexed = rest.strip_prefix(role.chunk())?.strip_prefix('/')?;
         let network = net.parse::<u32>().ok().filter(|&n| n != 0)?;
         let pattern = String::from_utf8(unhex(hexed)?).ok()?;
         parse_pattern(&pattern).ok()?;
@@ -156,15 +175,24 @@ mod tests {
     }
 
     #[test]
-    fn replier_tokens_round_trip() {
+    fn binding_tokens_round_trip() {
         let k = Keys::new("ns_1").unwrap();
         for p in ["$.a", "$.a.*", "$.a.b.%", "$.*"] {
-            let key = k.replier(7, p);
-            assert_eq!(k.parse_replier(&key), Some((7, p.to_owned())), "{key}");
+            for role in [Role::Replier, Role::Listener] {
+                let key = k.binding(role, 7, p);
+                assert_eq!(
+                    k.parse_binding(role, &key),
+                    Some((7, p.to_owned())),
+                    "{key}"
+                );
+            }
+            let key = k.binding(Role::Replier, 7, p);
+            assert_eq!(k.parse_binding(Role::Listener, &key), None);
         }
-        assert_eq!(k.parse_replier("busbar-bridge/ns_1/0/replier/2e"), None);
-        assert_eq!(k.parse_replier("busbar-bridge/ns_1/3/replier/zz"), None);
-        assert_eq!(k.parse_replier("busbar-bridge/ns_1/3/replier/242e"), None);
+        let parse = |key| k.parse_binding(Role::Replier, key);
+        assert_eq!(parse("busbar-bridge/ns_1/0/replier/2e"), None);
+        assert_eq!(parse("busbar-bridge/ns_1/3/replier/zz"), None);
+        assert_eq!(parse("busbar-bridge/ns_1/3/replier/242e"), None);
     }
 
     #[test]

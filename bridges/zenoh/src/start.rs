@@ -11,7 +11,7 @@ use zenoh::sample::SampleKind;
 
 use crate::bridge::{Bridge, Settings, lock};
 use crate::cli::Args;
-use crate::keys::Keys;
+use crate::keys::{Keys, Role};
 use crate::{control, counters, inject, requests, tap};
 
 fn zenoh_config(args: &Args) -> Result<zenoh::Config, String> {
@@ -46,9 +46,9 @@ fn zenoh_config(args: &Args) -> Result<zenoh::Config, String> {
     Ok(config)
 }
 
-/// The most replier patterns taken from other bridges: each becomes a
-/// binding on the local bus, and the network must not be able to make the
-/// bridge bind without bound.
+/// The most replier (and listener) patterns taken from other bridges: each
+/// becomes a binding on the local bus, and the network must not be able to
+/// make the bridge bind without bound.
 pub const MAX_REMOTE_PATTERNS: usize = 16_384;
 
 /// Runs a bridge until a signal stops it (`Ok`) or the bus connection
@@ -119,52 +119,9 @@ pub fn run(args: Args) -> Result<(), String> {
         .wait()
         .map_err(|e| format!("cannot declare the bridge's token: {e}"))?;
 
-    // Remote repliers, from their bridges' tokens.
-    let replier_watch = session
-        .liveliness()
-        .declare_subscriber(keys.repliers())
-        .history(true)
-        .callback({
-            let bridge = bridge.clone();
-            move |s| {
-                let key = s.key_expr().as_str();
-                let Some((net, pattern)) = bridge.settings.keys.parse_replier(key) else {
-                    return inject::bad_input(&bridge, key, "not a replier token");
-                };
-                if net == network {
-                    return;
-                }
-                {
-                    let mut remote = lock(&bridge.remote);
-                    match s.kind() {
-                        SampleKind::Put
-                            if remote.len() >= MAX_REMOTE_PATTERNS
-                                && !remote.contains_key(&pattern) =>
-                        {
-                            return inject::bad_input(
-                                &bridge,
-                                key,
-                                "too many remote replier patterns (ignored)",
-                            );
-                        }
-                        SampleKind::Put => {
-                            remote.entry(pattern).or_default().insert(net);
-                        }
-                        SampleKind::Delete => {
-                            if let Some(nets) = remote.get_mut(&pattern) {
-                                nets.remove(&net);
-                                if nets.is_empty() {
-                                    remote.remove(&pattern);
-                                }
-                            }
-                        }
-                    }
-                }
-                bridge.poke();
-            }
-        })
-        .wait()
-        .map_err(|e| format!("cannot watch replier tokens: {e}"))?;
+    // Remote repliers and listeners, from their bridges' tokens.
+    let replier_watch = watch(&session, &bridge, Role::Replier)?;
+    let listener_watch = watch(&session, &bridge, Role::Listener)?;
 
     let queryable = session
         .declare_queryable(keys.requests(network))
@@ -245,10 +202,68 @@ pub fn run(args: Args) -> Result<(), String> {
     } else {
         tracing::error!("{why}");
     }
-    drop((queryable, replier_watch, alive_watch));
+    drop((queryable, replier_watch, listener_watch, alive_watch));
     let _ = session.close().wait();
     tracing::info!("counters: {}", bridge.counters);
     if stopping { Ok(()) } else { Err(why) }
+}
+
+/// Keeps `bridge`'s map of remote `role` patterns in step with the other
+/// bridges' tokens (bounded: see [`MAX_REMOTE_PATTERNS`]), and wakes the
+/// control thread on every change.
+fn watch(
+    session: &zenoh::Session,
+    bridge: &Arc<Bridge>,
+    role: Role,
+) -> Result<zenoh::pubsub::Subscriber<()>, String> {
+    let network = bridge.settings.network;
+    let bridge = bridge.clone();
+    session
+        .liveliness()
+        .declare_subscriber(bridge.settings.keys.bindings(role))
+        .history(true)
+        .callback(move |s| {
+            let key = s.key_expr().as_str();
+            let Some((net, pattern)) = bridge.settings.keys.parse_binding(role, key) else {
+                return inject::bad_input(&bridge, key, "not a binding token");
+            };
+            if net == network {
+                return;
+            }
+            {
+                let map = match role {
+                    Role::Replier => &bridge.remote,
+                    Role::Listener => &bridge.remote_listeners,
+                };
+                let mut remote = lock(map);
+                match s.kind() {
+                    SampleKind::Put
+                        if remote.len() >= MAX_REMOTE_PATTERNS
+                            && !remote.contains_key(&pattern) =>
+                    {
+                        return inject::bad_input(
+                            &bridge,
+                            key,
+                            "too many remote patterns (ignored)",
+                        );
+                    }
+                    SampleKind::Put => {
+                        remote.entry(pattern).or_default().insert(net);
+                    }
+                    SampleKind::Delete => {
+                        if let Some(nets) = remote.get_mut(&pattern) {
+                            nets.remove(&net);
+                            if nets.is_empty() {
+                                remote.remove(&pattern);
+                            }
+                        }
+                    }
+                }
+            }
+            bridge.poke();
+        })
+        .wait()
+        .map_err(|e| format!("cannot watch {role:?} tokens: {e}"))
 }
 
 /// A network id from the Zenoh session id: non-zero, and stable for a given

@@ -229,3 +229,50 @@ fn three_buses_in_a_line() {
 fn three_buses_in_a_star() {
     three(false);
 }
+
+/// A bridge takes from its bus only what listeners elsewhere want: its tap
+/// follows their patterns, so other traffic never reaches it.
+#[test]
+fn only_what_someone_elsewhere_listens_to_leaves_the_bus() {
+    let p = pair(&[], &[]);
+    let (a, b) = (p.a.bus(), p.b.bus());
+    let s = a.open().unwrap();
+    let l = b.open().unwrap();
+    l.bind("$.x.*").unwrap();
+    until_crossing(&s, &l, "$.x.probe");
+    let tap_bindings = |bus: &Bus| -> Vec<(EndpointId, String)> {
+        bus.list_bindings()
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.pid != std::process::id() && !b.replier)
+            .map(|b| (b.endpoint, b.name.to_string()))
+            .collect()
+    };
+    let taps = tap_bindings(&a);
+    assert_eq!(taps.len(), 1, "{taps:?}");
+    assert_eq!(taps[0].1, "$.x.*");
+    let tap = taps[0].0;
+    let received = |bus: &Bus| {
+        bus.stats()
+            .unwrap()
+            .endpoint_stats
+            .iter()
+            .find(|e| e.id == tap)
+            .unwrap()
+            .received
+    };
+    let before = received(&a);
+    for i in 0..100 {
+        s.announce("$.y.other", format!("{i}")).unwrap();
+    }
+    s.announce("$.x.last", "marker").unwrap();
+    assert_eq!(&next(&l).data[..], b"marker");
+    assert_eq!(received(&a), before + 1, "only the marker reached the tap");
+    // The listener goes: so does the tap's binding.
+    l.unbind("$.x.*").unwrap();
+    let end = Instant::now() + PATIENCE;
+    while !tap_bindings(&a).is_empty() {
+        assert!(Instant::now() < end, "the tap kept listening");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
