@@ -28,12 +28,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use busbar::{Bus, Endpoint, EndpointId, Errno, MessageId, name::pattern_matches};
+use busbar::{Bus, Endpoint, EndpointId, Errno, Message, MessageId, name::pattern_matches};
 use zenoh::Session;
 use zenoh::key_expr::KeyExpr;
 use zenoh::query::Query;
 
 use crate::counters::Counters;
+use crate::envelope::{Envelope, Kind};
 use crate::keys::Keys;
 
 /// Settings a bridge runs with.
@@ -148,6 +149,30 @@ impl Bridge {
             changed: (Mutex::new(false), Condvar::new()),
             next_synthetic: AtomicU32::new(1),
         })
+    }
+
+    /// `message`, taken from this bus, as this bridge puts it on Zenoh:
+    /// stamped with our network ([`crate::tap::stamp`]), in an envelope of
+    /// `kind` (`seq`: the announcement counter, 0 otherwise).
+    pub fn envelope(&self, kind: Kind, seq: u64, message: Message) -> Envelope {
+        let mut message = message;
+        crate::tap::stamp(&mut message, self.settings.network);
+        Envelope {
+            kind,
+            origin: self.settings.network,
+            instance: self.instance,
+            seq,
+            message,
+        }
+    }
+
+    /// The next messages on one of the bridge's endpoints (waiting for
+    /// them); the error says the bridge lost the bus (`who` names the
+    /// endpoint's role).
+    pub fn next_batch(&self, endpoint: &Endpoint, who: &str) -> Result<Vec<Message>, String> {
+        endpoint
+            .recv_batch_timeout(64, None)
+            .map_err(|e| format!("the {who} lost the bus: {e}"))
     }
 
     /// The bridge's own endpoints (their bindings are not the bus's users').

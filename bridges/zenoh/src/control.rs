@@ -113,8 +113,9 @@ fn rescan(
     subscriptions(bridge, samples, declared, &keys);
     tokens(bridge, declared, Role::Listener, &listeners);
     tokens(bridge, declared, Role::Replier, &repliers);
-    taps(bridge, declared)?;
-    proxies(bridge, declared, &repliers)?;
+    let tap_wanted = tap_patterns(bridge);
+    taps(bridge, declared, &tap_wanted)?;
+    proxies(bridge, declared, &repliers, &tap_wanted)?;
     Ok(())
 }
 
@@ -203,9 +204,8 @@ fn tap_patterns(bridge: &Bridge) -> BTreeSet<String> {
     out
 }
 
-fn taps(bridge: &Bridge, declared: &mut Declared) -> Result<(), Errno> {
-    let wanted = tap_patterns(bridge);
-    let gone: Vec<String> = declared.taps.difference(&wanted).cloned().collect();
+fn taps(bridge: &Bridge, declared: &mut Declared, wanted: &BTreeSet<String>) -> Result<(), Errno> {
+    let gone: Vec<String> = declared.taps.difference(wanted).cloned().collect();
     for p in gone {
         match bridge.tap.unbind(&p) {
             Ok(()) | Err(Errno::EINVAL) => {
@@ -238,6 +238,7 @@ fn proxies(
     bridge: &Bridge,
     declared: &mut Declared,
     local: &BTreeSet<String>,
+    tap_wanted: &BTreeSet<String>,
 ) -> Result<(), Errno> {
     let network = bridge.settings.network;
     let remote: BTreeMap<String, BTreeSet<u32>> = lock(&bridge.remote)
@@ -267,7 +268,6 @@ fn proxies(
     declared.conflicts.retain(|p| {
         remote.get(p).is_some_and(|n| n.len() > 1) || (remote.contains_key(p) && local.contains(p))
     });
-    let tap_wanted = tap_patterns(bridge);
     declared
         .refused
         .retain(|p| remote.contains_key(p) || tap_wanted.contains(p));

@@ -112,6 +112,24 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// Logs (at debug level) an envelope from another machine, with the
+    /// sender's pid and uid as its own bus saw them: local receivers get
+    /// the bridge's credentials, so this is where they can be found.
+    pub fn trace_arrival(&self) {
+        let m = &self.message;
+        tracing::debug!(
+            kind = ?self.kind,
+            name = %m.name,
+            id = %m.id,
+            origin = self.origin,
+            pid = m.creds.pid,
+            uid = m.creds.uid,
+            "from another machine (pid and uid as its bus saw them)"
+        );
+    }
+}
+
 /// The flags a bridge passes on: the user's bits and the delivery options
 /// that mean something on every bus (`URGENT`, `ALL_OR_FAIL`), and
 /// `SYNTHETIC` on replies. `ALL_OR_WAIT` is the sender's own bus's affair:

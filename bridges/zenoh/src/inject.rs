@@ -114,15 +114,8 @@ fn check(bridge: &Bridge, key: &str, bytes: Bytes) -> Result<Envelope, &'static 
 }
 
 fn outgoing(env: Envelope) -> Outgoing {
+    env.trace_arrival();
     let m = env.message;
-    tracing::debug!(
-        name = %m.name,
-        id = %m.id,
-        origin = env.origin,
-        pid = m.creds.pid,
-        uid = m.creds.uid,
-        "announcement from another machine (pid and uid as its bus saw them)"
-    );
     Outgoing {
         name: m.name.clone(),
         data: m.data.clone(),

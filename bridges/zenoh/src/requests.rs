@@ -29,15 +29,14 @@ use crate::bridge::{Bridge, Held, lock};
 use crate::counters::Counters;
 use crate::envelope::{Envelope, Kind, passed_on};
 use crate::inject::bad_input;
-use crate::tap::stamp;
 
 /// Runs the proxy until the bus connection fails: every request the bus
 /// gives it goes to the machine of its replier.
 pub fn run_proxy(bridge: Arc<Bridge>) -> String {
     loop {
-        let batch = match bridge.proxy.recv_batch_timeout(64, None) {
+        let batch = match bridge.next_batch(&bridge.proxy, "proxy") {
             Ok(b) => b,
-            Err(e) => return format!("the proxy lost the bus: {e}"),
+            Err(why) => return why,
         };
         for m in batch {
             if m.wants_us_to_reply() {
@@ -156,15 +155,7 @@ fn send_out(bridge: &Arc<Bridge>, m: Message) {
         // answer, dropped, says Disappeared.
         return;
     };
-    let mut out = m;
-    stamp(&mut out, network);
-    let env = Envelope {
-        kind: Kind::Request,
-        origin: network,
-        instance: bridge.instance,
-        seq: 0,
-        message: out,
-    };
+    let env = bridge.envelope(Kind::Request, 0, m);
     let key = bridge.settings.keys.request(target, &env.message.name);
     let slot = Mutex::new(Some(answer));
     let expected = env.message.id;
@@ -266,15 +257,8 @@ pub fn serve(bridge: &Arc<Bridge>, query: Query) {
             "our own network id (is another bridge using it?)",
         );
     }
+    env.trace_arrival();
     let m = env.message;
-    tracing::debug!(
-        name = %m.name,
-        id = %m.id,
-        origin = env.origin,
-        pid = m.creds.pid,
-        uid = m.creds.uid,
-        "request from another machine (pid and uid as its bus saw them)"
-    );
     if !bridge.crosses(&m.name) {
         return answer_now(bridge, query, m.id, remote_error(Errno::EADDRNOTAVAIL));
     }
@@ -335,16 +319,7 @@ fn answer_now(bridge: &Bridge, query: Query, request: MessageId, name: String) {
 }
 
 fn reply_to_query(bridge: &Bridge, query: &Query, reply: Message) {
-    let network = bridge.settings.network;
-    let mut reply = reply;
-    stamp(&mut reply, network);
-    let env = Envelope {
-        kind: Kind::Reply,
-        origin: network,
-        instance: bridge.instance,
-        seq: 0,
-        message: reply,
-    };
+    let env = bridge.envelope(Kind::Reply, 0, reply);
     if let Err(e) = query.reply(query.key_expr().clone(), env.encode()).wait() {
         tracing::debug!("cannot answer a remote request (its requester's bridge went?): {e}");
     }
@@ -354,9 +329,9 @@ fn reply_to_query(bridge: &Bridge, query: &Query, reply: Message) {
 /// answers the query that brought its request.
 pub fn run_forwarder(bridge: Arc<Bridge>) -> String {
     loop {
-        let batch = match bridge.forwarder.recv_batch_timeout(64, None) {
+        let batch = match bridge.next_batch(&bridge.forwarder, "forwarder") {
             Ok(b) => b,
-            Err(e) => return format!("the forwarder lost the bus: {e}"),
+            Err(why) => return why,
         };
         for m in batch {
             if !m.is_reply() {

@@ -19,16 +19,16 @@ use zenoh::qos::CongestionControl;
 
 use crate::bridge::Bridge;
 use crate::counters::{Counters, worth_logging};
-use crate::envelope::{Envelope, Kind};
+use crate::envelope::Kind;
 
 /// Runs the tap until the bus connection fails.
 pub fn run(bridge: Arc<Bridge>) -> String {
     let mut seq = 0u64;
     let mut publishers = Publishers::default();
     loop {
-        let batch = match bridge.tap.recv_batch_timeout(64, None) {
+        let batch = match bridge.next_batch(&bridge.tap, "tap") {
             Ok(b) => b,
-            Err(e) => return format!("the tap lost the bus: {e}"),
+            Err(why) => return why,
         };
         for m in batch {
             if m.lost > 0 {
@@ -97,19 +97,10 @@ impl Publishers {
 }
 
 fn publish(bridge: &Bridge, publishers: &mut Publishers, m: Message, seq: u64) {
-    let network = bridge.settings.network;
     let Some(publisher) = publishers.get(bridge, &m.name) else {
         return;
     };
-    let mut m = m;
-    stamp(&mut m, network);
-    let env = Envelope {
-        kind: Kind::Announcement,
-        origin: network,
-        instance: bridge.instance,
-        seq,
-        message: m,
-    };
+    let env = bridge.envelope(Kind::Announcement, seq, m);
     match publisher.put(env.encode()).wait() {
         Ok(()) => {
             Counters::bump(&bridge.counters.published);
