@@ -582,9 +582,10 @@ int busbar_send(const struct busbar_endpoint *ep,
                 struct busbar_msg_id *id);
 
 /**
- * Sends a message like busbar_send, but if it is pending
- * (`BUSBAR_ALL_OR_WAIT` with a full queue) waits up to `timeout_ms` for it
- * to be delivered. Blocks. Errors: those of busbar_send, and -ETIMEDOUT
+ * Sends a message like busbar_send with `BUSBAR_ALL_OR_WAIT` added to its
+ * flags (every recipient gets it or none does), and while a recipient's
+ * queue is full waits up to `timeout_ms` for room. Blocks. Errors: those
+ * of busbar_send, -EINVAL with `BUSBAR_ALL_OR_FAIL`, and -ETIMEDOUT
  * (still pending at the timeout: it is discarded).
  */
 int busbar_send_wait(const struct busbar_endpoint *ep,

@@ -193,9 +193,10 @@ pub unsafe extern "C" fn busbar_send(
     })
 }
 
-/// Sends a message like busbar_send, but if it is pending
-/// (`BUSBAR_ALL_OR_WAIT` with a full queue) waits up to `timeout_ms` for it
-/// to be delivered. Blocks. Errors: those of busbar_send, and -ETIMEDOUT
+/// Sends a message like busbar_send with `BUSBAR_ALL_OR_WAIT` added to its
+/// flags (every recipient gets it or none does), and while a recipient's
+/// queue is full waits up to `timeout_ms` for room. Blocks. Errors: those
+/// of busbar_send, -EINVAL with `BUSBAR_ALL_OR_FAIL`, and -ETIMEDOUT
 /// (still pending at the timeout: it is discarded).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn busbar_send_wait(

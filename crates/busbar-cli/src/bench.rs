@@ -391,9 +391,16 @@ fn print_data(
     messages: u64,
     raw: &Percentiles,
     brokered: &Percentiles,
-    rates: &[crate::bench_data::Rate; 4],
+    rates: &crate::bench_data::Rates,
 ) {
-    let [memcpy, stream, one, four] = rates;
+    let crate::bench_data::Rates {
+        memcpy,
+        fresh_memfd,
+        stream,
+        one,
+        four,
+    } = rates;
+    let huge = crate::bench_data::shmem_huge_pages();
     if args.json {
         println!(
             "{}",
@@ -406,6 +413,8 @@ fn print_data(
                 "bus_request_reply_p50_us": us(brokered.p50),
                 "bus_request_reply_p99_us": us(brokered.p99),
                 "memcpy_gb_per_s": memcpy.gb_per_s(),
+                "fresh_memfd_gb_per_s": fresh_memfd.gb_per_s(),
+                "shmem_huge_pages": huge,
                 "raw_stream_gb_per_s": stream.gb_per_s(),
                 "bus_1_listener_gb_per_s": one.gb_per_s(),
                 "bus_4_listeners_gb_per_s": four.gb_per_s(),
@@ -438,6 +447,10 @@ fn print_data(
     };
     row("memcpy of the same bytes, one thread (baseline)", memcpy);
     row(
+        "fresh sealed memfds written whole, one thread, no bus (baseline)",
+        fresh_memfd,
+    );
+    row(
         "raw Unix-socket stream, 2 processes, written and read whole (baseline)",
         stream,
     );
@@ -451,7 +464,9 @@ fn print_data(
     );
     println!(
         "\n{rounds} round trips timed; {messages} messages of {} bytes per run, every byte \
-         written by the sender and read (checksummed) by every receiver; none lost.",
+         written by the sender and read (checksummed) by every receiver; none lost.\n\
+         Shared-memory huge pages: {huge} (from 2 MiB a payload buffer asks for them; \
+         with `never` every 4 KiB page of a fresh memfd is allocated and zeroed on its own).",
         args.size
     );
 }

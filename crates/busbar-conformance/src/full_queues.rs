@@ -328,6 +328,37 @@ pub fn send_wait_completes(make: &dyn Fn() -> Bus) {
     assert_eq!(s.stats().unwrap().pending_send, None);
 }
 
+/// `send_wait` sends with `ALL_OR_WAIT` whatever the message's own flags:
+/// a plain announcement to a full queue waits for room instead of being
+/// lost there, and one flagged `ALL_OR_FAIL` is refused.
+pub fn send_wait_adds_all_or_wait(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, l] = open_n(&bus);
+    let m0 = fill(&bus, &l, "$.a");
+    let expect = serial(next_serial(&bus));
+    let plain = Outgoing::announcement("$.a", &b"plain"[..]);
+    let got = std::thread::scope(|sc| {
+        let t = sc.spawn(|| s.send_wait(plain, Some(GUARD)));
+        wait_until("the send to go pending", || {
+            s.stats().unwrap().pending_send.is_some()
+        });
+        assert_eq!(next(&l).id, m0);
+        t.join().unwrap()
+    });
+    assert_eq!(got, Ok(expect));
+    let m = next(&l);
+    assert_eq!((m.id, m.lost), (expect, 0), "delivered, nothing lost");
+    assert!(m.flags.contains(Flags::ALL_OR_WAIT));
+    assert_err(
+        s.send_wait(
+            Outgoing::announcement("$.a", &b""[..]).with_flags(Flags::ALL_OR_FAIL),
+            Some(GUARD),
+        ),
+        Errno::EINVAL,
+    );
+    assert_empty(&l);
+}
+
 /// `send_wait` with a timeout: `ETIMEDOUT`, and the send is gone.
 pub fn send_wait_timeout(make: &dyn Fn() -> Bus) {
     let bus = make();

@@ -93,7 +93,7 @@ macro_rules! for_each_case {
                 listener_skipped_lost, replier_full_ebusy, all_or_fail, all_or_fail_replier,
                 planned_copies_count, all_or_wait_recv, all_or_wait_unbind,
                 all_or_wait_close, all_or_wait_raise_limit, all_or_wait_request,
-                pending_oldest_first, discard_send, send_wait_completes, send_wait_timeout,
+                pending_oldest_first, discard_send, send_wait_completes, send_wait_adds_all_or_wait, send_wait_timeout,
                 ealready, outcome_forgotten
             }
             only_once { off_by_default, one_copy, replier_copy_preferred, requester_copy_preferred }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
 use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, fcntl_get_seals, fstat, ftruncate};
-use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
+use rustix::mm::{Advice, MapFlags, ProtFlags, madvise, mmap, munmap};
 
 /// The seals a payload memfd must carry.
 pub const PAYLOAD_SEALS: SealFlags = SealFlags::SEAL
@@ -36,8 +36,15 @@ struct Mapping {
     len: usize,
 }
 
+/// From this size a writable mapping asks for transparent huge pages
+/// (one 2 MiB page instead of 512 faults and 512 allocations). The kernel
+/// gives them only where shared-memory huge pages are allowed
+/// (`/sys/kernel/mm/transparent_hugepage/shmem_enabled` is `advise`,
+/// `within_size` or `always`); elsewhere the advice changes nothing.
+const HUGE_PAGE: usize = 2 << 20;
+
 impl Mapping {
-    /// `populate`: fault every page in now (one call, much cheaper than a
+    /// `populate`: map every page now (one call, much cheaper than a
     /// fault per page for memory about to be read or written whole).
     fn new(fd: BorrowedFd<'_>, len: usize, writable: bool, populate: bool) -> io::Result<Self> {
         if len == 0 {
@@ -51,19 +58,39 @@ impl Mapping {
         } else {
             ProtFlags::READ
         };
-        // SAFETY: a new mapping at an address the kernel chooses, of an fd
-        // we hold, `len` bytes (the file's size); nothing else is touched.
-        // Unmapped exactly once, in `Drop`.
-        let flags = if populate {
+        // A writable mapping is populated below, after the huge-page advice
+        // (MAP_POPULATE would allocate small pages first, and on a shared
+        // mapping it populates for reading, so every first write faults
+        // again).
+        let flags = if populate && !writable {
             MapFlags::SHARED | MapFlags::POPULATE
         } else {
             MapFlags::SHARED
         };
+        // SAFETY: a new mapping at an address the kernel chooses, of an fd
+        // we hold, `len` bytes (the file's size); nothing else is touched.
+        // Unmapped exactly once, in `Drop`.
         let ptr = unsafe { mmap(std::ptr::null_mut(), len, prot, flags, fd, 0)? };
-        Ok(Self {
+        let map = Self {
             ptr: NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap gave null"))?,
             len,
-        })
+        };
+        if writable {
+            if len >= HUGE_PAGE {
+                // SAFETY: advice on the mapping just made, all of it; it
+                // changes how pages are allocated, never their contents.
+                // Refused (EINVAL) by kernels without THP: harmless.
+                let _ = unsafe { madvise(ptr, len, Advice::LinuxHugepage) };
+            }
+            if populate {
+                // SAFETY: as above; faults every page in for writing (new
+                // pages are zero, as they would be on first touch). Kernels
+                // before 5.14 refuse it and the pages fault in on first
+                // write instead.
+                let _ = unsafe { madvise(ptr, len, Advice::LinuxPopulateWrite) };
+            }
+        }
+        Ok(map)
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -145,11 +172,16 @@ impl SealedMemfd {
         self
     }
 
-    /// A new sealed memfd holding a copy of `data`.
+    /// A new sealed memfd holding a copy of `data`. Written with `write`,
+    /// not through a mapping: the kernel then need not zero the new pages
+    /// first, and the sender maps nothing it would have to unmap again.
     pub fn copy_of(data: &[u8]) -> io::Result<Self> {
-        let mut b = MemfdBuffer::new(data.len())?;
-        b.as_mut_slice().copy_from_slice(data);
-        b.seal()
+        let fd = new_memfd()?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, data)?;
+        let fd = OwnedFd::from(file);
+        fcntl_add_seals(&fd, PAYLOAD_SEALS)?;
+        Self::open(fd, false)
     }
 
     /// The memfd.
@@ -188,6 +220,14 @@ impl Drop for SealedMemfd {
     }
 }
 
+/// A new empty memfd that can be sealed.
+fn new_memfd() -> io::Result<OwnedFd> {
+    Ok(rustix::fs::memfd_create(
+        "busbar-payload",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?)
+}
+
 /// A writable memfd of a fixed size, to fill in place and then seal.
 #[derive(Debug)]
 pub struct MemfdBuffer {
@@ -198,10 +238,7 @@ pub struct MemfdBuffer {
 impl MemfdBuffer {
     /// A new memfd of `len` zero bytes, mapped writable.
     pub fn new(len: usize) -> io::Result<Self> {
-        let fd = rustix::fs::memfd_create(
-            "busbar-payload",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
+        let fd = new_memfd()?;
         ftruncate(&fd, len as u64)?;
         Ok(Self {
             // Populated: the buffer is about to be written whole.

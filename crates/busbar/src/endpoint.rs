@@ -207,16 +207,18 @@ impl Endpoint {
         self.calls().send_batch(self.bus.id(), self.id, batch)
     }
 
-    /// Sends a message, waiting (up to `timeout`, `None` = forever) while an
-    /// `ALL_OR_WAIT` send is pending for room. On timeout the send is
-    /// discarded and the result is `ETIMEDOUT`.
+    /// Sends a message with `ALL_OR_WAIT` (added to its flags): every
+    /// recipient gets it or none does, and while a recipient's queue is full
+    /// this waits (up to `timeout`, `None` = forever) for room. On timeout
+    /// the send is discarded and the result is `ETIMEDOUT`. `EINVAL` for a
+    /// message flagged `ALL_OR_FAIL` (the two exclude each other).
     pub fn send_wait(
         &self,
         message: Outgoing,
         timeout: Option<Duration>,
     ) -> Result<MessageId, Errno> {
         let deadline = deadline(timeout);
-        match self.send(message) {
+        match self.send(message.with_flags(Flags::ALL_OR_WAIT)) {
             Err(Errno::EAGAIN) => {}
             other => return other,
         }
