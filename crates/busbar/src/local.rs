@@ -14,6 +14,7 @@ use std::hash::{BuildHasher, Hasher as _, RandomState};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
 use std::time::Instant;
 
 use busbar_kernel::{
@@ -34,6 +35,10 @@ pub(crate) struct Signal {
     lock: Mutex<()>,
     cond: Condvar,
     fd: OnceLock<ReadinessFd>,
+    /// Async tasks to wake at the next arrival (or close), and whether
+    /// there are any (checked on every wake without the lock).
+    tasks: Mutex<Vec<Waker>>,
+    has_tasks: AtomicBool,
 }
 
 impl Signal {
@@ -46,10 +51,12 @@ impl Signal {
             }
         }
         // Only ever written under the kernel lock, which orders it: a plain
-        // load and store, no locked instruction on the hot path.
+        // load, and a store only when it changes. That store is SeqCst: a
+        // task registers (`has_tasks`, SeqCst) and then reads the level
+        // without the lock, so one of the two must see the other's store.
         let was = self.level.load(Ordering::Relaxed);
         if was != readable {
-            self.level.store(readable, Ordering::Relaxed);
+            self.level.store(readable, Ordering::SeqCst);
         }
         if was != readable
             && let Some(fd) = self.fd.get()
@@ -58,13 +65,46 @@ impl Signal {
             // is out of resources; waiters then fall back to timeouts.
             let _ = if readable { fd.set() } else { fd.clear() };
         }
+        // Last: a woken task reads the level just stored.
+        if readable {
+            self.wake_tasks();
+        }
     }
 
     /// Wakes every waiter without a new message (used at close).
     fn poke(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.cond.notify_all();
+        {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.cond.notify_all();
+        }
+        self.wake_tasks();
+    }
+
+    /// Wakes (once) the async tasks registered since the last arrival.
+    fn wake_tasks(&self) {
+        if self.has_tasks.load(Ordering::SeqCst) {
+            let tasks = {
+                let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+                self.has_tasks.store(false, Ordering::SeqCst);
+                std::mem::take(&mut *t)
+            };
+            for w in tasks {
+                w.wake();
+            }
+        }
+    }
+
+    /// Registers `waker` for the next arrival. The task must then look for
+    /// what it waits for under the kernel lock: an arrival (pushed and
+    /// woken under that lock) is either seen by the look or comes after
+    /// it and finds the registration.
+    fn wake_task_at_arrival(&self, waker: &Waker) {
+        let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if !t.iter().any(|w| w.will_wake(waker)) {
+            t.push(waker.clone());
+        }
+        self.has_tasks.store(true, Ordering::SeqCst);
     }
 
     fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
@@ -217,6 +257,15 @@ struct LocalLink {
 impl Link for LocalLink {
     fn endpoint(&self) -> EndpointId {
         self.endpoint
+    }
+
+    fn wake_at_arrival(&self, waker: &Waker) -> bool {
+        self.signal.wake_task_at_arrival(waker);
+        true
+    }
+
+    fn wakes_tasks(&self) -> bool {
+        true
     }
 
     fn call(&self, request: Request) -> Result<Response, Errno> {

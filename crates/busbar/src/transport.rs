@@ -6,9 +6,12 @@
 
 use std::fmt::Debug;
 use std::os::fd::BorrowedFd;
+use std::task::Waker;
 use std::time::Instant;
 
-use busbar_kernel::{BusId, EndpointId, Errno, Message, Operations, Outgoing, Request, Response};
+use busbar_kernel::{
+    BusId, EndpointId, Errno, Message, MessageId, Operations, Outgoing, Request, Response, SendArgs,
+};
 
 /// A way to reach a kernel's buses.
 pub(crate) trait Connector: Send + Sync + Debug {
@@ -46,6 +49,44 @@ pub(crate) trait Link: Send + Sync + Debug {
         request: Outgoing,
         deadline: Option<Instant>,
     ) -> Result<Message, Errno>;
+    /// Sends a request for an async call. A transport that can have its
+    /// reply come by itself (the daemon: a `TakeReply` parked with it, so
+    /// the reply is that operation's answer, with no further round trip)
+    /// returns a ticket for [`Self::poll_call`]; otherwise the request's
+    /// id, whose reply is then looked for after readiness events.
+    fn start_call(&self, request: Outgoing) -> Result<StartedCall, Errno> {
+        match self.call(Request::Send(SendArgs {
+            message: request,
+            deadline: None,
+        }))? {
+            Response::Send(id) => Ok(StartedCall::Sent(id)),
+            _ => Err(Errno::EPROTO),
+        }
+    }
+    /// Where a started call stands, without blocking; `waker` (if given) is
+    /// woken when that may have changed.
+    fn poll_call(&self, ticket: u32, waker: Option<&Waker>) -> Result<CallPoll, Errno> {
+        let _ = (ticket, waker);
+        Err(Errno::EINVAL)
+    }
+    /// Gives up a started call: its reply if it has come (otherwise the
+    /// reply, when it comes, is handed out by the endpoint's next receive).
+    fn abandon_call(&self, ticket: u32) -> Option<Message> {
+        let _ = ticket;
+        None
+    }
+    /// Registers `waker` to be woken at the endpoint's next arrival (or
+    /// close), if the transport can (in-process: the bus wakes it directly,
+    /// sooner than through the readiness fd); false if not. Register, then
+    /// look: an arrival after the look wakes it.
+    fn wake_at_arrival(&self, waker: &Waker) -> bool {
+        let _ = waker;
+        false
+    }
+    /// Does [`Self::wake_at_arrival`] work here?
+    fn wakes_tasks(&self) -> bool {
+        false
+    }
     /// An fd that polls readable while the endpoint has something to take.
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno>;
     /// An fd that polls readable when the endpoint's readiness may have
@@ -75,4 +116,27 @@ impl Operations for ViaLink<'_> {
     fn call(&mut self, _: BusId, _: EndpointId, request: Request) -> Result<Response, Errno> {
         self.0.call(request)
     }
+}
+
+/// How an async call's request went ([`Link::start_call`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StartedCall {
+    /// Sent; look for the reply to this id.
+    Sent(MessageId),
+    /// Sent, with its reply coming by itself: poll this ticket.
+    Ticket(u32),
+}
+
+/// Where a started call stands ([`Link::poll_call`]).
+#[derive(Debug)]
+pub(crate) enum CallPoll {
+    /// Nothing yet.
+    Pending,
+    /// The reply (perhaps synthetic).
+    Reply(Message),
+    /// The request was refused.
+    Failed(Errno),
+    /// The request went out as this id, but its reply will not come by
+    /// itself (the daemon would park no more waits): look for it.
+    Unparked(MessageId),
 }

@@ -82,6 +82,66 @@ cases!(
     one_wait_per_reply,
 );
 
+/// Through a daemon an async `call` has the daemon park the wait for its
+/// reply with the request (one round trip). Beyond the daemon's limit of
+/// parked waits per connection the call still completes: its reply is
+/// then looked for in the queue. Both runtimes.
+#[test]
+fn calls_beyond_the_parked_limit() {
+    for multi in [false, true] {
+        let rt = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .unwrap();
+        rt.block_on(async {
+            let bus = support::daemon_bus_with(|c| c.limits.max_parked_per_connection = 2);
+            let r = bus.open().unwrap();
+            r.bind_replier("$.later").unwrap();
+            let client = Arc::new(aep(&bus));
+            let mut calls = JoinSet::new();
+            for i in 0..10u32 {
+                let c = client.clone();
+                calls.spawn(async move { (i, c.call("$.later", i.to_string()).await) });
+            }
+            // Every request arrives before any is answered: all ten wait
+            // at once, eight of them beyond the limit.
+            let replier = std::thread::spawn(move || {
+                let mut reqs = Vec::new();
+                while reqs.len() < 10 {
+                    reqs.push(r.recv_timeout(Some(LONG)).unwrap().expect("a request"));
+                }
+                for q in &reqs {
+                    r.reply(q, q.data.clone()).unwrap();
+                }
+                r
+            });
+            let all = timeout(OVERALL, async {
+                let mut got = Vec::new();
+                while let Some(j) = calls.join_next().await {
+                    let (i, m) = j.unwrap();
+                    let m = m.unwrap();
+                    assert_eq!(m.data, i.to_string().as_bytes(), "call {i}");
+                    got.push(i);
+                }
+                got
+            })
+            .await
+            .expect("every call answered");
+            assert_eq!(all.len(), 10);
+            drop(replier.join().unwrap());
+            assert_eq!(client.endpoint().stats().unwrap().outstanding_requests, 0);
+            assert_eq!(client.inbox_len(), 0);
+        });
+    }
+}
+
 /// An async replier serving 1,000 concurrent calls from one client
 /// endpoint shared by 1,000 tasks.
 async fn many_concurrent_calls(bus: Bus) {

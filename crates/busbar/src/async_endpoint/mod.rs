@@ -2,7 +2,11 @@
 //! futures, on either transport, over the endpoint's readiness fd.
 //!
 //! The core is runtime-agnostic: a [`Reactor`] says how to wait for an fd
-//! to poll readable (and how to sleep). [`TokioReactor`] (feature `tokio`)
+//! to poll readable (and how to sleep). In-process the bus wakes a waiting
+//! task's `Waker` itself and no fd is involved; through a daemon the
+//! endpoint's readiness fd is registered with the reactor, and a `call`
+//! has the daemon park the wait for its reply with the request, so the
+//! reply is the answer to that one round trip. [`TokioReactor`] (feature `tokio`)
 //! is tokio's, through `AsyncFd`; it works on the multi-thread and the
 //! current-thread runtimes. Operations that do not wait (`bind`,
 //! `announce`, `reply`, ...) are the [`Endpoint`]'s own, reached through
@@ -46,6 +50,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::transport::{CallPoll, StartedCall};
 use crate::{Endpoint, Errno, Flags, Message, MessageId, Outgoing};
 
 #[cfg(feature = "tokio")]
@@ -93,7 +98,9 @@ pub trait Reactor: Send + Sync + Sized + 'static {
 /// [module docs](self) for cancel safety.
 pub struct AsyncEndpoint<R: Reactor> {
     endpoint: Endpoint,
-    reactor: R,
+    /// The readiness fd, registered; `None` where the bus wakes tasks
+    /// itself ([`Endpoint::wake_at_arrival`], in-process).
+    reactor: Option<R>,
     state: Mutex<State>,
 }
 
@@ -140,11 +147,17 @@ impl<R: Reactor> AsyncEndpoint<R> {
     /// Wraps `endpoint`, registering its readiness fd with the reactor (so
     /// call it in the runtime's context; with tokio, inside the runtime).
     pub fn new(endpoint: Endpoint) -> Result<Self, Errno> {
-        let fd = endpoint
-            .readiness_fd()?
-            .try_clone_to_owned()
-            .map_err(io_errno)?;
-        let reactor = R::register(fd).map_err(io_errno)?;
+        // In-process the bus wakes tasks itself: no readiness fd at all
+        // (nor its eventfd writes on every change of level).
+        let reactor = if endpoint.wakes_tasks() {
+            None
+        } else {
+            let fd = endpoint
+                .readiness_fd()?
+                .try_clone_to_owned()
+                .map_err(io_errno)?;
+            Some(R::register(fd).map_err(io_errno)?)
+        };
         Ok(Self {
             endpoint,
             reactor,
@@ -243,7 +256,26 @@ impl<R: Reactor> AsyncEndpoint<R> {
         if let Poll::Ready(r) = attempt() {
             return r;
         }
-        self.reactor.ready_with(attempt).await.map_err(io_errno)?
+        match &self.reactor {
+            Some(reactor) => reactor.ready_with(attempt).await.map_err(io_errno)?,
+            // Registered, then looked: an arrival after the look wakes us.
+            None => {
+                poll_fn(|cx| {
+                    self.endpoint.wake_at_arrival(cx.waker());
+                    attempt()
+                })
+                .await
+            }
+        }
+    }
+
+    /// Waits for the readiness fd to poll readable, then runs `attempt`,
+    /// until it is `Ready` ([`Reactor::ready_with`]); never, without one.
+    async fn readiness<T>(&self, attempt: impl FnMut() -> Poll<T> + Send) -> io::Result<T> {
+        match &self.reactor {
+            Some(reactor) => reactor.ready_with(attempt).await,
+            None => std::future::pending().await,
+        }
     }
 
     fn attempt_recv(&self) -> Poll<Result<Message, Errno>> {
@@ -269,7 +301,20 @@ impl<R: Reactor> AsyncEndpoint<R> {
     /// (`$.KBUS.Replier.GoneAway`, ...: [`Message::is_synthetic`]). The
     /// request is sent on the first poll. Cancel safe: see the module docs.
     pub async fn call(&self, name: &str, data: impl Into<Bytes>) -> Result<Message, Errno> {
-        let id = self.endpoint.request(name, data)?;
+        let id = match self.endpoint.start_call(name, data)? {
+            StartedCall::Sent(id) => id,
+            StartedCall::Ticket(ticket) => {
+                let call = TicketedCall {
+                    owner: self,
+                    ticket,
+                    done: AtomicBool::new(false),
+                };
+                match call.wait().await? {
+                    Ticketed::Reply(m) => return Ok(m),
+                    Ticketed::Unparked(id) => id,
+                }
+            }
+        };
         self.wait_reply(id).await
     }
 
@@ -402,7 +447,7 @@ impl<R: Reactor> AwaitedReply<'_, R> {
         if let Poll::Ready(r) = self.attempt(true) {
             return r;
         }
-        let mut ready = pin!(self.owner.reactor.ready_with(|| self.attempt(false)));
+        let mut ready = pin!(self.owner.readiness(|| self.attempt(false)));
         let mut nap: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         poll_fn(|cx| {
             {
@@ -414,7 +459,14 @@ impl<R: Reactor> AwaitedReply<'_, R> {
                     a.waker = Some(cx.waker().clone());
                 }
             }
-            if let Poll::Ready(r) = ready.as_mut().poll(cx) {
+            if self.owner.endpoint.wake_at_arrival(cx.waker()) {
+                // Woken by the bus itself: registered, now look, asking the
+                // bus (under its lock, which orders the look after the
+                // registration and before any later arrival's wake).
+                if let Poll::Ready(r) = self.attempt(true) {
+                    return Poll::Ready(r);
+                }
+            } else if let Poll::Ready(r) = ready.as_mut().poll(cx) {
                 return Poll::Ready(r.map_err(io_errno).and_then(|r| r));
             }
             // No readiness event comes while a full inbox leaves the bus
@@ -441,6 +493,64 @@ impl<R: Reactor> Drop for AwaitedReply<'_, R> {
         if let Some(Awaited { reply: Some(m), .. }) = state.awaited.remove(&self.request) {
             // Came as the wait was dropped: `recv` hands it out.
             state.inbox.push_back(m);
+        }
+    }
+}
+
+/// A `call` whose reply comes by itself (through the daemon: a `TakeReply`
+/// parked with the request, answered when the reply arrives, whoever reads
+/// the connection). Given up on drop: a reply that came meanwhile, or that
+/// comes later, is handed out by `recv`.
+struct TicketedCall<'a, R: Reactor> {
+    owner: &'a AsyncEndpoint<R>,
+    ticket: u32,
+    /// The ticket is used up (answered).
+    done: AtomicBool,
+}
+
+/// How a [`TicketedCall`] ended.
+enum Ticketed {
+    Reply(Message),
+    /// Sent as this id, but its reply does not come by itself.
+    Unparked(MessageId),
+}
+
+impl<R: Reactor> TicketedCall<'_, R> {
+    fn attempt(&self, waker: Option<&Waker>) -> Poll<Result<Ticketed, Errno>> {
+        let r = match self.owner.endpoint.poll_call(self.ticket, waker) {
+            Ok(CallPoll::Pending) => return Poll::Pending,
+            Ok(CallPoll::Reply(m)) => Ok(Ticketed::Reply(m)),
+            Ok(CallPoll::Unparked(id)) => Ok(Ticketed::Unparked(id)),
+            Ok(CallPoll::Failed(e)) | Err(e) => Err(e),
+        };
+        self.done.store(true, Ordering::Relaxed);
+        Poll::Ready(r)
+    }
+
+    /// Until the answer is filed: woken by whoever files it (this task's
+    /// own attempt after a readiness event, another task's, or a blocking
+    /// caller reading the same connection).
+    async fn wait(&self) -> Result<Ticketed, Errno> {
+        let mut ready = pin!(self.owner.readiness(|| self.attempt(None)));
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = self.attempt(Some(cx.waker())) {
+                return Poll::Ready(r);
+            }
+            ready
+                .as_mut()
+                .poll(cx)
+                .map(|r| r.map_err(io_errno).and_then(|r| r))
+        })
+        .await
+    }
+}
+
+impl<R: Reactor> Drop for TicketedCall<'_, R> {
+    fn drop(&mut self) {
+        if !self.done.load(Ordering::Relaxed)
+            && let Some(m) = self.owner.endpoint.abandon_call(self.ticket)
+        {
+            self.owner.lock().inbox.push_back(m);
         }
     }
 }

@@ -28,6 +28,12 @@ impl Drop for StopOnDrop {
 
 /// A bus on a fresh daemon on its own socket.
 pub fn daemon_bus() -> Bus {
+    daemon_bus_with(|_| {})
+}
+
+/// A bus on a fresh daemon on its own socket, configured by `configure`.
+#[allow(dead_code)] // not every test file configures its daemon
+pub fn daemon_bus_with(configure: impl FnOnce(&mut DaemonConfig)) -> Bus {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "busbar-test-{}-{}",
@@ -40,7 +46,9 @@ pub fn daemon_bus() -> Bus {
         .create(&dir)
         .unwrap();
     let socket = dir.join("bus.sock");
-    let d = Daemon::bind(DaemonConfig::new(socket.clone())).unwrap();
+    let mut config = DaemonConfig::new(socket.clone());
+    configure(&mut config);
+    let d = Daemon::bind(config).unwrap();
     let stop = d.shutdown_handle().unwrap();
     let daemon = std::thread::spawn(move || d.run().unwrap());
     Bus::connect(&socket)

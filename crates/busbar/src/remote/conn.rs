@@ -1,44 +1,24 @@
-//! The daemon transport: the same API over a Unix socket to `busbar daemon`.
-//!
-//! Each endpoint has its own connection (so a slow or blocked endpoint never
-//! holds up another), plus one control connection per `Bus` for bus-scoped
-//! operations. A call writes one request frame and reads until its response.
-//! Waiting is done by the daemon: a waitable request (`FLAG_WAIT`) is parked
-//! there and answered when it finds something or at its deadline.
-//!
-//! The readiness fd is an epoll set holding the socket (a `Wake`, or any
-//! frame, waiting in it unread) and a local eventfd holding the readiness
-//! level the frames already read say, level-triggered like the in-process
-//! one. Every frame the daemon sends about the endpoint is newer than the
-//! ones before it in the byte stream: a response carries the endpoint's
-//! readability just after that operation (`FLAG_READABLE`), and a `Wake`
-//! says something arrived since the endpoint's last response. So the level
-//! is the one the *last* such frame read says, whoever read it and whatever
-//! it answered, applied as frames are read, in stream order, under the
-//! connection lock (`Conn::file_frames`). A `Wake` read together with a
-//! response (the daemon sends at most one between two requests, so it is
-//! never repeated) is thereby never lost: it leaves the eventfd set.
+//! One connection to the daemon: requests written whole, responses read
+//! by whichever caller is the reader and filed by sequence number, the
+//! endpoint's readiness followed in stream order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
-    Attachment, BusId, EndpointId, Errno, Message, MessageId, OpCode, Outgoing, Request, Response,
-    Scope, SendArgs,
+    Attachment, BusId, EndpointId, Errno, Message, OpCode, Request, Response, Scope,
 };
 use busbar_sys::{Epoll, Interest, ReadinessFd};
 use busbar_wire::{
-    FLAG_LAST_REQUEST, FLAG_QUIET, FLAG_READABLE, FrameReader, GOODBYE, RESPONSE, VERSION,
-    WAIT_FOREVER, WAKE, emit_hello, emit_request, parse_response, parse_welcome,
+    FLAG_QUIET, FLAG_READABLE, FrameReader, GOODBYE, RESPONSE, VERSION, WAIT_FOREVER, WAKE,
+    emit_hello, emit_request, parse_response, parse_welcome,
 };
-
-use crate::transport::{Connector, Link};
 
 /// Frames the client accepts (responses may carry many messages).
 const CLIENT_MAX_FRAME: usize = u32::MAX as usize;
@@ -71,7 +51,7 @@ fn send_all_with_fds(
 }
 
 /// A response: the operation's result and the response flags.
-type Answer = (Result<Response, Errno>, u16);
+pub(super) type Answer = (Result<Response, Errno>, u16);
 
 /// One connection to the daemon, shared by every thread using it.
 ///
@@ -82,7 +62,7 @@ type Answer = (Result<Response, Errno>, u16);
 /// wakes the others (leader/follower), so a thread blocked in `recv` never
 /// stops another thread's `send` on the same endpoint.
 #[derive(Debug)]
-struct Conn {
+pub(super) struct Conn {
     state: Mutex<ConnState>,
     cond: Condvar,
     /// The socket. Written only under the state lock (whole requests);
@@ -114,11 +94,41 @@ struct ConnState {
     max_frame: usize,
     /// File descriptors received and not yet claimed by a decoded message.
     fds_in: VecDeque<OwnedFd>,
+    /// Started requests ([`Conn::start`]) waiting for their response, and
+    /// the task to wake when it is filed (by whichever caller reads it).
+    wakers: HashMap<u32, Waker>,
+    /// Started `TakeReply`s given up before their response came: the reply
+    /// they bring goes to `strays`.
+    orphans: HashSet<u32>,
+    /// Replies brought by given-up `TakeReply`s, for the endpoint's next
+    /// receive.
+    strays: VecDeque<Message>,
 }
 
 impl ConnState {
     fn die(&mut self, e: Errno) -> Errno {
+        // Every waiting task learns it at its next look.
+        for (_, w) in self.wakers.drain() {
+            w.wake();
+        }
         *self.dead.get_or_insert(e)
+    }
+
+    /// Files a response: for a given-up `TakeReply` its reply becomes a
+    /// stray (and the endpoint readable: something to take); otherwise it
+    /// waits for its caller, whose task, if one waits, is woken.
+    fn file_response(&mut self, seq: u32, answer: Answer) {
+        if self.orphans.remove(&seq) {
+            if let (Ok(Response::TakeReply(Some(m))), _) = answer {
+                self.strays.push_back(m);
+                self.readable = true;
+            }
+            return;
+        }
+        self.done.insert(seq, answer);
+        if let Some(w) = self.wakers.remove(&seq) {
+            w.wake();
+        }
     }
 
     /// Buffers whatever has arrived, without blocking (file it with
@@ -197,10 +207,14 @@ impl ConnState {
                         if OpCode::from_u16(k & !RESPONSE)
                             .is_some_and(|op| op.scope() == Scope::Endpoint)
                         {
-                            self.readable = f.header.flags & FLAG_READABLE != 0;
+                            // Strays held here are something to take too.
+                            self.readable =
+                                f.header.flags & FLAG_READABLE != 0 || !self.strays.is_empty();
                             learnt = true;
                         }
-                        self.done.insert(f.header.seq, (r, f.header.flags));
+                        let strays = self.strays.len();
+                        self.file_response(f.header.seq, (r, f.header.flags));
+                        learnt |= self.strays.len() > strays;
                     }
                     Err(_) => {
                         self.die(Errno::EPROTO);
@@ -215,7 +229,7 @@ impl ConnState {
 }
 
 /// How long a client waits for the daemon's `Welcome`.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether a daemon running as `uid` may be talked to: this process's own
 /// uid, root, or a uid listed in `BUSBAR_TRUSTED_UIDS` (comma-separated).
@@ -229,7 +243,7 @@ fn trusted_daemon_uid(uid: u32) -> bool {
 }
 
 impl Conn {
-    fn connect(path: &Path) -> Result<Self, Errno> {
+    pub(super) fn connect(path: &Path) -> Result<Self, Errno> {
         let mut stream = UnixStream::connect(path).map_err(|e| io_errno(&e))?;
         // Nothing is sent to a daemon this user does not trust (another
         // user may have planted a socket where ours should be).
@@ -290,6 +304,9 @@ impl Conn {
                 dead: None,
                 max_frame: w.max_frame as usize,
                 fds_in: VecDeque::new(),
+                wakers: HashMap::new(),
+                orphans: HashSet::new(),
+                strays: VecDeque::new(),
             }),
             cond: Condvar::new(),
             socket: stream,
@@ -322,7 +339,7 @@ impl Conn {
 
     /// Performs one operation; `wait`: let the daemon park it until it finds
     /// something or the deadline. Returns the result and the response flags.
-    fn call(
+    pub(super) fn call(
         &self,
         bus: BusId,
         ep: EndpointId,
@@ -334,13 +351,14 @@ impl Conn {
     }
 
     /// Writes several requests in one write (the daemon handles them in
-    /// order) and collects their responses.
-    fn call_many(
+    /// order): the connection, still locked, and the first request's
+    /// sequence number; or, if they could not be sent, their answers.
+    fn write(
         &self,
         bus: BusId,
         ep: EndpointId,
         requests: &[(&Request, Option<Option<Instant>>, u16)],
-    ) -> Result<Vec<Option<Answer>>, Errno> {
+    ) -> Result<Written<'_>, Errno> {
         // Large data goes as sealed memfds (crate::payload).
         let converted;
         let with_memfds;
@@ -385,10 +403,7 @@ impl Conn {
             emit_request(&mut out, st.seq, bus.0, ep.0, request, wait_ms, *flags);
             if out.len() - start > st.max_frame {
                 st.out = out;
-                return Ok(requests
-                    .iter()
-                    .map(|_| Some((Err(Errno::EMSGSIZE), 0)))
-                    .collect());
+                return Ok(Written::Refused(Errno::EMSGSIZE));
             }
         }
         let fds: Vec<&Attachment> = requests
@@ -405,10 +420,7 @@ impl Conn {
             .any(|a| a.count > busbar_kernel::MAX_FDS_PER_MESSAGE)
         {
             st.out = out;
-            return Ok(requests
-                .iter()
-                .map(|_| Some((Err(Errno::ETOOMANYREFS), 0)))
-                .collect());
+            return Ok(Written::Refused(Errno::ETOOMANYREFS));
         }
         let w = if fds.is_empty() {
             (&self.socket).write_all(&out)
@@ -428,10 +440,25 @@ impl Conn {
             self.file_frames(&mut st);
             return Err(st.die(Errno::ECONNRESET));
         }
+        Ok(Written::Sent { st, first })
+    }
+
+    /// Writes several requests in one write (the daemon handles them in
+    /// order) and collects their responses.
+    pub(super) fn call_many(
+        &self,
+        bus: BusId,
+        ep: EndpointId,
+        requests: &[(&Request, Option<Option<Instant>>, u16)],
+    ) -> Result<Vec<Option<Answer>>, Errno> {
+        let (mut st, first) = match self.write(bus, ep, requests)? {
+            Written::Sent { st, first } => (st, first),
+            Written::Refused(e) => return Ok(requests.iter().map(|_| Some((Err(e), 0))).collect()),
+        };
         // The last request's response comes after every earlier one's
         // (the daemon answers a connection's requests in order, parked ones
         // when they complete, and a quiet request only if it failed).
-        let last = st.seq;
+        let last = first.wrapping_add(requests.len() as u32 - 1);
         loop {
             if st.done.contains_key(&last) {
                 let mut results = Vec::with_capacity(requests.len());
@@ -480,174 +507,121 @@ impl Conn {
         }
     }
 
-    fn shutdown(&self) {
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-/// A way to reach the buses of one daemon.
-#[derive(Debug)]
-pub(crate) struct RemoteConnector {
-    path: PathBuf,
-    control: Conn,
-}
-
-impl RemoteConnector {
-    pub(crate) fn connect(path: &Path) -> Result<Self, Errno> {
-        Ok(Self {
-            path: path.to_owned(),
-            control: Conn::connect(path)?,
+    /// Writes several requests in one write and returns the first one's
+    /// sequence number without waiting for any response: collect each with
+    /// [`Self::poll_answer`] (or give it up with [`Self::abandon`]).
+    pub(super) fn start(
+        &self,
+        bus: BusId,
+        ep: EndpointId,
+        requests: &[(&Request, Option<Option<Instant>>, u16)],
+    ) -> Result<Result<u32, Errno>, Errno> {
+        Ok(match self.write(bus, ep, requests)? {
+            Written::Sent { first, .. } => Ok(first),
+            Written::Refused(e) => Err(e),
         })
     }
-}
 
-impl Connector for RemoteConnector {
-    fn open(&self, bus: BusId) -> Result<Box<dyn Link>, Errno> {
-        let conn = Conn::connect(&self.path)?;
-        // The daemon stamps SO_PEERCRED credentials over these.
-        let (r, _) = conn.call(
-            bus,
-            EndpointId::BUS,
-            &Request::Open(Default::default()),
-            None,
-        )?;
-        let Response::Open(endpoint) = r? else {
-            return Err(Errno::EPROTO);
-        };
-        Ok(Box::new(RemoteLink {
-            conn,
-            bus,
-            endpoint,
-            closed: AtomicBool::new(false),
-        }))
-    }
-
-    fn call(&self, bus: BusId, request: Request) -> Result<Response, Errno> {
-        self.control.call(bus, EndpointId::BUS, &request, None)?.0
-    }
-}
-
-#[derive(Debug)]
-struct RemoteLink {
-    conn: Conn,
-    bus: BusId,
-    endpoint: EndpointId,
-    closed: AtomicBool,
-}
-
-impl RemoteLink {
-    fn call_with(
+    /// The response to started request `seq`, if it has come: reads what
+    /// the socket holds (without blocking) unless another caller is the
+    /// reader. If not, `waker` (when given) is woken when it is filed, by
+    /// whoever reads it, or when the connection dies.
+    pub(super) fn poll_answer(
         &self,
-        request: Request,
-        wait: Option<Option<Instant>>,
-    ) -> Result<Response, Errno> {
-        self.conn.call(self.bus, self.endpoint, &request, wait)?.0
-    }
-}
-
-impl RemoteLink {
-    /// In one write: a quiet send (answered only if it fails) and then
-    /// `then`, waiting until `deadline`. Returns the send's outcome and
-    /// `then`'s answer.
-    fn quiet_send_then(
-        &self,
-        message: Outgoing,
-        then: Request,
-        then_flags: u16,
-        deadline: Option<Instant>,
-    ) -> Result<(Result<(), Errno>, Answer), Errno> {
-        let send = Request::Send(SendArgs {
-            message,
-            deadline: None,
-        });
-        let wait = deadline
-            .is_none_or(|d| d > Instant::now())
-            .then_some(deadline);
-        let mut rs = self.conn.call_many(
-            self.bus,
-            self.endpoint,
-            &[(&send, None, FLAG_QUIET), (&then, wait, then_flags)],
-        )?;
-        let (next, flags) = rs.pop().flatten().ok_or(Errno::EPROTO)?;
-        let sent = match rs.pop().flatten() {
-            None => Ok(()),
-            Some((Err(e), _)) => Err(e),
-            Some((Ok(_), _)) => return Err(Errno::EPROTO),
-        };
-        Ok((sent, (next, flags)))
-    }
-}
-
-impl Link for RemoteLink {
-    fn endpoint(&self) -> EndpointId {
-        self.endpoint
-    }
-
-    fn call(&self, request: Request) -> Result<Response, Errno> {
-        self.call_with(request, None)
-    }
-
-    fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return self.call_with(request, None);
+        seq: u32,
+        waker: Option<&Waker>,
+    ) -> Result<Option<Answer>, Errno> {
+        let mut st = self.lock();
+        if let Some(a) = st.done.remove(&seq) {
+            st.wakers.remove(&seq);
+            return Ok(Some(a));
         }
-        self.call_with(request, Some(deadline))
-    }
-
-    fn send_then_wait(
-        &self,
-        message: Outgoing,
-        then: Request,
-        deadline: Option<Instant>,
-    ) -> Result<(Result<(), Errno>, Response), Errno> {
-        let (sent, (next, _)) = self.quiet_send_then(message, then, 0, deadline)?;
-        Ok((sent, next?))
-    }
-
-    fn send_and_wait_reply(
-        &self,
-        request: Outgoing,
-        deadline: Option<Instant>,
-    ) -> Result<Message, Errno> {
-        // The request, then "wait for the reply to the request just sent"
-        // (TakeReply of id {0,0} with LAST_REQUEST), which the daemon parks.
-        let take = Request::TakeReply(MessageId::NONE);
-        let (sent, (taken, _)) =
-            self.quiet_send_then(request, take, FLAG_LAST_REQUEST, deadline)?;
-        sent?;
-        match taken? {
-            Response::TakeReply(Some(m)) => Ok(m),
-            Response::TakeReply(None) => Err(Errno::ETIMEDOUT),
-            _ => Err(Errno::EPROTO),
+        self.read_now(&mut st);
+        if let Some(a) = st.done.remove(&seq) {
+            st.wakers.remove(&seq);
+            return Ok(Some(a));
         }
+        if let Some(e) = st.dead {
+            return Err(e);
+        }
+        if let Some(w) = waker {
+            st.wakers.insert(seq, w.clone());
+        }
+        Ok(None)
     }
 
-    fn wake_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
-        Ok(self.conn.socket.as_fd())
+    /// Gives up started request `seq` (a `TakeReply`): its answer if it has
+    /// come; otherwise the reply it brings later is kept as a stray for the
+    /// endpoint's next receive.
+    pub(super) fn abandon(&self, seq: u32) -> Option<Answer> {
+        let mut st = self.lock();
+        st.wakers.remove(&seq);
+        let a = st.done.remove(&seq);
+        if a.is_none() && st.dead.is_none() {
+            st.orphans.insert(seq);
+        }
+        a
     }
 
-    fn refresh(&self) -> Result<bool, Errno> {
-        let mut st = self.conn.lock();
-        // A thread in a call is reading the socket and files what comes.
-        if !st.reading {
-            let closed = st.read_nonblocking(&self.conn.socket);
-            self.conn.file_frames(&mut st);
-            if closed {
-                // Killed without a Goodbye: dead, not merely quiet.
-                st.die(Errno::ECONNRESET);
+    /// Replies of given-up `TakeReply`s that answer `request` (`Recv`,
+    /// `RecvBatch`, `TakeReply` of their request), if any are held: the
+    /// response, without asking the daemon.
+    pub(super) fn take_strays(&self, request: &Request) -> Option<Response> {
+        let mut st = self.lock();
+        if st.strays.is_empty() {
+            return None;
+        }
+        match *request {
+            Request::Recv(()) => st.strays.pop_front().map(|m| Response::Recv(Some(m))),
+            Request::RecvBatch(n) if n > 0 => {
+                let k = (n as usize).min(st.strays.len());
+                Some(Response::RecvBatch(st.strays.drain(..k).collect()))
             }
+            Request::TakeReply(id) => {
+                let i = st.strays.iter().position(|m| m.in_reply_to == id)?;
+                st.strays.remove(i).map(|m| Response::TakeReply(Some(m)))
+            }
+            _ => None,
         }
+    }
+
+    /// The socket (polls readable with a frame unread).
+    pub(super) fn socket(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    /// Reads and files, without blocking, what has come (unless a caller
+    /// is reading the socket: it files what comes), and returns whether the
+    /// endpoint has something to take.
+    pub(super) fn refresh(&self) -> Result<bool, Errno> {
+        let mut st = self.lock();
+        self.read_now(&mut st);
         match st.dead {
             Some(e) => Err(e),
             None => Ok(st.readable),
         }
     }
 
-    fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
-        let readiness = &self.conn.readiness;
+    /// Reads and files what has come, without blocking, unless another
+    /// caller is the reader.
+    fn read_now(&self, st: &mut ConnState) {
+        if !st.reading {
+            let closed = st.read_nonblocking(&self.socket);
+            self.file_frames(st);
+            if closed {
+                // Killed without a Goodbye: dead, not merely quiet.
+                st.die(Errno::ECONNRESET);
+            }
+        }
+    }
+
+    /// The readiness fd: an epoll set of the socket and an eventfd holding
+    /// the level the frames read say (made on first use).
+    pub(super) fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
+        let readiness = &self.readiness;
         if readiness.get().is_none() {
             // Under the connection lock, so the level cannot change meanwhile.
-            let st = self.conn.lock();
+            let st = self.lock();
             if readiness.get().is_none() {
                 let level = ReadinessFd::new().map_err(|_| Errno::EIO)?;
                 let epoll = Epoll::new().map_err(|_| Errno::EIO)?;
@@ -655,9 +629,7 @@ impl Link for RemoteLink {
                     read: true,
                     write: false,
                 };
-                epoll
-                    .add(&self.conn.socket, 0, read)
-                    .map_err(|_| Errno::EIO)?;
+                epoll.add(&self.socket, 0, read).map_err(|_| Errno::EIO)?;
                 epoll.add(&level, 1, read).map_err(|_| Errno::EIO)?;
                 if st.readable {
                     level.set().map_err(|_| Errno::EIO)?;
@@ -668,20 +640,18 @@ impl Link for RemoteLink {
         Ok(readiness.get().expect("initialised above").1.as_fd())
     }
 
-    fn close(&self) -> Result<(), Errno> {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
-        }
-        let r = self
-            .conn
-            .call(self.bus, self.endpoint, &Request::Close(()), None);
-        self.conn.shutdown();
-        r?.0.map(|_| ())
+    pub(super) fn shutdown(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
-impl Drop for RemoteLink {
-    fn drop(&mut self) {
-        let _ = self.close();
-    }
+/// What [`Conn::write`] did.
+enum Written<'a> {
+    /// Written: the connection, still locked, and the first sequence number.
+    Sent {
+        st: MutexGuard<'a, ConnState>,
+        first: u32,
+    },
+    /// Not sent: every request gets this error.
+    Refused(Errno),
 }
