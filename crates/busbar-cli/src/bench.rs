@@ -130,6 +130,15 @@ fn wait_for_socket(path: &Path) -> Result<(), String> {
     Err(format!("daemon did not come up at {}", path.display()))
 }
 
+/// A directory removed (with what it holds) when this is dropped.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     if let Some(role) = args.role.clone() {
         helper(&role, &args)?;
@@ -141,6 +150,8 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&dir)
         .map_err(io_err("temp dir"))?;
+    // Removed however the run ends (after the daemon, declared below, stops).
+    let _dir = RemoveDir(dir.clone());
     let (socket, _daemon) = match &args.socket {
         Some(s) => (s.clone(), None),
         None => {
@@ -231,7 +242,6 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
 
     if large {
         let rates = crate::bench_data::run(&args, &socket, &raw_listener, &raw_path)?;
-        let _ = std::fs::remove_dir_all(&dir);
         print_data(&args, rounds, messages, &raw, &brokered, &rates);
         return Ok(std::process::ExitCode::SUCCESS);
     }
@@ -323,7 +333,6 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode, String> {
         .and_then(|s| s.parse().ok())
         .ok_or(format!("listener said {done:?}"))?;
     let bus_rate = messages as f64 / bus_secs;
-    let _ = std::fs::remove_dir_all(&dir);
 
     let ratio = us(brokered.p50) / us(raw.p50);
     if args.json {

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
@@ -13,7 +12,7 @@ use busbar_kernel::{
 use bytes::Bytes;
 
 use crate::Bus;
-use crate::transport::{CallPoll, Link, StartedCall, ViaLink};
+use crate::transport::{Link, ViaLink};
 
 /// Why [`Endpoint::try_serve`] stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,41 +398,6 @@ impl Endpoint {
         }
     }
 
-    /// Sends a request for an async call (see [`Link::start_call`]).
-    pub(crate) fn start_call(
-        &self,
-        name: &str,
-        data: impl Into<Bytes>,
-    ) -> Result<StartedCall, Errno> {
-        self.link.start_call(Outgoing {
-            name: self.name(name),
-            data: data.into(),
-            flags: Flags::WANT_A_REPLY,
-            ..Default::default()
-        })
-    }
-
-    /// Where a started async call stands ([`Link::poll_call`]).
-    pub(crate) fn poll_call(&self, ticket: u32, waker: Option<&Waker>) -> Result<CallPoll, Errno> {
-        self.link.poll_call(ticket, waker)
-    }
-
-    /// Wakes `waker` at the next arrival, if the transport can
-    /// ([`Link::wake_at_arrival`]).
-    pub(crate) fn wake_at_arrival(&self, waker: &Waker) -> bool {
-        self.link.wake_at_arrival(waker)
-    }
-
-    /// Does [`Self::wake_at_arrival`] work on this transport?
-    pub(crate) fn wakes_tasks(&self) -> bool {
-        self.link.wakes_tasks()
-    }
-
-    /// Gives up a started async call ([`Link::abandon_call`]).
-    pub(crate) fn abandon_call(&self, ticket: u32) -> Option<Message> {
-        self.link.abandon_call(ticket)
-    }
-
     /// Sends a request and waits for its reply (up to `timeout`; `None` =
     /// forever). The reply may be synthetic (`$.KBUS.Replier.GoneAway`, ...):
     /// check [`Message::is_synthetic`]. On `ETIMEDOUT` the reply still comes
@@ -659,5 +623,49 @@ impl Endpoint {
     /// but unanswered ones `Ignored`, bindings removed.
     pub fn close(self) -> Result<(), Errno> {
         self.link.close()
+    }
+}
+
+#[cfg(feature = "async")]
+use crate::transport::{CallPoll, StartedCall};
+#[cfg(feature = "async")]
+use std::task::Waker;
+
+/// What the async API needs of an endpoint's transport.
+#[cfg(feature = "async")]
+impl Endpoint {
+    /// Sends a request for an async call (see [`Link::start_call`]).
+    pub(crate) fn start_call(
+        &self,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<StartedCall, Errno> {
+        self.link.start_call(Outgoing {
+            name: self.name(name),
+            data: data.into(),
+            flags: Flags::WANT_A_REPLY,
+            ..Default::default()
+        })
+    }
+
+    /// Where a started async call stands ([`Link::poll_call`]).
+    pub(crate) fn poll_call(&self, ticket: u32, waker: Option<&Waker>) -> Result<CallPoll, Errno> {
+        self.link.poll_call(ticket, waker)
+    }
+
+    /// Wakes `waker` at the next arrival, if the transport can
+    /// ([`Link::wake_at_arrival`]).
+    pub(crate) fn wake_at_arrival(&self, waker: &Waker) -> bool {
+        self.link.wake_at_arrival(waker)
+    }
+
+    /// Does [`Self::wake_at_arrival`] work on this transport?
+    pub(crate) fn wakes_tasks(&self) -> bool {
+        self.link.wakes_tasks()
+    }
+
+    /// Gives up a started async call ([`Link::abandon_call`]).
+    pub(crate) fn abandon_call(&self, ticket: u32) -> Option<Message> {
+        self.link.abandon_call(ticket)
     }
 }

@@ -99,6 +99,7 @@ impl Signal {
     /// what it waits for under the kernel lock: an arrival (pushed and
     /// woken under that lock) is either seen by the look or comes after
     /// it and finds the registration.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn wake_task_at_arrival(&self, waker: &Waker) {
         let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         if !t.iter().any(|w| w.will_wake(waker)) {

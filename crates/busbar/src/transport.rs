@@ -54,6 +54,7 @@ pub(crate) trait Link: Send + Sync + Debug {
     /// the reply is that operation's answer, with no further round trip)
     /// returns a ticket for [`Self::poll_call`]; otherwise the request's
     /// id, whose reply is then looked for after readiness events.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn start_call(&self, request: Outgoing) -> Result<StartedCall, Errno> {
         match self.call(Request::Send(SendArgs {
             message: request,
@@ -65,12 +66,14 @@ pub(crate) trait Link: Send + Sync + Debug {
     }
     /// Where a started call stands, without blocking; `waker` (if given) is
     /// woken when that may have changed.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn poll_call(&self, ticket: u32, waker: Option<&Waker>) -> Result<CallPoll, Errno> {
         let _ = (ticket, waker);
         Err(Errno::EINVAL)
     }
     /// Gives up a started call: its reply if it has come (otherwise the
     /// reply, when it comes, is handed out by the endpoint's next receive).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn abandon_call(&self, ticket: u32) -> Option<Message> {
         let _ = ticket;
         None
@@ -79,11 +82,13 @@ pub(crate) trait Link: Send + Sync + Debug {
     /// close), if the transport can (in-process: the bus wakes it directly,
     /// sooner than through the readiness fd); false if not. Register, then
     /// look: an arrival after the look wakes it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn wake_at_arrival(&self, waker: &Waker) -> bool {
         let _ = waker;
         false
     }
     /// Does [`Self::wake_at_arrival`] work here?
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn wakes_tasks(&self) -> bool {
         false
     }
@@ -120,6 +125,7 @@ impl Operations for ViaLink<'_> {
 
 /// How an async call's request went ([`Link::start_call`]).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) enum StartedCall {
     /// Sent; look for the reply to this id.
     Sent(MessageId),
@@ -129,6 +135,7 @@ pub(crate) enum StartedCall {
 
 /// Where a started call stands ([`Link::poll_call`]).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) enum CallPoll {
     /// Nothing yet.
     Pending,

@@ -510,6 +510,7 @@ impl Conn {
     /// Writes several requests in one write and returns the first one's
     /// sequence number without waiting for any response: collect each with
     /// [`Self::poll_answer`] (or give it up with [`Self::abandon`]).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(super) fn start(
         &self,
         bus: BusId,
@@ -526,6 +527,7 @@ impl Conn {
     /// the socket holds (without blocking) unless another caller is the
     /// reader. If not, `waker` (when given) is woken when it is filed, by
     /// whoever reads it, or when the connection dies.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(super) fn poll_answer(
         &self,
         seq: u32,
@@ -553,6 +555,7 @@ impl Conn {
     /// Gives up started request `seq` (a `TakeReply`): its answer if it has
     /// come; otherwise the reply it brings later is kept as a stray for the
     /// endpoint's next receive.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(super) fn abandon(&self, seq: u32) -> Option<Answer> {
         let mut st = self.lock();
         st.wakers.remove(&seq);
