@@ -144,8 +144,10 @@ fn io_errno(e: io::Error) -> Errno {
 }
 
 impl<R: Reactor> AsyncEndpoint<R> {
-    /// Wraps `endpoint`, registering its readiness fd with the reactor (so
-    /// call it in the runtime's context; with tokio, inside the runtime).
+    /// Wraps `endpoint`. Through a daemon this registers the endpoint's
+    /// readiness fd with the reactor, so call it in the runtime's context
+    /// (with tokio, inside the runtime); in-process the bus wakes tasks
+    /// itself and no fd is registered.
     pub fn new(endpoint: Endpoint) -> Result<Self, Errno> {
         // In-process the bus wakes tasks itself: no readiness fd at all
         // (nor its eventfd writes on every change of level).
