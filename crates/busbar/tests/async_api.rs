@@ -142,6 +142,69 @@ fn calls_beyond_the_parked_limit() {
     }
 }
 
+/// A call whose wait the daemon holds, and a call given up earlier, when
+/// the daemon stops: the waiting call ends (its synthetic reply, or the
+/// daemon's reason, `ESHUTDOWN`) instead of waiting forever, and the next
+/// call fails at once.
+/// Both runtimes.
+#[test]
+fn a_call_ends_when_the_daemon_stops() {
+    for multi in [false, true] {
+        let rt = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .unwrap();
+        rt.block_on(async {
+            let (bus, stop) = support::daemon_bus_and_stop(|_| {});
+            let r = bus.open().unwrap();
+            r.bind_replier("$.never").unwrap();
+            let client = Arc::new(aep(&bus));
+            assert!(
+                timeout(Duration::from_millis(20), client.call("$.never", "dropped"))
+                    .await
+                    .is_err()
+            );
+            let c = client.clone();
+            let waiting = tokio::spawn(async move { c.call("$.never", "waits").await });
+            // Both requests have reached the replier: the call is waiting.
+            let r = tokio::task::spawn_blocking(move || {
+                for _ in 0..2 {
+                    r.recv_timeout(Some(LONG)).unwrap().expect("a request");
+                }
+                r
+            })
+            .await
+            .unwrap();
+            stop.shutdown();
+            let ended = timeout(LONG, waiting)
+                .await
+                .expect("the call ended")
+                .unwrap();
+            // The daemon may first close the replier, which owes the call a
+            // reply: then the guarantee answers it (synthetic, `Ignored`).
+            match &ended {
+                Ok(m) => assert_eq!(m.name.as_ref(), synthetic::IGNORED, "{m:?}"),
+                Err(e) => assert!(matches!(e, Errno::ESHUTDOWN | Errno::ECONNRESET), "{e:?}"),
+            }
+            let next = timeout(LONG, client.call("$.never", "after"))
+                .await
+                .unwrap();
+            assert!(
+                matches!(next, Err(Errno::ESHUTDOWN | Errno::ECONNRESET)),
+                "{next:?}"
+            );
+            drop(r);
+        });
+    }
+}
+
 /// An async replier serving 1,000 concurrent calls from one client
 /// endpoint shared by 1,000 tasks.
 async fn many_concurrent_calls(bus: Bus) {

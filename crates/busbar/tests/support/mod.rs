@@ -34,6 +34,13 @@ pub fn daemon_bus() -> Bus {
 /// A bus on a fresh daemon on its own socket, configured by `configure`.
 #[allow(dead_code)] // not every test file configures its daemon
 pub fn daemon_bus_with(configure: impl FnOnce(&mut DaemonConfig)) -> Bus {
+    daemon_bus_and_stop(configure).0
+}
+
+/// A bus on a fresh daemon configured by `configure`, and a handle that
+/// stops that daemon while the bus is still in use.
+#[allow(dead_code)] // not every test file stops its daemon early
+pub fn daemon_bus_and_stop(configure: impl FnOnce(&mut DaemonConfig)) -> (Bus, ShutdownHandle) {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "busbar-test-{}-{}",
@@ -50,12 +57,14 @@ pub fn daemon_bus_with(configure: impl FnOnce(&mut DaemonConfig)) -> Bus {
     configure(&mut config);
     let d = Daemon::bind(config).unwrap();
     let stop = d.shutdown_handle().unwrap();
+    let stop_early = d.shutdown_handle().unwrap();
     let daemon = std::thread::spawn(move || d.run().unwrap());
-    Bus::connect(&socket)
+    let bus = Bus::connect(&socket)
         .unwrap()
         .with_keepalive(Arc::new(StopOnDrop {
             stop,
             daemon: Some(daemon),
             dir,
-        }))
+        }));
+    (bus, stop_early)
 }
