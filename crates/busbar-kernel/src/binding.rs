@@ -10,6 +10,10 @@
 //! Replier precedence: exact beats `%`, which beats `*`; among `*` repliers
 //! the longest prefix wins (there is at most one replier per pattern string,
 //! hence per prefix and kind).
+//!
+//! The last listener lookup is kept until a listener binding changes: a
+//! sender repeating a name (the common case) costs one comparison of the
+//! name, no hashing.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -63,6 +67,10 @@ pub(crate) struct BindingIndex {
     /// Replier bindings by kind, then prefix (at most one each).
     repliers: [HashMap<Arc<str>, Target, Hasher>; 3],
     hasher: Hasher,
+    /// The name of the last listener lookup (`None`: none valid), and what
+    /// it found.
+    last_name: Option<Arc<str>>,
+    last_listeners: Vec<Target>,
 }
 
 impl BindingIndex {
@@ -75,6 +83,8 @@ impl BindingIndex {
             listeners: [(); 3].map(|_| HashMap::with_hasher(h())),
             repliers: [(); 3].map(|_| HashMap::with_hasher(h())),
             hasher: h(),
+            last_name: None,
+            last_listeners: Vec::new(),
         }
     }
 
@@ -124,6 +134,7 @@ impl BindingIndex {
                 .entry(binding.prefix.clone())
                 .or_default()
                 .push(target);
+            self.last_name = None;
         }
         self.bindings.insert(id, binding);
         self.order.insert(id);
@@ -138,6 +149,7 @@ impl BindingIndex {
         if b.replier {
             self.repliers[s].remove(&*b.prefix);
         } else if let Some(v) = self.listeners[s].get_mut(&*b.prefix) {
+            self.last_name = None;
             v.retain(|&(x, _)| x != id);
             if v.is_empty() {
                 self.listeners[s].remove(&*b.prefix);
@@ -166,6 +178,9 @@ impl BindingIndex {
                 touched.insert((s, b.prefix.clone()));
             }
             removed.push(b);
+        }
+        if !touched.is_empty() {
+            self.last_name = None;
         }
         let mut gone: HashSet<BindingId, Hasher> = HashSet::with_hasher(self.hasher.clone());
         gone.extend(ids.iter().copied());
@@ -220,22 +235,33 @@ impl BindingIndex {
             .max_by_key(|&(id, _)| id)
     }
 
-    /// Appends every listener binding that matches `name` to `out`.
-    pub(crate) fn listeners(&self, name: &str, out: &mut Vec<Target>) {
-        if let Some(v) = self.listeners[0].get(name) {
-            out.extend_from_slice(v);
-        }
-        if !self.listeners[1].is_empty()
-            && let Some(v) = self.listeners[1].get(parent(name))
-        {
-            out.extend_from_slice(v);
-        }
-        if !self.listeners[2].is_empty() {
-            for p in any_words_prefixes(name) {
-                if let Some(v) = self.listeners[2].get(p) {
-                    out.extend_from_slice(v);
+    /// Every listener binding that matches `name`, in kind order (exact,
+    /// `%`, `*` by prefix length), each kind in binding order.
+    pub(crate) fn listeners(&mut self, name: &Arc<str>) -> &[Target] {
+        let same = self
+            .last_name
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, name) || **l == **name);
+        if !same {
+            let out = &mut self.last_listeners;
+            out.clear();
+            if let Some(v) = self.listeners[0].get(&**name) {
+                out.extend_from_slice(v);
+            }
+            if !self.listeners[1].is_empty()
+                && let Some(v) = self.listeners[1].get(parent(name))
+            {
+                out.extend_from_slice(v);
+            }
+            if !self.listeners[2].is_empty() {
+                for p in any_words_prefixes(name) {
+                    if let Some(v) = self.listeners[2].get(p) {
+                        out.extend_from_slice(v);
+                    }
                 }
             }
+            self.last_name = Some(name.clone());
         }
+        &self.last_listeners
     }
 }

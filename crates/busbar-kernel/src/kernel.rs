@@ -67,12 +67,32 @@ macro_rules! define_dispatch {
             /// Performs one operation for `endpoint` on `bus` (the endpoint is
             /// ignored by kernel- and bus-scoped operations).
             pub fn dispatch(&mut self, bus: BusId, endpoint: EndpointId, request: Request) -> Result<Response, Errno> {
-                let result = match request {
-                    $( Request::$name(args) => define_dispatch!(@call self, $scope, $method, bus, endpoint, args).map(Response::$name), )*
-                };
-                self.after_operation(bus, endpoint);
-                result
+                match request {
+                    $( Request::$name(args) => Operations::$method(self, bus, endpoint, args).map(Response::$name), )*
+                }
             }
+        }
+
+        /// Every typed call runs its operation directly (no [`Request`] or
+        /// [`Response`] is built): the same code [`Kernel::dispatch`] runs.
+        impl<H: Host> Operations for Kernel<H> {
+            fn call(
+                &mut self,
+                bus: BusId,
+                endpoint: EndpointId,
+                request: Request,
+            ) -> Result<Response, Errno> {
+                self.dispatch(bus, endpoint, request)
+            }
+
+            $(
+                #[inline]
+                fn $method(&mut self, bus: BusId, endpoint: EndpointId, args: $args) -> Result<$reply, Errno> {
+                    let result = define_dispatch!(@call self, $scope, $method, bus, endpoint, args);
+                    self.after_operation(bus, endpoint);
+                    result
+                }
+            )*
         }
     };
     (@call $self:ident, kernel, $method:ident, $bus:ident, $ep:ident, $args:ident) => {
@@ -184,16 +204,5 @@ impl<H: Host> Kernel<H> {
         self.buses.push(Bus::new(id, cfg, self.hasher.clone()));
         self.host.log(Level::Info, format_args!("bus {id} created"));
         Ok(id)
-    }
-}
-
-impl<H: Host> Operations for Kernel<H> {
-    fn call(
-        &mut self,
-        bus: BusId,
-        endpoint: EndpointId,
-        request: Request,
-    ) -> Result<Response, Errno> {
-        self.dispatch(bus, endpoint, request)
     }
 }

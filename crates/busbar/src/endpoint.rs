@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::os::fd::BorrowedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use busbar_kernel::{
@@ -76,9 +76,6 @@ pub struct Endpoint {
     bus: Bus,
     link: Box<dyn Link>,
     id: EndpointId,
-    /// The name of the last `announce`/`request`/`call` by name: sent again,
-    /// it is shared, not copied (and the bus knows it is valid).
-    last_name: Mutex<Option<Arc<str>>>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -97,29 +94,12 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 impl Endpoint {
     pub(crate) fn new(bus: Bus, link: Box<dyn Link>) -> Self {
         let id = link.endpoint();
-        Self {
-            bus,
-            link,
-            id,
-            last_name: Mutex::new(None),
-        }
+        Self { bus, link, id }
     }
 
-    /// `name` as a shared string: the last one this endpoint sent by name
-    /// when it is the same (a sender repeats its names), else a new one.
+    /// `name` as a shared string (see [`crate::names`]).
     fn name(&self, name: &str) -> Arc<str> {
-        // Another thread sending on this endpoint: just make a new one.
-        let Ok(mut last) = self.last_name.try_lock() else {
-            return name.into();
-        };
-        match &*last {
-            Some(n) if **n == *name => n.clone(),
-            _ => {
-                let n: Arc<str> = name.into();
-                *last = Some(n.clone());
-                n
-            }
-        }
+        crate::names::shared(name)
     }
 
     fn calls(&self) -> ViaLink<'_> {
@@ -186,11 +166,10 @@ impl Endpoint {
     /// [`Endpoint::take_send_outcome`], [`Endpoint::discard_send`], or use
     /// [`Endpoint::send_wait`].
     pub fn send(&self, message: Outgoing) -> Result<MessageId, Errno> {
-        let args = SendArgs {
+        self.link.send(SendArgs {
             message,
             deadline: None,
-        };
-        self.calls().send(self.bus.id(), self.id, args)
+        })
     }
 
     /// Sends several messages in order as one bus operation (one round trip
@@ -471,7 +450,7 @@ impl Endpoint {
 
     /// Takes the next message if there is one.
     pub fn try_recv(&self) -> Result<Option<Message>, Errno> {
-        self.calls().recv(self.bus.id(), self.id, ())
+        self.link.recv()
     }
 
     /// Takes up to `max` queued messages at once (at least 1: `EINVAL` for

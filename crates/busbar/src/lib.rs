@@ -42,6 +42,7 @@ pub mod async_endpoint;
 mod bus;
 mod endpoint;
 mod local;
+mod names;
 mod payload;
 mod remote;
 mod transport;

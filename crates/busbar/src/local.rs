@@ -18,62 +18,76 @@ use std::task::Waker;
 use std::time::Instant;
 
 use busbar_kernel::{
-    BusId, Credentials, EndpointId, Errno, Host, Kernel, KernelConfig, Level, Message, Nanos,
-    Outgoing, Request, Response, SendArgs,
+    BusId, Credentials, EndpointId, Errno, Host, Kernel, KernelConfig, Level, Message, MessageId,
+    Nanos, Operations, Outgoing, Request, Response, SendArgs,
 };
 use busbar_sys::ReadinessFd;
 
 use crate::transport::{Connector, Link};
 
 /// Wake-up state of one endpoint.
+///
+/// Everything the bus changes here (on a wake-up) it changes under the
+/// kernel lock, and every waiter registers under that lock too, in the same
+/// critical section as its look: so a wake-up with nobody waiting is plain
+/// loads and stores, no locked instruction. The lock orders each wake-up
+/// either before a waiter's look (which then sees the message) or after its
+/// registration (which the wake-up then sees).
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
+    /// Bumped at each arrival (and at close), under the kernel lock.
     generation: AtomicU64,
+    /// Blocked waiters, incremented under the kernel lock (a stale count
+    /// only costs a spurious notify).
     waiters: AtomicU32,
-    /// The readiness level last reported by the kernel (changed under the kernel lock).
+    /// The readiness level last reported by the kernel (written under the
+    /// kernel lock; read without it by async tasks, after registering).
     level: AtomicBool,
     lock: Mutex<()>,
     cond: Condvar,
     fd: OnceLock<ReadinessFd>,
     /// Async tasks to wake at the next arrival (or close), and whether
-    /// there are any (checked on every wake without the lock).
+    /// there are any (set under the kernel lock).
     tasks: Mutex<Vec<Waker>>,
     has_tasks: AtomicBool,
 }
 
 impl Signal {
+    /// Called by the host, under the kernel lock.
     fn wake(&self, readable: bool) {
         if readable {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.bump_generation();
+            if self.waiters.load(Ordering::Relaxed) > 0 {
                 let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
                 self.cond.notify_all();
             }
         }
-        // Only ever written under the kernel lock, which orders it: a plain
-        // load, and a store only when it changes. That store is SeqCst: a
-        // task registers (`has_tasks`, SeqCst) and then reads the level
-        // without the lock, so one of the two must see the other's store.
         let was = self.level.load(Ordering::Relaxed);
         if was != readable {
-            self.level.store(readable, Ordering::SeqCst);
-        }
-        if was != readable
-            && let Some(fd) = self.fd.get()
-        {
-            // Failing to flip an eventfd we own can only mean the process
-            // is out of resources; waiters then fall back to timeouts.
-            let _ = if readable { fd.set() } else { fd.clear() };
+            self.level.store(readable, Ordering::Relaxed);
+            if let Some(fd) = self.fd.get() {
+                // Failing to flip an eventfd we own can only mean the process
+                // is out of resources; waiters then fall back to timeouts.
+                let _ = if readable { fd.set() } else { fd.clear() };
+            }
         }
         // Last: a woken task reads the level just stored.
-        if readable {
+        if readable && self.has_tasks.load(Ordering::Relaxed) {
             self.wake_tasks();
         }
     }
 
-    /// Wakes every waiter without a new message (used at close).
+    /// Only ever written under the kernel lock: a load and a store, not a
+    /// locked add.
+    fn bump_generation(&self) {
+        let g = self.generation.load(Ordering::Relaxed);
+        self.generation.store(g.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Wakes every waiter without a new message (used at close, under the
+    /// kernel lock).
     fn poke(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_generation();
         {
             let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.cond.notify_all();
@@ -83,10 +97,10 @@ impl Signal {
 
     /// Wakes (once) the async tasks registered since the last arrival.
     fn wake_tasks(&self) {
-        if self.has_tasks.load(Ordering::SeqCst) {
+        if self.has_tasks.load(Ordering::Relaxed) {
             let tasks = {
                 let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-                self.has_tasks.store(false, Ordering::SeqCst);
+                self.has_tasks.store(false, Ordering::Relaxed);
                 std::mem::take(&mut *t)
             };
             for w in tasks {
@@ -95,24 +109,33 @@ impl Signal {
         }
     }
 
-    /// Registers `waker` for the next arrival. The task must then look for
-    /// what it waits for under the kernel lock: an arrival (pushed and
-    /// woken under that lock) is either seen by the look or comes after
-    /// it and finds the registration.
+    /// Registers `waker` for the next arrival; the caller holds the kernel
+    /// lock. The task must then look for what it waits for (under that lock,
+    /// or through the level): an arrival is either seen by the look or
+    /// comes after the registration and finds it.
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn wake_task_at_arrival(&self, waker: &Waker) {
         let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         if !t.iter().any(|w| w.will_wake(waker)) {
             t.push(waker.clone());
         }
-        self.has_tasks.store(true, Ordering::SeqCst);
+        self.has_tasks.store(true, Ordering::Relaxed);
     }
 
+    /// Registers a blocked waiter; the caller holds the kernel lock and has
+    /// just looked. Returns the generation to wait past.
+    fn register_waiter(&self) -> u64 {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Waits (after [`Self::register_waiter`], without the kernel lock)
+    /// until the generation moves past `seen` or `deadline` passes; ends
+    /// the registration. False on timeout.
     fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let changed = loop {
-            if self.generation.load(Ordering::SeqCst) != seen {
+            if self.generation.load(Ordering::Relaxed) != seen {
                 break true;
             }
             match deadline {
@@ -131,7 +154,7 @@ impl Signal {
             }
         };
         drop(g);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
         changed
     }
 }
@@ -261,6 +284,7 @@ impl Link for LocalLink {
     }
 
     fn wake_at_arrival(&self, waker: &Waker) -> bool {
+        let _k = self.kernel.lock();
         self.signal.wake_task_at_arrival(waker);
         true
     }
@@ -278,18 +302,36 @@ impl Link for LocalLink {
         Ok(r)
     }
 
+    fn send(&self, args: SendArgs) -> Result<MessageId, Errno> {
+        self.kernel.lock().send(self.bus, self.endpoint, args)
+    }
+
+    fn recv(&self) -> Result<Option<Message>, Errno> {
+        let mut m = self.kernel.lock().recv(self.bus, self.endpoint, ())?;
+        if let Some(m) = &mut m {
+            own_fds_of(m)?;
+        }
+        Ok(m)
+    }
+
     fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
         loop {
-            // Read the generation before looking: a message queued after the
-            // look bumps it, so the wait below cannot sleep through it.
-            let seen = self.signal.generation.load(Ordering::SeqCst);
-            let r = self.call(request.clone())?;
-            if !busbar_wire::is_empty_response(&r) {
-                return Ok(r);
-            }
-            if self.closed.load(Ordering::SeqCst) {
-                return Err(Errno::ENOENT);
-            }
+            // Look and, finding nothing, register as a waiter under one hold
+            // of the kernel lock: a message queued after the look finds the
+            // registration, so the wait below cannot sleep through it.
+            let (r, seen) = {
+                let mut k = self.kernel.lock();
+                let mut r = k.dispatch(self.bus, self.endpoint, request.clone())?;
+                if !busbar_wire::is_empty_response(&r) {
+                    drop(k);
+                    own_fds(&mut r)?;
+                    return Ok(r);
+                }
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(Errno::ENOENT);
+                }
+                (r, self.signal.register_waiter())
+            };
             if !self.signal.wait_change(seen, deadline) {
                 return Ok(r);
             }
@@ -337,7 +379,7 @@ impl Link for LocalLink {
     }
 
     fn refresh(&self) -> Result<bool, Errno> {
-        Ok(self.signal.level.load(Ordering::SeqCst))
+        Ok(self.signal.level.load(Ordering::Acquire))
     }
 
     fn readiness_fd(&self) -> Result<BorrowedFd<'_>, Errno> {
@@ -347,7 +389,7 @@ impl Link for LocalLink {
             let _k = self.kernel.lock();
             if self.signal.fd.get().is_none() {
                 let fd = ReadinessFd::new().map_err(|_| Errno::EIO)?;
-                if self.signal.level.load(Ordering::SeqCst) {
+                if self.signal.level.load(Ordering::Relaxed) {
                     fd.set().map_err(|_| Errno::EIO)?;
                 }
                 let _ = self.signal.fd.set(fd);
@@ -363,8 +405,8 @@ impl Link for LocalLink {
         let mut k = self.kernel.lock();
         let r = k.dispatch(self.bus, self.endpoint, Request::Close(()));
         k.host_mut().signals.remove(&(self.bus, self.endpoint));
-        drop(k);
         self.signal.poke();
+        drop(k);
         r.map(|_| ())
     }
 }

@@ -27,6 +27,22 @@ pub(crate) trait Link: Send + Sync + Debug {
     fn endpoint(&self) -> EndpointId;
     /// Performs an operation as this endpoint.
     fn call(&self, request: Request) -> Result<Response, Errno>;
+    /// Performs `Send`: the same as [`Self::call`] with it, which a
+    /// transport may do without building a [`Request`] (every message goes
+    /// through here).
+    fn send(&self, args: SendArgs) -> Result<MessageId, Errno> {
+        match self.call(Request::Send(args))? {
+            Response::Send(id) => Ok(id),
+            _ => Err(Errno::EPROTO),
+        }
+    }
+    /// Performs `Recv` (takes the next message, if any), like [`Self::send`].
+    fn recv(&self) -> Result<Option<Message>, Errno> {
+        match self.call(Request::Recv(()))? {
+            Response::Recv(m) => Ok(m),
+            _ => Err(Errno::EPROTO),
+        }
+    }
     /// Performs a waitable operation (`Recv`, `RecvBatch`, `TakeReply`,
     /// `TakeSendOutcome`): if it finds nothing, waits until it would find
     /// something, or until `deadline` (then returns the empty result). No

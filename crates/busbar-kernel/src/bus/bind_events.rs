@@ -164,7 +164,7 @@ impl Bus {
         let mut plan = mem::take(&mut self.plan);
         plan.clear();
         let r = self.plan_listeners(
-            synthetic::REPLIER_BIND_EVENT,
+            &synthetic::REPLIER_BIND_EVENT.into(),
             WhenFull::Fail(Errno::EAGAIN),
             &mut plan,
         );
@@ -187,7 +187,11 @@ impl Bus {
     ) {
         let mut plan = mem::take(&mut self.plan);
         plan.clear();
-        let _ = self.plan_listeners(synthetic::REPLIER_BIND_EVENT, WhenFull::Skip, &mut plan);
+        let _ = self.plan_listeners(
+            &synthetic::REPLIER_BIND_EVENT.into(),
+            WhenFull::Skip,
+            &mut plan,
+        );
         self.reset_plan(&plan);
         if !plan.is_empty() {
             let msg = self.bind_event_message(false, binder, pattern);

@@ -28,7 +28,7 @@ mod synth;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem;
 
-use crate::binding::{BindingIndex, Target};
+use crate::binding::BindingIndex;
 use crate::endpoint::{Endpoint, SendState};
 use crate::message::synthetic;
 use crate::node::{Node, NodeId};
@@ -99,7 +99,6 @@ pub(crate) struct Bus {
     peer: Option<EndpointId>,
     // Scratch buffers reused by every send.
     plan: Vec<Planned>,
-    matched: Vec<Target>,
     /// The last message name found valid: a send with the same name (the
     /// same `Arc`, or equal bytes: senders repeat their names) skips the
     /// byte-by-byte check.
@@ -139,7 +138,6 @@ impl Bus {
             counters: counters::Counters::default(),
             quota_scratch: Vec::new(),
             plan: Vec::new(),
-            matched: Vec::new(),
             checked_name: None,
         }
     }

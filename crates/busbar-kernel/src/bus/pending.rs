@@ -284,7 +284,8 @@ impl Bus {
         };
         let creds = ep.creds;
         self.pending.remove(sender, &p);
-        match self.route(host, sender, creds, &p.msg, p.id, true) {
+        let Pending { msg, .. } = p;
+        match self.route(host, sender, creds, msg, p.id, true) {
             Ok(()) => {
                 if let Some(ep) = self.endpoints.get_mut(&sender) {
                     ep.sent += 1;
@@ -295,8 +296,9 @@ impl Bus {
                 };
                 self.finish_send(host, sender, outcome);
             }
-            Err(Errno::EAGAIN) => {
+            Err((Errno::EAGAIN, msg)) => {
                 let p = Pending {
+                    msg,
                     blocked_on: self.blocker.unwrap_or(EndpointId::BUS),
                     peer: self.peer,
                     ..p
@@ -306,7 +308,7 @@ impl Bus {
                     ep.send = SendState::Pending(p);
                 }
             }
-            Err(e) => self.fail_pending(host, sender, p, e),
+            Err((e, msg)) => self.fail_pending(host, sender, Pending { msg, ..p }, e),
         }
     }
 

@@ -60,6 +60,7 @@ fn is_empty_usage(u: &UserUsage) -> bool {
 
 /// Charges a queued message to its receiver's user, on its sender's
 /// account (the bus's own messages are not charged: they must always fit).
+#[inline]
 pub(super) fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message, cause: Option<BindingId>) {
     let size = size_of_message(m);
     ep.queued_bytes += size;
@@ -76,6 +77,7 @@ pub(super) fn charge(usage: &mut Usage, ep: &mut Endpoint, m: &Message, cause: O
 }
 
 /// Refunds a message that left its receiver's queue.
+#[inline]
 pub(super) fn uncharge(
     usage: &mut Usage,
     ep: &mut Endpoint,

@@ -5,9 +5,11 @@
 //! wait there; recv_batch stops at `max` messages or [`RECV_BATCH_BYTES`];
 //! take_reply: O(queue).
 
+use crate::binding::BindingId;
+use crate::endpoint::Endpoint;
 use crate::{EndpointId, Errno, Host, Message, MessageId};
 
-use super::quota::{size_of_message, uncharge};
+use super::quota::{Usage, size_of_message, uncharge};
 use super::{Bus, RECV_BATCH_BYTES};
 
 impl Bus {
@@ -27,8 +29,19 @@ impl Bus {
         id: EndpointId,
         _: (),
     ) -> Result<Option<Message>, Errno> {
-        let ep = self.ep_mut(id)?;
+        let ep = self.endpoints.get_mut(&id).ok_or(Errno::ENOENT)?;
         let q = match ep.queue.pop_front() {
+            // The common case, with the endpoint in hand: no set-aside
+            // events (else `taken` does the whole bookkeeping).
+            Some(q) if ep.set_aside == 0 => {
+                took(ep, &mut self.usage, &q.msg, q.cause);
+                let now = ep.is_readable();
+                if ep.readable != now {
+                    ep.readable = now;
+                    host.wake(self.id, id, now);
+                }
+                return Ok(Some(q.msg));
+            }
             Some(q) => q,
             None if ep.set_aside > 0 => {
                 self.feed_set_aside(host, id, true);
@@ -78,17 +91,13 @@ impl Bus {
         host: &mut H,
         id: EndpointId,
         msg: &Message,
-        cause: Option<crate::binding::BindingId>,
+        cause: Option<BindingId>,
     ) {
         let bus = self.id;
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return;
         };
-        if msg.wants_us_to_reply() {
-            ep.owed.insert((msg.id, msg.from));
-        }
-        ep.received += 1;
-        uncharge(&mut self.usage, ep, msg, cause);
+        took(ep, &mut self.usage, msg, cause);
         if ep.set_aside > 0 {
             self.feed_set_aside(host, id, false);
             self.update_readiness(host, id);
@@ -125,4 +134,14 @@ impl Bus {
             None => Err(Errno::EINVAL),
         }
     }
+}
+
+/// What taking `msg` off `ep`'s queue changes in the endpoint: a replier's
+/// request becomes owed; the counters and the quota are refunded.
+fn took(ep: &mut Endpoint, usage: &mut Usage, msg: &Message, cause: Option<BindingId>) {
+    if msg.wants_us_to_reply() {
+        ep.owed.insert((msg.id, msg.from));
+    }
+    ep.received += 1;
+    uncharge(usage, ep, msg, cause);
 }

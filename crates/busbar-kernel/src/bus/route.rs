@@ -7,6 +7,7 @@
 //! binding lookup being a few hash probes per word of the name (see `binding`).
 
 use std::mem;
+use std::sync::Arc;
 
 use crate::binding::BindingId;
 use crate::endpoint::{Endpoint, Pending, Queued, SendState};
@@ -171,7 +172,8 @@ impl Bus {
         } else {
             msg.id
         };
-        match self.route(host, from, creds, &msg, id, false) {
+        let all_or_wait = msg.flags.contains(Flags::ALL_OR_WAIT);
+        match self.route(host, from, creds, msg, id, false) {
             Ok(()) => {
                 if local {
                     self.take_serial();
@@ -182,7 +184,7 @@ impl Bus {
                 sender.last_sent = id;
                 Ok(id)
             }
-            Err(Errno::EAGAIN) if msg.flags.contains(Flags::ALL_OR_WAIT) => {
+            Err((Errno::EAGAIN, msg)) if all_or_wait => {
                 // The bus holds the payload while it waits: the sending
                 // user is charged for it (quota bytes and fds).
                 if !self.pending.fits(creds.uid, &msg, &self.quota) {
@@ -211,7 +213,7 @@ impl Bus {
                 sender.last_sent = id;
                 Err(Errno::EAGAIN)
             }
-            Err(e) => {
+            Err((e, _)) => {
                 // KBUS numbers a send that fails after validation as if it
                 // had gone (its serial is used up, LASTSENT names it).
                 if kbus_compat {
@@ -238,16 +240,18 @@ impl Bus {
             .collect())
     }
 
-    /// Plans every copy of `msg`, then delivers them all, or fails with no effect.
+    /// Plans every copy of `msg`, then delivers them all (the copies share
+    /// its name, data and fds, moved into their header), or fails with no
+    /// effect and gives the message back.
     pub(super) fn route<H: Host>(
         &mut self,
         host: &mut H,
         from: EndpointId,
         creds: Credentials,
-        msg: &Outgoing,
+        msg: Outgoing,
         id: MessageId,
         retry: bool,
-    ) -> Result<(), Errno> {
+    ) -> Result<(), (Errno, Outgoing)> {
         let mut plan = mem::take(&mut self.plan);
         plan.clear();
         // A new request's reply slot counts as used while its copies are planned.
@@ -257,9 +261,9 @@ impl Bus {
         }
         self.blocker = None;
         self.peer = None;
-        let mut r = self.plan_send(from, msg, &mut plan);
+        let mut r = self.plan_send(from, &msg, &mut plan);
         if r.is_ok() && !plan.is_empty() && self.usage.on {
-            r = self.check_quota(from, creds.uid, msg, &plan);
+            r = self.check_quota(from, creds.uid, &msg, &plan);
         }
         // The carried nodes, resolved before anything changes (a retried
         // send's handles may have been released since it went pending).
@@ -288,6 +292,7 @@ impl Bus {
                         s.owed.remove(&(msg.in_reply_to, msg.to));
                     }
                 }
+                let to_nodes = !msg.destinations().is_empty();
                 let header = Header {
                     id,
                     in_reply_to: msg.in_reply_to,
@@ -295,13 +300,13 @@ impl Bus {
                     from,
                     orig_from: msg.orig_from,
                     final_to: msg.final_to,
-                    name: msg.name.clone(),
-                    data: msg.data.clone(),
+                    fds: msg.caps.and_then(|c| c.fds),
+                    name: msg.name,
+                    data: msg.data,
                     creds,
-                    fds: msg.attached_fds().cloned(),
                 };
                 let mut base = Message::new(header, msg.flags);
-                if !msg.destinations().is_empty() {
+                if to_nodes {
                     // Marks a message to nodes until each owner's copy gets
                     // its own handle (below): monitors never see it.
                     base.destination = HandleId(u64::MAX);
@@ -313,11 +318,15 @@ impl Bus {
                     msg.flags.contains(Flags::URGENT),
                     &carried,
                 );
+                self.plan = plan;
+                Ok(())
             }
-            Err(_) => self.reset_plan(&plan),
+            Err(e) => {
+                self.reset_plan(&plan);
+                self.plan = plan;
+                Err((e, msg))
+            }
         }
-        self.plan = plan;
-        r
     }
 
     fn plan_send(
@@ -416,15 +425,12 @@ impl Bus {
     /// still names every endpoint whose scratch counters were touched.
     pub(super) fn plan_listeners(
         &mut self,
-        name: &str,
+        name: &Arc<str>,
         when_full: WhenFull,
         plan: &mut Vec<Planned>,
     ) -> Result<(), Errno> {
-        let mut matched = mem::take(&mut self.matched);
-        matched.clear();
-        self.index.listeners(name, &mut matched);
         let mut r = Ok(());
-        for &(bid, target) in &matched {
+        for &(bid, target) in self.index.listeners(name) {
             let Some(ep) = self.endpoints.get_mut(&target) else {
                 continue;
             };
@@ -452,7 +458,6 @@ impl Bus {
                 break;
             }
         }
-        self.matched = matched;
         r
     }
 
@@ -479,7 +484,7 @@ impl Bus {
     ) {
         // A message to nodes (marked by `route`) reaches only their
         // owners: no monitor copy.
-        if base.destination == HandleId::INVALID {
+        if base.destination == HandleId::INVALID && !self.monitors.is_empty() {
             self.copy_to_monitors(host, &base);
         }
         let bus = self.id;
@@ -511,15 +516,18 @@ impl Bus {
                 }
                 Role::Listener | Role::Lost => {}
             }
-            if !carried.is_empty() {
+            let ep = if carried.is_empty() {
+                ep
+            } else {
                 let by = m.creds.uid;
                 m.handles = carried
                     .iter()
                     .map(|&n| self.install_handle(p.ep, n, by))
                     .collect();
-            }
-            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
-                continue;
+                let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                    continue;
+                };
+                ep
             };
             push_into(ep, &mut self.usage, host, (bus, p.ep), m, p.cause, urgent);
         }
