@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::binding::BindingId;
 use crate::node::{HandleRef, NodeId};
 use crate::{
-    Credentials, EndpointId, HandleId, Hasher, Message, MessageId, Nanos, Outgoing, SendOutcome,
+    Credentials, EndpointId, HandleId, Hasher, HostToken, Message, MessageId, Nanos, Outgoing,
+    SendOutcome,
 };
 
 /// A message in a queue, with the binding that put it there (`None` for
@@ -93,6 +94,8 @@ pub(crate) struct Endpoint {
     pub last_sent: MessageId,
     /// KBUS's observable rules apply to this endpoint's sends.
     pub kbus_compat: bool,
+    /// What the host asked to get back with this endpoint's wake-ups.
+    pub host_token: HostToken,
 }
 
 impl Endpoint {
@@ -123,6 +126,7 @@ impl Endpoint {
             monitor_fds: 0,
             last_sent: MessageId::default(),
             kbus_compat: false,
+            host_token: HostToken::NONE,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The kernel: a set of buses driven through the operation table.
 
 use crate::bus::{Bus, BusConfig, MIN_MAX_MESSAGE_SIZE};
-use crate::{BusId, EndpointId, Errno, Host, Level, Nanos, Operations, Request, Response};
+use crate::{
+    BusId, EndpointId, Errno, Host, HostToken, Level, Nanos, Operations, Request, Response,
+};
 
 /// Limits a kernel starts with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +149,17 @@ impl<H: Host> Kernel<H> {
     /// How many buses exist (ids `0..n`).
     pub fn bus_count(&self) -> u32 {
         self.buses.len() as u32
+    }
+
+    /// Gives `endpoint` a token that comes back with each of its wake-ups
+    /// ([`Host::wake`]). `ENOENT` if there is no such endpoint.
+    pub fn set_host_token(
+        &mut self,
+        bus: BusId,
+        endpoint: EndpointId,
+        token: HostToken,
+    ) -> Result<(), Errno> {
+        self.with_bus(bus, |b, _| b.set_host_token(endpoint, token))
     }
 
     /// The host's alarm fired: expire pending sends whose deadline passed.

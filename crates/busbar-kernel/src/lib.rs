@@ -28,7 +28,7 @@
 //! # impl Host for NoHost {
 //! #     fn now(&mut self) -> Nanos { 0 }
 //! #     fn set_alarm(&mut self, _: Option<Nanos>) {}
-//! #     fn wake(&mut self, _: BusId, _: EndpointId, _: bool) {}
+//! #     fn wake(&mut self, _: BusId, _: EndpointId, _: HostToken, _: bool) {}
 //! #     fn log(&mut self, _: Level, _: core::fmt::Arguments<'_>) {}
 //! #     fn entropy(&mut self) -> u64 { 7 }
 //! # }
@@ -60,7 +60,7 @@ mod stats;
 
 pub use bus::MIN_MAX_MESSAGE_SIZE;
 pub use errno::Errno;
-pub use host::{Host, Level, Nanos};
+pub use host::{Host, HostToken, Level, Nanos};
 pub use kernel::{Kernel, KernelConfig};
 pub use message::{
     Attachment, BusId, Capabilities, Credentials, EndpointId, Flags, HandleId, Header,

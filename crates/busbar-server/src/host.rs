@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use busbar_kernel::{BusId, EndpointId, Host, Level, Nanos};
+use busbar_kernel::{BusId, EndpointId, Host, HostToken, Level, Nanos};
 
 /// Where the kernel's and the session's log lines go.
 pub type LogSink = Box<dyn FnMut(Level, fmt::Arguments<'_>) + Send>;
@@ -49,7 +49,7 @@ impl Host for ServerHost {
         self.alarm = at;
     }
 
-    fn wake(&mut self, bus: BusId, endpoint: EndpointId, readable: bool) {
+    fn wake(&mut self, bus: BusId, endpoint: EndpointId, _: HostToken, readable: bool) {
         self.levels.insert((bus, endpoint), readable);
         if readable {
             self.woken.push((bus, endpoint));

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use busbar_kernel::{BusId, EndpointId, Host, Kernel, KernelConfig, Level, Nanos};
+use busbar_kernel::{BusId, EndpointId, Host, HostToken, Kernel, KernelConfig, Level, Nanos};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -83,7 +83,7 @@ impl Host for SimHost {
     fn set_alarm(&mut self, at: Option<Nanos>) {
         self.alarm = at;
     }
-    fn wake(&mut self, bus: BusId, endpoint: EndpointId, readable: bool) {
+    fn wake(&mut self, bus: BusId, endpoint: EndpointId, _: HostToken, readable: bool) {
         self.wakes.push(Wake {
             bus,
             endpoint,

@@ -8,7 +8,6 @@
 //! endpoint's readiness level for `poll`/`epoll`. A steady stream of messages
 //! with nobody blocked costs no syscall.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher as _, RandomState};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -18,8 +17,8 @@ use std::task::Waker;
 use std::time::Instant;
 
 use busbar_kernel::{
-    BusId, Credentials, EndpointId, Errno, Host, Kernel, KernelConfig, Level, Message, MessageId,
-    Nanos, Operations, Outgoing, Request, Response, SendArgs,
+    BusId, Credentials, EndpointId, Errno, Host, HostToken, Kernel, KernelConfig, Level, Message,
+    MessageId, Nanos, Operations, Outgoing, Request, Response, SendArgs,
 };
 use busbar_sys::ReadinessFd;
 
@@ -165,7 +164,10 @@ impl Signal {
 pub(crate) struct StdHost {
     epoch: Instant,
     alarm: Option<Nanos>,
-    signals: HashMap<(BusId, EndpointId), Arc<Signal>, foldhash::fast::RandomState>,
+    /// Each open endpoint's signal, at the index its host token names
+    /// (so a wake-up is an index, not a lookup); freed slots are reused.
+    signals: Vec<Option<Arc<Signal>>>,
+    free_signals: Vec<usize>,
     log_level: Option<Level>,
 }
 
@@ -173,8 +175,33 @@ impl fmt::Debug for StdHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StdHost")
             .field("alarm", &self.alarm)
-            .field("endpoints", &self.signals.len())
+            .field("endpoints", &(self.signals.len() - self.free_signals.len()))
             .finish()
+    }
+}
+
+impl StdHost {
+    /// Keeps `signal` for a new endpoint; returns the token to give it.
+    fn add_signal(&mut self, signal: Arc<Signal>) -> HostToken {
+        let i = match self.free_signals.pop() {
+            Some(i) => {
+                self.signals[i] = Some(signal);
+                i
+            }
+            None => {
+                self.signals.push(Some(signal));
+                self.signals.len() - 1
+            }
+        };
+        HostToken(i as u64)
+    }
+
+    /// Drops the signal kept under `token` (its endpoint closed).
+    fn remove_signal(&mut self, token: HostToken) {
+        let i = token.0 as usize;
+        if self.signals.get_mut(i).and_then(Option::take).is_some() {
+            self.free_signals.push(i);
+        }
     }
 }
 
@@ -187,8 +214,11 @@ impl Host for StdHost {
         self.alarm = at;
     }
 
-    fn wake(&mut self, bus: BusId, endpoint: EndpointId, readable: bool) {
-        if let Some(s) = self.signals.get(&(bus, endpoint)) {
+    fn wake(&mut self, _: BusId, _: EndpointId, token: HostToken, readable: bool) {
+        if let Some(Some(s)) = usize::try_from(token.0)
+            .ok()
+            .and_then(|i| self.signals.get(i))
+        {
             s.wake(readable);
         }
     }
@@ -218,7 +248,8 @@ impl LocalKernel {
         let host = StdHost {
             epoch: Instant::now(),
             alarm: None,
-            signals: HashMap::default(),
+            signals: Vec::new(),
+            free_signals: Vec::new(),
             log_level: std::env::var_os("BUSBAR_KERNEL_LOG").map(|_| Level::Debug),
         };
         let c = busbar_sys::process_credentials();
@@ -254,11 +285,16 @@ impl Connector for Arc<LocalKernel> {
             return Err(Errno::EPROTO);
         };
         let signal = Arc::new(Signal::default());
-        k.host_mut().signals.insert((bus, endpoint), signal.clone());
+        let token = k.host_mut().add_signal(signal.clone());
+        if let Err(e) = k.set_host_token(bus, endpoint, token) {
+            k.host_mut().remove_signal(token);
+            return Err(e);
+        }
         Ok(Box::new(LocalLink {
             kernel: self.clone(),
             bus,
             endpoint,
+            token,
             signal,
             closed: AtomicBool::new(false),
         }))
@@ -274,6 +310,8 @@ struct LocalLink {
     kernel: Arc<LocalKernel>,
     bus: BusId,
     endpoint: EndpointId,
+    /// Where the host keeps `signal`.
+    token: HostToken,
     signal: Arc<Signal>,
     closed: AtomicBool,
 }
@@ -404,7 +442,7 @@ impl Link for LocalLink {
         }
         let mut k = self.kernel.lock();
         let r = k.dispatch(self.bus, self.endpoint, Request::Close(()));
-        k.host_mut().signals.remove(&(self.bus, self.endpoint));
+        k.host_mut().remove_signal(self.token);
         self.signal.poke();
         drop(k);
         r.map(|_| ())
@@ -429,7 +467,7 @@ fn own_fds(r: &mut Response) -> Result<(), Errno> {
 }
 
 fn own_fds_of(m: &mut Message) -> Result<(), Errno> {
-    if m.fds().is_empty() {
+    if m.header().fds.is_none() || m.fds().is_empty() {
         return Ok(());
     }
     let own = m

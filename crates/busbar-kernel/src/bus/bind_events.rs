@@ -238,7 +238,7 @@ impl Bus {
             ep.set_aside += 1;
             if !ep.readable {
                 ep.readable = true;
-                host.wake(self.id, id, true);
+                host.wake(self.id, id, ep.host_token, true);
             }
         }
     }

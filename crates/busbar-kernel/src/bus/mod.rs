@@ -152,6 +152,15 @@ impl Bus {
         self.endpoints.get_mut(&id).ok_or(Errno::ENOENT)
     }
 
+    pub(crate) fn set_host_token(
+        &mut self,
+        id: EndpointId,
+        token: crate::HostToken,
+    ) -> Result<(), Errno> {
+        self.ep_mut(id)?.host_token = token;
+        Ok(())
+    }
+
     fn take_serial(&mut self) -> u32 {
         let s = self.next_serial;
         self.next_serial = match s.wrapping_add(1) {
@@ -264,7 +273,7 @@ mod tests {
             0
         }
         fn set_alarm(&mut self, _: Option<crate::Nanos>) {}
-        fn wake(&mut self, _: BusId, _: EndpointId, _: bool) {}
+        fn wake(&mut self, _: BusId, _: EndpointId, _: crate::HostToken, _: bool) {}
         fn log(&mut self, _: Level, _: core::fmt::Arguments<'_>) {}
         fn entropy(&mut self) -> u64 {
             1

@@ -339,7 +339,7 @@ impl Bus {
         if let Some(ep) = self.endpoints.get_mut(&id) {
             ep.send = SendState::Done(outcome);
             ep.readable = true;
-            host.wake(self.id, id, true);
+            host.wake(self.id, id, ep.host_token, true);
         }
     }
 

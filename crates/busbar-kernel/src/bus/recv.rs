@@ -18,7 +18,7 @@ impl Bus {
             let now = ep.is_readable();
             if ep.readable != now {
                 ep.readable = now;
-                host.wake(self.id, id, now);
+                host.wake(self.id, id, ep.host_token, now);
             }
         }
     }
@@ -38,7 +38,7 @@ impl Bus {
                 let now = ep.is_readable();
                 if ep.readable != now {
                     ep.readable = now;
-                    host.wake(self.id, id, now);
+                    host.wake(self.id, id, ep.host_token, now);
                 }
                 return Ok(Some(q.msg));
             }
@@ -106,7 +106,7 @@ impl Bus {
         let now = ep.is_readable();
         if ep.readable != now {
             ep.readable = now;
-            host.wake(bus, id, now);
+            host.wake(bus, id, ep.host_token, now);
         }
     }
 

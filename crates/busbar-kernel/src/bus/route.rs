@@ -63,6 +63,7 @@ impl Bus {
 
     /// Checks a message before anything is planned. `name_known` says the
     /// name was found valid before ([`Self::name_checked`]).
+    #[inline]
     fn validate(&self, msg: &Outgoing, kbus_compat: bool, name_known: bool) -> Result<(), Errno> {
         if msg.flags.contains(Flags::ALL_OR_WAIT) && msg.flags.contains(Flags::ALL_OR_FAIL) {
             return Err(Errno::EINVAL);
@@ -124,6 +125,7 @@ impl Bus {
         r
     }
 
+    #[inline]
     fn send_one<H: Host>(
         &mut self,
         host: &mut H,
@@ -243,6 +245,7 @@ impl Bus {
     /// Plans every copy of `msg`, then delivers them all (the copies share
     /// its name, data and fds, moved into their header), or fails with no
     /// effect and gives the message back.
+    #[inline]
     pub(super) fn route<H: Host>(
         &mut self,
         host: &mut H,
@@ -329,6 +332,7 @@ impl Bus {
         }
     }
 
+    #[inline]
     fn plan_send(
         &mut self,
         from: EndpointId,
@@ -423,6 +427,7 @@ impl Bus {
     /// Plans a copy for every listener binding matching `name` ("only once"
     /// endpoints get at most one copy of the message). On failure the plan
     /// still names every endpoint whose scratch counters were touched.
+    #[inline]
     pub(super) fn plan_listeners(
         &mut self,
         name: &Arc<str>,
@@ -598,5 +603,5 @@ pub(super) fn push_into<H: Host>(
         ep.queue.push_back(q);
     }
     ep.readable = true;
-    host.wake(bus, id, true);
+    host.wake(bus, id, ep.host_token, true);
 }
