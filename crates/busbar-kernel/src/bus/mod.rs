@@ -15,6 +15,7 @@
 mod bind_events;
 mod caps;
 mod counters;
+mod endpoints;
 mod monitor;
 mod pending;
 
@@ -61,7 +62,7 @@ pub(crate) struct Bus {
     id: BusId,
     hasher: Hasher,
     config: BusConfig,
-    endpoints: HashMap<EndpointId, Endpoint, Hasher>,
+    endpoints: endpoints::EndpointTable,
     next_endpoint: u32,
     next_serial: u32,
     index: BindingIndex,
@@ -115,7 +116,7 @@ impl Bus {
         Self {
             id,
             index: BindingIndex::new(&hasher),
-            endpoints: HashMap::with_hasher(hasher.clone()),
+            endpoints: endpoints::EndpointTable::new(hasher.clone()),
             tragic_told: HashSet::with_hasher(hasher.clone()),
             hasher,
             config,

@@ -162,7 +162,7 @@ impl Bus {
     }
 
     pub(crate) fn bus_stats<H: Host>(&mut self, _: &mut H, _: ()) -> Result<BusStats, Errno> {
-        let mut ids: Vec<EndpointId> = self.endpoints.keys().copied().collect();
+        let mut ids: Vec<EndpointId> = self.endpoints.keys().collect();
         ids.sort_unstable();
         Ok(BusStats {
             bus: self.id,
