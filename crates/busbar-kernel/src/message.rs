@@ -454,6 +454,7 @@ impl core::ops::Deref for Message {
 
 impl Message {
     /// A message with this header and flags (and no loss report).
+    #[inline]
     pub fn new(header: Header, flags: Flags) -> Self {
         Self {
             header: Arc::new(header),

@@ -492,24 +492,53 @@ impl Bus {
         if base.destination == HandleId::INVALID && !self.monitors.is_empty() {
             self.copy_to_monitors(host, &base);
         }
-        let bus = self.id;
-        let mut base = Some(base);
-        let last = plan.len().saturating_sub(1);
-        for (i, p) in plan.iter().enumerate() {
-            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
-                continue;
-            };
-            ep.planned = 0;
-            ep.copies = 0;
-            if p.role == Role::Lost {
-                ep.lost_unreported += 1;
-                ep.lost_total += 1;
-                continue;
+        // Every copy but the last is a clone; the last is the original
+        // (moved as few times as can be: each move of a message just
+        // written costs more than its size suggests).
+        let Some((last, others)) = plan.split_last() else {
+            return;
+        };
+        for p in others {
+            if self.take_planned(p) {
+                self.deliver_copy(host, p, base.clone(), urgent, carried);
             }
-            let mut m = if i == last {
-                base.take().expect("the last copy takes the original")
-            } else {
-                base.clone().expect("copies before the last clone it")
+        }
+        if self.take_planned(last) {
+            self.deliver_copy(host, last, base, urgent, carried);
+        }
+    }
+
+    /// Clears `p`'s scratch counters; true if its copy is to be queued,
+    /// false if it is lost (counted here) or its endpoint has gone.
+    #[inline]
+    fn take_planned(&mut self, p: &Planned) -> bool {
+        let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+            return false;
+        };
+        ep.planned = 0;
+        ep.copies = 0;
+        if p.role == Role::Lost {
+            ep.lost_unreported += 1;
+            ep.lost_total += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Queues one planned copy `m`, with what is particular to its receiver.
+    #[inline]
+    fn deliver_copy<H: Host>(
+        &mut self,
+        host: &mut H,
+        p: &Planned,
+        mut m: Message,
+        urgent: bool,
+        carried: &[NodeId],
+    ) {
+        let bus = self.id;
+        {
+            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
+                return;
             };
             match p.role {
                 Role::Requester => {
@@ -521,19 +550,15 @@ impl Bus {
                 }
                 Role::Listener | Role::Lost => {}
             }
-            let ep = if carried.is_empty() {
-                ep
-            } else {
-                let by = m.creds.uid;
-                m.handles = carried
-                    .iter()
-                    .map(|&n| self.install_handle(p.ep, n, by))
-                    .collect();
-                let Some(ep) = self.endpoints.get_mut(&p.ep) else {
-                    continue;
-                };
-                ep
-            };
+        }
+        if !carried.is_empty() {
+            let by = m.creds.uid;
+            m.handles = carried
+                .iter()
+                .map(|&n| self.install_handle(p.ep, n, by))
+                .collect();
+        }
+        if let Some(ep) = self.endpoints.get_mut(&p.ep) {
             push_into(ep, &mut self.usage, host, (bus, p.ep), m, p.cause, urgent);
         }
     }
@@ -589,18 +614,25 @@ pub(super) fn push_into<H: Host>(
     usage: &mut Usage,
     host: &mut H,
     (bus, id): (BusId, EndpointId),
-    mut msg: Message,
+    msg: Message,
     cause: Option<BindingId>,
     urgent: bool,
 ) {
-    msg.lost = mem::take(&mut ep.lost_unreported);
     ep.delivered += 1;
     charge(usage, ep, &msg, cause);
     let q = Queued { msg, cause };
-    if urgent {
+    // The loss report is written in place, once queued (not into the
+    // message on its way there: see `deliver`).
+    let lost = mem::take(&mut ep.lost_unreported);
+    let queued = if urgent {
         ep.queue.push_front(q);
+        ep.queue.front_mut()
     } else {
         ep.queue.push_back(q);
+        ep.queue.back_mut()
+    };
+    if let Some(q) = queued {
+        q.msg.lost = lost;
     }
     ep.readable = true;
     host.wake(bus, id, ep.host_token, true);
