@@ -32,6 +32,10 @@ use crate::transport::{Connector, Link};
 /// loads and stores, no locked instruction. The lock orders each wake-up
 /// either before a waiter's look (which then sees the message) or after its
 /// registration (which the wake-up then sees).
+///
+/// Blocked threads and async tasks are woken after the kernel lock is
+/// released ([`Signal::notify`]), so that they do not wake only to wait for
+/// the lock their waker still holds.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
     /// Bumped at each arrival (and at close), under the kernel lock.
@@ -52,14 +56,11 @@ pub(crate) struct Signal {
 }
 
 impl Signal {
-    /// Called by the host, under the kernel lock.
-    fn wake(&self, readable: bool) {
+    /// Called by the host, under the kernel lock. True if someone waits:
+    /// then [`Self::notify`] must follow once the lock is released.
+    fn wake(&self, readable: bool) -> bool {
         if readable {
             self.bump_generation();
-            if self.waiters.load(Ordering::Relaxed) > 0 {
-                let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-                self.cond.notify_all();
-            }
         }
         let was = self.level.load(Ordering::Relaxed);
         if was != readable {
@@ -70,10 +71,18 @@ impl Signal {
                 let _ = if readable { fd.set() } else { fd.clear() };
             }
         }
-        // Last: a woken task reads the level just stored.
-        if readable && self.has_tasks.load(Ordering::Relaxed) {
-            self.wake_tasks();
+        readable
+            && (self.waiters.load(Ordering::Relaxed) > 0 || self.has_tasks.load(Ordering::Relaxed))
+    }
+
+    /// Wakes the blocked waiters and the registered tasks, after a wake-up
+    /// that said to (and the kernel lock is released).
+    fn notify(&self) {
+        {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.cond.notify_all();
         }
+        self.wake_tasks();
     }
 
     /// Only ever written under the kernel lock: a load and a store, not a
@@ -83,18 +92,16 @@ impl Signal {
         self.generation.store(g.wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Wakes every waiter without a new message (used at close, under the
-    /// kernel lock).
+    /// Marks a change without a new message (used at close, under the
+    /// kernel lock); [`Self::notify`] follows, after it.
     fn poke(&self) {
         self.bump_generation();
-        {
-            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.cond.notify_all();
-        }
-        self.wake_tasks();
     }
 
     /// Wakes (once) the async tasks registered since the last arrival.
+    /// (Registering takes the kernel lock and then the task list; this
+    /// takes only the list: a task registered meanwhile is woken too, at
+    /// worst once too often.)
     fn wake_tasks(&self) {
         if self.has_tasks.load(Ordering::Relaxed) {
             let tasks = {
@@ -168,6 +175,8 @@ pub(crate) struct StdHost {
     /// (so a wake-up is an index, not a lookup); freed slots are reused.
     signals: Vec<Option<Arc<Signal>>>,
     free_signals: Vec<usize>,
+    /// Signals whose waiters are to be woken once the kernel lock is released.
+    to_notify: Vec<Arc<Signal>>,
     log_level: Option<Level>,
 }
 
@@ -218,8 +227,9 @@ impl Host for StdHost {
         if let Some(Some(s)) = usize::try_from(token.0)
             .ok()
             .and_then(|i| self.signals.get(i))
+            && s.wake(readable)
         {
-            s.wake(readable);
+            self.to_notify.push(s.clone());
         }
     }
 
@@ -250,6 +260,7 @@ impl LocalKernel {
             alarm: None,
             signals: Vec::new(),
             free_signals: Vec::new(),
+            to_notify: Vec::new(),
             log_level: std::env::var_os("BUSBAR_KERNEL_LOG").map(|_| Level::Debug),
         };
         let c = busbar_sys::process_credentials();
@@ -264,7 +275,7 @@ impl LocalKernel {
     }
 
     /// Locks the kernel, servicing an alarm that has come due.
-    fn lock(&self) -> MutexGuard<'_, Kernel<StdHost>> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock would be a kernel bug; the state is
         // still consistent between operations, so carry on.
         let mut k = self.kernel.lock().unwrap_or_else(|e| e.into_inner());
@@ -273,7 +284,40 @@ impl LocalKernel {
         {
             k.handle_alarm();
         }
-        k
+        Locked(Some(k))
+    }
+}
+
+/// The kernel, locked. Dropping it releases the lock, then wakes whoever
+/// the operations done under it woke ([`Signal::notify`]).
+struct Locked<'a>(Option<MutexGuard<'a, Kernel<StdHost>>>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Kernel<StdHost>;
+    fn deref(&self) -> &Kernel<StdHost> {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Kernel<StdHost> {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut k) = self.0.take() else {
+            return;
+        };
+        if k.host().to_notify.is_empty() {
+            return;
+        }
+        let to_notify = std::mem::take(&mut k.host_mut().to_notify);
+        drop(k);
+        for s in to_notify {
+            s.notify();
+        }
     }
 }
 
@@ -445,6 +489,7 @@ impl Link for LocalLink {
         k.host_mut().remove_signal(self.token);
         self.signal.poke();
         drop(k);
+        self.signal.notify();
         r.map(|_| ())
     }
 }
