@@ -188,3 +188,45 @@ pub fn several_bindings_per_endpoint(make: &dyn Fn() -> Bus) {
     let a = s.announce("$.other", &b""[..]).unwrap();
     assert_eq!(next(&e).id, a);
 }
+
+/// A name sent again reaches exactly the listeners bound at that moment:
+/// bindings made or removed between two sends of one name (exact, `%`, `*`;
+/// by unbind and by closing) count at once, however often the name was
+/// sent before (the bus may remember its last lookup; it must not go stale).
+pub fn changes_between_repeated_sends(make: &dyn Fn() -> Bus) {
+    let bus = make();
+    let [s, a, b, c] = open_n(&bus);
+    let name = "$.repeat.x";
+    let send = |n: usize| {
+        for _ in 0..n {
+            s.announce(name, &b"d"[..]).unwrap();
+        }
+    };
+    let counts = |es: [&busbar::Endpoint; 3]| es.map(|e| drain(e).len());
+    a.bind(name).unwrap();
+    send(3);
+    assert_eq!(counts([&a, &b, &c]), [3, 0, 0]);
+    b.bind("$.repeat.%").unwrap();
+    send(2);
+    assert_eq!(counts([&a, &b, &c]), [2, 2, 0]);
+    c.bind("$.*").unwrap();
+    c.bind(name).unwrap();
+    send(1);
+    assert_eq!(counts([&a, &b, &c]), [1, 1, 2]);
+    a.unbind(name).unwrap();
+    send(2);
+    assert_eq!(counts([&a, &b, &c]), [0, 2, 4]);
+    // Another name in between, then the first again.
+    s.announce("$.repeat.y", &b"d"[..]).unwrap();
+    assert_eq!(counts([&a, &b, &c]), [0, 1, 1]);
+    send(1);
+    assert_eq!(counts([&a, &b, &c]), [0, 1, 2]);
+    drop(b);
+    c.unbind("$.*").unwrap();
+    send(2);
+    assert_eq!(counts([&a, &a, &c]), [0, 0, 2]);
+    c.close().unwrap();
+    send(1);
+    assert_eq!(s.stats().unwrap().sent, 13);
+    assert_empty(&a);
+}

@@ -64,7 +64,8 @@ macro_rules! for_each_case {
             bindings {
                 listener_copies, announcement_nobody_listening, replier_unique,
                 replier_bind_event_name_reserved, replier_precedence, longest_star_wins,
-                percent_is_one_word, find_replier, several_bindings_per_endpoint
+                percent_is_one_word, find_replier, several_bindings_per_endpoint,
+                changes_between_repeated_sends
             }
             unbind {
                 most_recent, kind_and_owner, removes_only_caused, replier_unbound_replies,
