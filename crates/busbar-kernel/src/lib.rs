@@ -16,8 +16,12 @@
 //! - `bus`: routing, delivery, synthetic messages, close.
 //! - [`ops`]: **the operation table**. Dispatch ([`Kernel::dispatch`]), the
 //!   typed calls ([`Operations`]) and the wire codes ([`OpCode`]) all derive
-//!   from it.
-//! - [`Kernel`]: buses plus a host.
+//!   from it. The kernel implements each typed call directly (no
+//!   [`Request`] or [`Response`] built): a host that links the kernel in
+//!   calls `send` and `recv` that way.
+//! - [`Kernel`]: buses plus a host. A host may give each endpoint a
+//!   [`HostToken`], which comes back with the endpoint's wake-ups (so the
+//!   host finds its waiter by index).
 //!
 //! ## Example
 //!
