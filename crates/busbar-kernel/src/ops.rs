@@ -1,7 +1,7 @@
 //! The operation table: the one place that defines every operation busbar
 //! offers (code, arguments, reply, scope, the errors it may return).
 //!
-//! [`operation_table!`] feeds a callback macro the whole table; from it the
+//! [`operation_table!`](crate::operation_table) feeds a callback macro the whole table; from it the
 //! kernel derives its dispatch ([`crate::Kernel::call`]), this module derives
 //! [`Request`], [`Response`], [`OpCode`] and the typed calls of
 //! [`Operations`], and the daemon's wire format derives its op codes. The
