@@ -7,7 +7,8 @@
 #![no_main]
 
 use busbar_kernel::{
-    BusId, Credentials, EndpointId, Host, Kernel, KernelConfig, Level, Nanos, Operations, Quota,
+    BusId, Credentials, EndpointId, Host, HostToken, Kernel, KernelConfig, Level, Nanos,
+    Operations, Quota,
 };
 use busbar_wire::{FrameReader, parse_request};
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +25,7 @@ impl Host for FuzzHost {
         self.now
     }
     fn set_alarm(&mut self, _: Option<Nanos>) {}
-    fn wake(&mut self, _: BusId, _: EndpointId, _: bool) {}
+    fn wake(&mut self, _: BusId, _: EndpointId, _: HostToken, _: bool) {}
     fn log(&mut self, _: Level, _: core::fmt::Arguments<'_>) {}
     fn entropy(&mut self) -> u64 {
         7
