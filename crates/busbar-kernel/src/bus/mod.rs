@@ -8,13 +8,16 @@
 //! bus's serials (never 0), and opening (O(1)) and closing an endpoint (its
 //! queue, bindings, handles and owed replies, plus one bind event per replier
 //! binding). Each concern adds its own `impl Bus` in a submodule: `route`
-//! (sending), `recv`, `pending` (`ALL_OR_WAIT`), `bind_events` (bindings),
-//! `caps` (nodes and handles), `quota`, `synth` (the bus's own messages),
-//! `monitor` and `stats` (settings and queries).
+//! (sending: checks and plans), `deliver` (queuing the planned copies),
+//! `recv`, `pending` (`ALL_OR_WAIT`), `bind_events` (bindings), `caps`
+//! (nodes and handles), `quota`, `synth` (the bus's own messages), `monitor`
+//! and `stats` (settings and queries); `endpoints` is the table of
+//! endpoints by id.
 
 mod bind_events;
 mod caps;
 mod counters;
+mod deliver;
 mod endpoints;
 mod monitor;
 mod pending;

@@ -12,8 +12,8 @@ use std::mem;
 use crate::{EndpointId, Errno, Flags, Host, Message};
 
 use super::Bus;
+use super::deliver::push_into;
 use super::quota::{fd_count, size_of_message};
-use super::route::push_into;
 use crate::binding::MONITOR_COPY;
 
 impl Bus {

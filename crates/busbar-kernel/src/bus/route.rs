@@ -1,4 +1,4 @@
-//! Sending: validating, planning and delivering one message.
+//! Sending: validating and planning one message (delivery: `deliver`).
 //!
 //! Every copy is planned (each recipient's room, then the quota) before any is
 //! queued, so a send queues all its copies or none; a failed plan resets the
@@ -10,16 +10,15 @@ use std::mem;
 use std::sync::Arc;
 
 use crate::binding::BindingId;
-use crate::endpoint::{Endpoint, Pending, Queued, SendState};
+use crate::endpoint::{Endpoint, Pending, SendState};
 use crate::name::check_message_name;
 use crate::node::NodeId;
 use crate::{
-    BusId, Credentials, EndpointId, Errno, Flags, HandleId, Header, Host, Message, MessageId,
-    Outgoing, SendArgs,
+    Credentials, EndpointId, Errno, Flags, HandleId, Header, Host, Message, MessageId, Outgoing,
+    SendArgs,
 };
 
 use super::Bus;
-use super::quota::{Usage, charge};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
@@ -476,106 +475,6 @@ impl Bus {
             }
         }
     }
-
-    /// Queues every planned copy of `base` (and clears the scratch
-    /// counters); each receiver gets its own handles to the `carried` nodes.
-    pub(super) fn deliver<H: Host>(
-        &mut self,
-        host: &mut H,
-        base: Message,
-        plan: &[Planned],
-        urgent: bool,
-        carried: &[NodeId],
-    ) {
-        // A message to nodes (marked by `route`) reaches only their
-        // owners: no monitor copy.
-        if base.destination == HandleId::INVALID && !self.monitors.is_empty() {
-            self.copy_to_monitors(host, &base);
-        }
-        // Every copy but the last is a clone; the last is the original
-        // (moved as few times as can be: each move of a message just
-        // written costs more than its size suggests).
-        let Some((last, others)) = plan.split_last() else {
-            return;
-        };
-        for p in others {
-            if self.take_planned(p) {
-                self.deliver_copy(host, p, base.clone(), urgent, carried);
-            }
-        }
-        if self.take_planned(last) {
-            self.deliver_copy(host, last, base, urgent, carried);
-        }
-    }
-
-    /// Clears `p`'s scratch counters; true if its copy is to be queued,
-    /// false if it is lost (counted here) or its endpoint has gone.
-    #[inline]
-    fn take_planned(&mut self, p: &Planned) -> bool {
-        let Some(ep) = self.endpoints.get_mut(&p.ep) else {
-            return false;
-        };
-        ep.planned = 0;
-        ep.copies = 0;
-        if p.role == Role::Lost {
-            ep.lost_unreported += 1;
-            ep.lost_total += 1;
-            return false;
-        }
-        true
-    }
-
-    /// Queues one planned copy `m`, with what is particular to its receiver.
-    #[inline]
-    fn deliver_copy<H: Host>(
-        &mut self,
-        host: &mut H,
-        p: &Planned,
-        mut m: Message,
-        urgent: bool,
-        carried: &[NodeId],
-    ) {
-        let bus = self.id;
-        {
-            let Some(ep) = self.endpoints.get_mut(&p.ep) else {
-                return;
-            };
-            match p.role {
-                Role::Requester => {
-                    ep.outstanding.remove(&m.in_reply_to);
-                }
-                Role::Replier => m.flags = m.flags.with(Flags::WANT_YOU_TO_REPLY),
-                Role::Node(node) => {
-                    m.destination = ep.by_node.get(&node).copied().unwrap_or(HandleId::INVALID);
-                }
-                Role::Listener | Role::Lost => {}
-            }
-        }
-        if !carried.is_empty() {
-            let by = m.creds.uid;
-            m.handles = carried
-                .iter()
-                .map(|&n| self.install_handle(p.ep, n, by))
-                .collect();
-        }
-        if let Some(ep) = self.endpoints.get_mut(&p.ep) {
-            push_into(ep, &mut self.usage, host, (bus, p.ep), m, p.cause, urgent);
-        }
-    }
-
-    pub(super) fn push<H: Host>(
-        &mut self,
-        host: &mut H,
-        id: EndpointId,
-        msg: Message,
-        cause: Option<BindingId>,
-        urgent: bool,
-    ) {
-        let bus = self.id;
-        if let Some(ep) = self.endpoints.get_mut(&id) {
-            push_into(ep, &mut self.usage, host, (bus, id), msg, cause, urgent);
-        }
-    }
 }
 
 /// Plans a copy that must be delivered (a replier's, a node owner's): a
@@ -605,35 +504,4 @@ fn plan_required(
         uid: ep.creds.uid,
     });
     Ok(())
-}
-
-/// Queues `msg` on `ep` (front if urgent), attaching its unreported losses,
-/// and wakes its waiter.
-pub(super) fn push_into<H: Host>(
-    ep: &mut Endpoint,
-    usage: &mut Usage,
-    host: &mut H,
-    (bus, id): (BusId, EndpointId),
-    msg: Message,
-    cause: Option<BindingId>,
-    urgent: bool,
-) {
-    ep.delivered += 1;
-    charge(usage, ep, &msg, cause);
-    let q = Queued { msg, cause };
-    // The loss report is written in place, once queued (not into the
-    // message on its way there: see `deliver`).
-    let lost = mem::take(&mut ep.lost_unreported);
-    let queued = if urgent {
-        ep.queue.push_front(q);
-        ep.queue.front_mut()
-    } else {
-        ep.queue.push_back(q);
-        ep.queue.back_mut()
-    };
-    if let Some(q) = queued {
-        q.msg.lost = lost;
-    }
-    ep.readable = true;
-    host.wake(bus, id, ep.host_token, true);
 }
