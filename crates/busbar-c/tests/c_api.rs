@@ -104,8 +104,9 @@ fn assert_ok(what: &str, o: &Output) {
 
 /// Compiles `src` with `cc -std=c11 -Wall -Wextra -Werror -pedantic` against
 /// the installed library (`pkg-config`), into `dir`.
-fn compile(dir: &Path, src: &Path) -> PathBuf {
-    let out = dir.join(src.file_stem().unwrap());
+/// Compiles and links a C program from `srcs` (named after the first).
+fn compile(dir: &Path, srcs: &[PathBuf]) -> PathBuf {
+    let out = dir.join(srcs[0].file_stem().unwrap());
     let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args([
             "-std=c11",
@@ -118,17 +119,35 @@ fn compile(dir: &Path, src: &Path) -> PathBuf {
         ])
         .arg("-o")
         .arg(&out)
-        .arg(src)
+        .args(srcs)
         .args(pkg_config())
         .arg(format!("-Wl,-rpath,{}", prefix().join("lib").display()))
         .output()
         .unwrap();
-    assert_ok(&format!("compiling {}", src.display()), &o);
+    assert_ok(&format!("compiling {}", srcs[0].display()), &o);
     out
 }
 
 fn test_source(name: &str) -> PathBuf {
     Path::new(MANIFEST).join("tests/c").join(name)
+}
+
+/// The C API test: `api.c` (its `main`) and its parts, `api_*.c`.
+fn api_sources() -> Vec<PathBuf> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(Path::new(MANIFEST).join("tests/c"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("api_") && n.ends_with(".c"))
+        })
+        .collect();
+    parts.sort();
+    assert!(parts.len() >= 2, "the C API test's parts are missing");
+    let mut srcs = vec![test_source("api.c")];
+    srcs.extend(parts);
+    srcs
 }
 
 /// A `busbar daemon` on a private socket, killed on drop.
@@ -218,7 +237,7 @@ fn header_compiles_as_cxx() {
 #[test]
 fn every_function_in_process() {
     let d = TempDir::new("api");
-    let api = compile(&d.0, &test_source("api.c"));
+    let api = compile(&d.0, &api_sources());
     assert_ok(
         "api in-process",
         &Command::new(&api).arg("in-process").output().unwrap(),
@@ -242,7 +261,7 @@ fn every_function_linked_statically() {
         .arg(format!("-I{}", prefix().join("include").display()))
         .arg("-o")
         .arg(&out)
-        .arg(test_source("api.c"))
+        .args(api_sources())
         .arg(prefix().join("lib/libbusbar.a"))
         .args(["-ldl", "-lm"])
         .output()
@@ -259,7 +278,7 @@ fn every_function_linked_statically() {
 #[test]
 fn every_function_through_a_daemon() {
     let d = TempDir::new("api");
-    let api = compile(&d.0, &test_source("api.c"));
+    let api = compile(&d.0, &api_sources());
     let daemon = Daemon::start();
     assert_ok(
         "api via daemon",
@@ -270,7 +289,7 @@ fn every_function_through_a_daemon() {
 #[test]
 fn no_leaks_under_valgrind_on_both_transports() {
     let d = TempDir::new("valgrind");
-    let api = compile(&d.0, &test_source("api.c"));
+    let api = compile(&d.0, &api_sources());
     assert_ok(
         "valgrind api in-process",
         &valgrind(&api, &[Path::new("in-process")]),
@@ -288,7 +307,7 @@ fn no_leaks_under_valgrind_on_both_transports() {
 #[test]
 fn daemon_gone_mid_call_under_valgrind() {
     let d = TempDir::new("gone");
-    let gone = compile(&d.0, &test_source("gone.c"));
+    let gone = compile(&d.0, &[test_source("gone.c")]);
     let mut daemon = Daemon::start();
     let mut child = Command::new("valgrind")
         .args(["--leak-check=full", "--error-exitcode=1", "--quiet"])
@@ -318,7 +337,7 @@ fn daemon_gone_mid_call_under_valgrind() {
 #[test]
 fn two_processes_and_a_killed_replier() {
     let d = TempDir::new("pair");
-    let pair = compile(&d.0, &test_source("pair.c"));
+    let pair = compile(&d.0, &[test_source("pair.c")]);
     let daemon = Daemon::start();
     let name = "$.c.pair";
     let mut replier = Command::new(&pair)
@@ -397,5 +416,5 @@ fn readme_example_compiles() {
     let d = TempDir::new("readme");
     let src = d.0.join("readme_example.c");
     std::fs::write(&src, &readme[start..start + len]).unwrap();
-    compile(&d.0, &src);
+    compile(&d.0, &[src]);
 }
