@@ -472,10 +472,7 @@ impl Endpoint {
 
     /// Waits up to `timeout` (`None` = forever) for the next message.
     pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Option<Message>, Errno> {
-        self.wait_for(Request::Recv(()), deadline(timeout), |r| match r {
-            Response::Recv(m) => Ok(m),
-            _ => Err(Errno::EPROTO),
-        })
+        self.link.recv_wait(deadline(timeout))
     }
 
     /// Waits up to `timeout` (`None` = forever) until there is at least one

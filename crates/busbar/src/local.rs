@@ -360,6 +360,35 @@ struct LocalLink {
     closed: AtomicBool,
 }
 
+impl LocalLink {
+    /// Runs `look` under the kernel lock until it finds something (then
+    /// returns it) or `deadline` passes (then `None`). Finding nothing, it
+    /// registers as a waiter in the same hold of the lock: whatever arrives
+    /// after the look finds the registration, so the wait cannot sleep
+    /// through it. `ENOENT` once the endpoint is closed.
+    fn look_and_wait<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut look: impl FnMut(&mut Kernel<StdHost>) -> Result<Option<T>, Errno>,
+    ) -> Result<Option<T>, Errno> {
+        loop {
+            let seen = {
+                let mut k = self.kernel.lock();
+                if let Some(found) = look(&mut k)? {
+                    return Ok(Some(found));
+                }
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(Errno::ENOENT);
+                }
+                self.signal.register_waiter()
+            };
+            if !self.signal.wait_change(seen, deadline) {
+                return Ok(None);
+            }
+        }
+    }
+}
+
 impl Link for LocalLink {
     fn endpoint(&self) -> EndpointId {
         self.endpoint
@@ -397,26 +426,33 @@ impl Link for LocalLink {
     }
 
     fn call_wait(&self, request: Request, deadline: Option<Instant>) -> Result<Response, Errno> {
-        loop {
-            // Look and, finding nothing, register as a waiter under one hold
-            // of the kernel lock: a message queued after the look finds the
-            // registration, so the wait below cannot sleep through it.
-            let (r, seen) = {
-                let mut k = self.kernel.lock();
-                let mut r = k.dispatch(self.bus, self.endpoint, request.clone())?;
-                if !busbar_wire::is_empty_response(&r) {
-                    drop(k);
-                    own_fds(&mut r)?;
-                    return Ok(r);
-                }
-                if self.closed.load(Ordering::SeqCst) {
-                    return Err(Errno::ENOENT);
-                }
-                (r, self.signal.register_waiter())
-            };
-            if !self.signal.wait_change(seen, deadline) {
-                return Ok(r);
+        let mut empty = None;
+        let found = self.look_and_wait(deadline, |k| {
+            let r = k.dispatch(self.bus, self.endpoint, request.clone())?;
+            if busbar_wire::is_empty_response(&r) {
+                empty = Some(r);
+                Ok(None)
+            } else {
+                Ok(Some(r))
             }
+        })?;
+        match found {
+            Some(mut r) => {
+                own_fds(&mut r)?;
+                Ok(r)
+            }
+            None => empty.ok_or(Errno::EPROTO),
+        }
+    }
+
+    fn recv_wait(&self, deadline: Option<Instant>) -> Result<Option<Message>, Errno> {
+        let found = self.look_and_wait(deadline, |k| k.recv(self.bus, self.endpoint, ()))?;
+        match found {
+            Some(mut m) => {
+                own_fds_of(&mut m)?;
+                Ok(Some(m))
+            }
+            None => Ok(None),
         }
     }
 
@@ -442,18 +478,14 @@ impl Link for LocalLink {
         request: Outgoing,
         deadline: Option<Instant>,
     ) -> Result<Message, Errno> {
-        let id = match self.call(Request::Send(SendArgs {
+        let id = self.send(SendArgs {
             message: request,
             deadline: None,
-        }))? {
-            Response::Send(id) => id,
-            _ => return Err(Errno::EPROTO),
-        };
-        match self.call_wait(Request::TakeReply(id), deadline)? {
-            Response::TakeReply(Some(m)) => Ok(m),
-            Response::TakeReply(None) => Err(Errno::ETIMEDOUT),
-            _ => Err(Errno::EPROTO),
-        }
+        })?;
+        let found = self.look_and_wait(deadline, |k| k.take_reply(self.bus, self.endpoint, id))?;
+        let mut m = found.ok_or(Errno::ETIMEDOUT)?;
+        own_fds_of(&mut m)?;
+        Ok(m)
     }
 
     fn wake_fd(&self) -> Result<BorrowedFd<'_>, Errno> {

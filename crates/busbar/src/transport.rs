@@ -43,6 +43,14 @@ pub(crate) trait Link: Send + Sync + Debug {
             _ => Err(Errno::EPROTO),
         }
     }
+    /// Performs `Recv`, waiting until there is a message or `deadline`
+    /// passes (`None`), like [`Self::call_wait`] with it.
+    fn recv_wait(&self, deadline: Option<Instant>) -> Result<Option<Message>, Errno> {
+        match self.call_wait(Request::Recv(()), deadline)? {
+            Response::Recv(m) => Ok(m),
+            _ => Err(Errno::EPROTO),
+        }
+    }
     /// Performs a waitable operation (`Recv`, `RecvBatch`, `TakeReply`,
     /// `TakeSendOutcome`): if it finds nothing, waits until it would find
     /// something, or until `deadline` (then returns the empty result). No
