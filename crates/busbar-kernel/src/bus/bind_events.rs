@@ -236,10 +236,10 @@ impl Bus {
         }
         if let Some(ep) = self.endpoints.get_mut(&id) {
             ep.set_aside += 1;
-            if !ep.readable {
-                ep.readable = true;
-                host.wake(self.id, id, ep.host_token, true);
-            }
+            // Something new to take, whatever the level was (a pending
+            // send's outcome may have kept it up while a receive waits).
+            ep.readable = true;
+            host.wake(self.id, id, ep.host_token, true);
         }
     }
 
