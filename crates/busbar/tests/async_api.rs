@@ -483,3 +483,68 @@ async fn one_wait_per_reply(bus: Bus) {
     r.reply(&req, "x").unwrap();
     assert_eq!(&timeout(LONG, first).await.unwrap().unwrap().data[..], b"x");
 }
+
+/// Counts its wake-ups.
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Count {
+    fn new() -> (Arc<Self>, std::task::Waker) {
+        let c = Arc::new(Self(std::sync::atomic::AtomicUsize::new(0)));
+        let w = std::task::Waker::from(c.clone());
+        (c, w)
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A `recv` waiting when a dropped reply wait hands over its reply (which
+/// that very `recv` had taken from the bus and routed to the wait): no bus
+/// event comes for it, yet the `recv` is woken and returns it. In-process,
+/// polled by hand, so the order of events is exact.
+#[test]
+fn a_waiting_recv_is_woken_by_a_handed_over_reply() {
+    use std::task::Context;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let bus = Bus::in_process();
+        let r = bus.open().unwrap();
+        r.bind_replier("$.hand").unwrap();
+        let client = aep(&bus);
+        let id = client.endpoint().request("$.hand", "q").unwrap();
+        let (waits, wait_waker) = Count::new();
+        let (recvs, recv_waker) = Count::new();
+        let mut wait = Box::pin(client.wait_reply(id));
+        assert!(
+            wait.as_mut()
+                .poll(&mut Context::from_waker(&wait_waker))
+                .is_pending()
+        );
+        let mut rx = Box::pin(client.recv());
+        let mut poll_rx = || rx.as_mut().poll(&mut Context::from_waker(&recv_waker));
+        assert!(poll_rx().is_pending());
+        let req = r.recv_timeout(Some(LONG)).unwrap().unwrap();
+        r.reply(&req, "handed").unwrap();
+        // The recv runs first: it takes the reply and routes it to the wait.
+        assert!(poll_rx().is_pending());
+        assert!(waits.get() > 0, "the wait is told its reply came");
+        let before = recvs.get();
+        // The wait is dropped before it runs again: the reply goes to recv.
+        drop(wait);
+        assert!(recvs.get() > before, "the waiting recv is not woken");
+        match poll_rx() {
+            Poll::Ready(Ok(m)) => assert_eq!((&m.data[..], m.in_reply_to), (&b"handed"[..], id)),
+            other => panic!("recv: {other:?}"),
+        }
+    });
+}

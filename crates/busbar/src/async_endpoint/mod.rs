@@ -31,7 +31,8 @@
 //! poll, and returns it from that same poll, so a future dropped between
 //! polls has taken nothing. The reply to a `call` or `wait_reply` that is
 //! dropped (or times out, e.g. under `tokio::time::timeout`) is not lost: it
-//! is handed out by a later `recv`, like any other message, and the bus
+//! is handed out by a later `recv`, like any other message (a `recv`
+//! already waiting is woken for it), and the bus
 //! releases the request's reply slot when the reply arrives, whether or not
 //! anyone still waits for it. Dropping a [`AsyncEndpoint::send_wait`]
 //! future gives the pending send up (`Endpoint::discard_send`), unless it
@@ -110,6 +111,11 @@ struct State {
     inbox_limit: usize,
     /// Replies awaited by a `call` or `wait_reply`, by request id.
     awaited: HashMap<MessageId, Awaited>,
+    /// Tasks waiting in `recv`, by registration: woken when a dropped
+    /// reply wait hands its reply to the inbox (no bus event tells them).
+    recv_wakers: Vec<(u64, Waker)>,
+    /// The next `recv` registration's number.
+    next_recv: u64,
 }
 
 #[derive(Default)]
@@ -121,6 +127,15 @@ struct Awaited {
 }
 
 impl State {
+    /// Hands `m` to `recv` through the inbox (a reply whose wait was
+    /// dropped), waking the tasks waiting there.
+    fn hand_to_recv(&mut self, m: Message) {
+        self.inbox.push_back(m);
+        for (_, w) in self.recv_wakers.drain(..) {
+            w.wake();
+        }
+    }
+
     /// Gives a reply to the task awaiting it; hands anything else back.
     fn route(&mut self, m: Message) -> Option<Message> {
         if m.is_reply()
@@ -167,6 +182,8 @@ impl<R: Reactor> AsyncEndpoint<R> {
                 inbox: VecDeque::new(),
                 inbox_limit: DEFAULT_INBOX_LIMIT,
                 awaited: HashMap::new(),
+                recv_wakers: Vec::new(),
+                next_recv: 0,
             }),
         })
     }
@@ -291,7 +308,20 @@ impl<R: Reactor> AsyncEndpoint<R> {
     /// The next message (from the inbox first, then the bus queue). Cancel
     /// safe.
     pub async fn recv(&self) -> Result<Message, Errno> {
-        self.until(|| self.attempt_recv()).await
+        let mut at_inbox = RecvWaker {
+            owner: self,
+            registration: None,
+        };
+        let mut wait = pin!(self.until(|| self.attempt_recv()));
+        poll_fn(|cx| {
+            // Registered, then looked: a reply handed over after the look
+            // wakes this task (see `State::hand_to_recv`).
+            if let Some(m) = at_inbox.register(cx.waker()) {
+                return Poll::Ready(Ok(m));
+            }
+            wait.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// Incoming messages as a `Stream` (each item as [`Self::recv`]).
@@ -494,7 +524,7 @@ impl<R: Reactor> Drop for AwaitedReply<'_, R> {
         let mut state = self.owner.lock();
         if let Some(Awaited { reply: Some(m), .. }) = state.awaited.remove(&self.request) {
             // Came as the wait was dropped: `recv` hands it out.
-            state.inbox.push_back(m);
+            state.hand_to_recv(m);
         }
     }
 }
@@ -552,7 +582,47 @@ impl<R: Reactor> Drop for TicketedCall<'_, R> {
         if !self.done.load(Ordering::Relaxed)
             && let Some(m) = self.owner.endpoint.abandon_call(self.ticket)
         {
-            self.owner.lock().inbox.push_back(m);
+            self.owner.lock().hand_to_recv(m);
+        }
+    }
+}
+
+/// A `recv`'s registration for replies handed to the inbox
+/// ([`State::hand_to_recv`]), withdrawn when the `recv` ends or is dropped.
+struct RecvWaker<'a, R: Reactor> {
+    owner: &'a AsyncEndpoint<R>,
+    registration: Option<u64>,
+}
+
+impl<R: Reactor> RecvWaker<'_, R> {
+    /// Takes the inbox's first message, if any; otherwise registers `waker`
+    /// (replacing this `recv`'s earlier registration, if still there).
+    fn register(&mut self, waker: &Waker) -> Option<Message> {
+        let mut state = self.owner.lock();
+        if let Some(m) = state.inbox.pop_front() {
+            return Some(m);
+        }
+        let here = self
+            .registration
+            .and_then(|id| state.recv_wakers.iter().position(|(r, _)| *r == id));
+        match here {
+            Some(i) if state.recv_wakers[i].1.will_wake(waker) => {}
+            Some(i) => state.recv_wakers[i].1 = waker.clone(),
+            None => {
+                let id = state.next_recv;
+                state.next_recv += 1;
+                state.recv_wakers.push((id, waker.clone()));
+                self.registration = Some(id);
+            }
+        }
+        None
+    }
+}
+
+impl<R: Reactor> Drop for RecvWaker<'_, R> {
+    fn drop(&mut self) {
+        if let Some(id) = self.registration {
+            self.owner.lock().recv_wakers.retain(|(r, _)| *r != id);
         }
     }
 }
