@@ -2,11 +2,14 @@
 //! by the std host.
 //!
 //! Calls run on the caller's thread under one mutex per kernel (no hand-off
-//! thread). Wake-ups go to a per-endpoint [`Signal`]: an atomic generation
-//! counter that blocking waiters sleep on (a futex-backed condvar, touched
-//! only when someone waits), plus an optional eventfd that mirrors the
-//! endpoint's readiness level for `poll`/`epoll`. A steady stream of messages
-//! with nobody blocked costs no syscall.
+//! thread); sending and receiving call the kernel's typed operations
+//! directly. Wake-ups go to a per-endpoint [`Signal`], found by the
+//! endpoint's host token: a generation counter that blocking waiters sleep
+//! on (a futex-backed condvar, touched only when someone waits), the async
+//! tasks to wake, plus an optional eventfd that mirrors the endpoint's
+//! readiness level for `poll`/`epoll`. Waiters are woken once the kernel
+//! lock is released. A steady stream of messages with nobody blocked costs
+//! no syscall and no locked instruction beyond the kernel mutex.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher as _, RandomState};
