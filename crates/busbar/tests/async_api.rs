@@ -29,6 +29,21 @@ fn aep(bus: &Bus) -> Aep {
     AsyncEndpoint::new(bus.open().unwrap()).unwrap()
 }
 
+/// A tokio runtime: multi-thread (two workers) or current-thread.
+fn runtime(multi: bool) -> tokio::runtime::Runtime {
+    if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .unwrap()
+}
+
 /// Each case on both transports and both runtimes.
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {$(
@@ -36,13 +51,7 @@ macro_rules! cases {
             use super::*;
 
             fn run(multi: bool, bus: fn() -> Bus) {
-                let rt = if multi {
-                    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
-                } else {
-                    tokio::runtime::Builder::new_current_thread().enable_all().build()
-                }
-                .unwrap();
-                rt.block_on(async {
+                runtime(multi).block_on(async {
                     timeout(OVERALL, super::$case(bus())).await.expect("the case hung");
                 });
             }
@@ -89,17 +98,7 @@ cases!(
 #[test]
 fn calls_beyond_the_parked_limit() {
     for multi in [false, true] {
-        let rt = if multi {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
-        .unwrap();
+        let rt = runtime(multi);
         rt.block_on(async {
             let bus = support::daemon_bus_with(|c| c.limits.max_parked_per_connection = 2);
             let r = bus.open().unwrap();
@@ -150,17 +149,7 @@ fn calls_beyond_the_parked_limit() {
 #[test]
 fn a_call_ends_when_the_daemon_stops() {
     for multi in [false, true] {
-        let rt = if multi {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
-        .unwrap();
+        let rt = runtime(multi);
         rt.block_on(async {
             let (bus, stop) = support::daemon_bus_and_stop(|_| {});
             let r = bus.open().unwrap();
@@ -512,11 +501,7 @@ impl Count {
 #[test]
 fn a_waiting_recv_is_woken_by_a_handed_over_reply() {
     use std::task::Context;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime(false).block_on(async {
         let bus = Bus::in_process();
         let r = bus.open().unwrap();
         r.bind_replier("$.hand").unwrap();
